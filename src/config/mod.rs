@@ -1,0 +1,375 @@
+//! The TOML configuration file: its types, defaults and validation.
+//!
+//! Owns: parsing `config.toml` (DESIGN.md §4) into [`Settings`], with
+//! `deny_unknown_fields` everywhere and errors rendered as `FILE:LINE: message`.
+//! Every key has a default except a secondary's `[cluster]` `primary`,
+//! `gateway_id` and `token`; `config.example.toml` documents each one.
+//!
+//! Imports nothing from the rest of the crate but `error`.
+
+use crate::error::Secret;
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration, as read from the file (or defaults).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub node: Node,
+    pub gateway: Gateway,
+    pub management: Management,
+    pub portal: Portal,
+    pub cluster: Cluster,
+    pub redis: Redis,
+    pub telemetry: Telemetry,
+}
+
+/// The node's role in a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Holds the store, serves management and portal.
+    #[default]
+    Primary,
+    /// Follows a primary; serves only the gateway.
+    Secondary,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Node {
+    pub role: toml::Spanned<Role>,
+    /// Reported as `context.Deployment.Region`; selects `/mgmt/locations/{region}`.
+    pub region: String,
+    /// Reported as `context.Deployment.ServiceName`.
+    pub service_name: String,
+    pub data_dir: PathBuf,
+    /// How long shutdown waits for in-flight requests before closing them.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node {
+            role: toml::Spanned::new(0..0, Role::Primary),
+            region: "default".into(),
+            service_name: "turnpike".into(),
+            data_dir: PathBuf::from("./data"),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[gateway]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gateway {
+    /// Plain-HTTP listener.
+    pub http: SocketAddr,
+    /// HTTPS listener (needs a certificate); not enabled by default.
+    pub https: Option<toml::Spanned<SocketAddr>>,
+    /// Time allowed to open a TCP (and TLS) connection to a backend.
+    #[serde(deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// Time allowed for a backend to send its response headers (APIM's
+    /// `forward-request` default timeout is 300 s).
+    #[serde(deserialize_with = "duration")]
+    pub backend_timeout: Duration,
+    /// Idle keep-alive connections kept per backend host.
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            http: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            https: None,
+            connect_timeout: Duration::from_secs(10),
+            backend_timeout: Duration::from_secs(300),
+            pool_max_idle_per_host: 256,
+        }
+    }
+}
+
+/// `[management]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Management {
+    pub listen: SocketAddr,
+    /// Bearer token for `/mgmt`. When absent, a primary generates one into
+    /// `data_dir/admin.key` on first start.
+    pub admin_key: Option<Secret>,
+    /// Largest request body the management API reads, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Management {
+    fn default() -> Self {
+        Management {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            admin_key: None,
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[portal]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Portal {
+    pub listen: SocketAddr,
+    pub enabled: bool,
+}
+
+impl Default for Portal {
+    fn default() -> Self {
+        Portal {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8002)),
+            enabled: true,
+        }
+    }
+}
+
+/// `[cluster]` (secondaries only).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    pub primary: Option<String>,
+    pub gateway_id: Option<String>,
+    pub token: Option<Secret>,
+    #[serde(deserialize_with = "duration")]
+    pub poll_interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub heartbeat_interval: Duration,
+    pub backup: bool,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            primary: None,
+            gateway_id: None,
+            token: None,
+            poll_interval: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(60),
+            backup: true,
+        }
+    }
+}
+
+/// `[redis]` (optional shared counters and cache).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Redis {
+    pub url: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    pub log_format: LogFormat,
+    /// One log event per gateway request (target `access`).
+    pub access_log: bool,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            log_format: LogFormat::Pretty,
+            access_log: true,
+        }
+    }
+}
+
+/// A configuration error, rendered `FILE:LINE: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Settings {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: 0,
+            message: format!("cannot read the configuration file: {e}"),
+        })?;
+        Settings::parse(&file, &text)
+    }
+
+    /// Parses and validates configuration text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Settings, ConfigError> {
+        let settings: Settings = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+            ConfigError {
+                file: file.to_string(),
+                line,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        settings.validate(file, text)?;
+        Ok(settings)
+    }
+
+    /// Cross-key checks that serde cannot express.
+    fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
+        let at = |offset: usize, message: String| ConfigError {
+            file: file.to_string(),
+            line: line_of(text, offset),
+            message,
+        };
+        if *self.node.role.get_ref() == Role::Secondary {
+            let role_at = self.node.role.span().start;
+            for (key, missing) in [
+                ("primary", self.cluster.primary.is_none()),
+                ("gateway_id", self.cluster.gateway_id.is_none()),
+                ("token", self.cluster.token.is_none()),
+            ] {
+                if missing {
+                    return Err(at(
+                        role_at,
+                        format!("role = \"secondary\" needs [cluster] {key}"),
+                    ));
+                }
+            }
+        }
+        if let Some(https) = &self.gateway.https {
+            return Err(at(
+                https.span().start,
+                "gateway.https: this build serves HTTPS only once a certificate is configured, \
+                 and certificate settings are not available yet; remove the key"
+                    .into(),
+            ));
+        }
+        if let Some(key) = &self.management.admin_key {
+            if key.expose().len() < 16 {
+                return Err(at(
+                    find_key(text, "admin_key"),
+                    "management.admin_key must be at least 16 characters".into(),
+                ));
+            }
+        }
+        if self.management.max_body_bytes == 0 {
+            return Err(at(
+                find_key(text, "max_body_bytes"),
+                "management.max_body_bytes must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration a node runs on when no file is given.
+    pub fn defaults() -> Settings {
+        Settings::default()
+    }
+}
+
+/// 1-based line number of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Byte offset of the first line that assigns `key`, or 0.
+fn find_key(text: &str, key: &str) -> usize {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+            return offset;
+        }
+        offset += line.len();
+    }
+    0
+}
+
+/// Parses a humantime duration (`"10s"`, `"200ms"`, `"1h 30m"`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let s = Settings::parse("c.toml", "").unwrap();
+        assert_eq!(s.gateway.http.port(), 8080);
+        assert_eq!(s.management.listen.to_string(), "127.0.0.1:8001");
+        assert_eq!(s.cluster.poll_interval, Duration::from_secs(10));
+        assert_eq!(*s.node.role.get_ref(), Role::Primary);
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let e = Settings::parse("c.toml", "[node]\nregion = \"x\"\nbogus = 1\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.to_string().starts_with("c.toml:3: "), "{e}");
+        assert!(e.message.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn bad_types_and_values_are_located() {
+        let e = Settings::parse("c.toml", "[gateway]\n\nhttp = 12\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = Settings::parse("c.toml", "[cluster]\npoll_interval = \"soon\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("duration"), "{e}");
+        let e = Settings::parse("c.toml", "[node]\nrole = \"leader\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn secondary_needs_cluster_keys() {
+        let e = Settings::parse("c.toml", "\n[node]\nrole = \"secondary\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("primary"), "{e}");
+    }
+
+    #[test]
+    fn admin_key_is_not_debug_printed() {
+        let s = Settings::parse(
+            "c.toml",
+            "[management]\nadmin_key = \"0123456789abcdefXYZ\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{s:?}").contains("0123456789abcdefXYZ"));
+    }
+}
