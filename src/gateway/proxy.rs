@@ -1,0 +1,188 @@
+//! The upstream side: one pooled HTTP client for every backend.
+//!
+//! Owns: keep-alive connection pooling (HTTP/1.1, and HTTP/2 where TLS
+//! negotiates it), connect and response timeouts, hop-by-hop header
+//! removal in both directions, the `X-Forwarded-*` / `Forwarded` headers,
+//! and streaming bodies both ways without buffering them.
+//!
+//! Naming: *client* is whoever called the gateway, *backend* the upstream.
+
+use super::error::GatewayError;
+use super::pipeline::RequestCtx;
+use super::Body;
+use crate::config::Gateway as GatewayConfig;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including any named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove("proxy-connection");
+}
+
+/// The shared upstream client.
+pub struct Upstream {
+    client: Client<Connector, Body>,
+    response_timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(cfg: &GatewayConfig) -> Upstream {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(cfg.connect_timeout));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https);
+        Upstream {
+            client,
+            response_timeout: cfg.backend_timeout,
+        }
+    }
+
+    /// Sends the request in `ctx` to `ctx.backend_url` and returns the
+    /// backend's response with its body still streaming.
+    pub async fn forward(&self, ctx: &mut RequestCtx) -> Result<Response<Body>, GatewayError> {
+        let url = ctx
+            .backend_url
+            .clone()
+            .ok_or_else(GatewayError::no_backend)?;
+        let mut headers = ctx.request.headers.clone();
+        strip_hop_by_hop(&mut headers);
+        let original_host = headers.remove(header::HOST).or_else(|| {
+            ctx.request
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        add_forwarded(&mut headers, ctx, original_host.as_ref());
+        let body = ctx.body.take().unwrap_or_else(super::empty_body);
+        let mut req = Request::new(body);
+        *req.method_mut() = ctx.request.method.clone();
+        *req.uri_mut() = url;
+        *req.headers_mut() = headers;
+        let sent = tokio::time::timeout(self.response_timeout, self.client.request(req)).await;
+        let resp = match sent {
+            Err(_) => return Err(GatewayError::backend_timeout()),
+            Ok(Err(e)) => {
+                tracing::warn!(api = %ctx.api().id, error = %error_chain(&e), "backend request failed");
+                return Err(GatewayError::backend_unreachable());
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Ok(Response::from_parts(
+            parts,
+            body.map_err(Into::into).boxed_unsync(),
+        ))
+    }
+}
+
+/// Sets `X-Forwarded-For` (appended), `X-Forwarded-Proto`,
+/// `X-Forwarded-Host`, and appends a `Forwarded` element (RFC 7239).
+fn add_forwarded(headers: &mut HeaderMap, ctx: &RequestCtx, host: Option<&HeaderValue>) {
+    let ip = ctx.client.ip();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+        _ => ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(ctx.scheme));
+    let node = if ip.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip.to_string()
+    };
+    let mut element = format!("for={node};proto={}", ctx.scheme);
+    if let Some(host) = host {
+        headers.insert("x-forwarded-host", host.clone());
+        if let Ok(h) = host.to_str() {
+            element.push_str(&format!(";host=\"{h}\""));
+        }
+    }
+    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {element}"),
+        None => element,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert(header::FORWARDED, v);
+    }
+}
+
+/// An error and its causes on one line, for logs.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret-hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+}
