@@ -1,0 +1,34 @@
+//! Admin authentication: `Authorization: Bearer <admin_key>`, compared in
+//! constant time.
+
+use super::MgmtState;
+use crate::error::{ApiError, Code};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+pub async fn require_admin(State(state): State<MgmtState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = presented
+        .is_some_and(|p| bool::from(p.as_bytes().ct_eq(state.admin_key.expose().as_bytes())));
+    if ok {
+        next.run(req).await
+    } else {
+        let mut resp = ApiError::new(
+            Code::Unauthorized,
+            "missing or invalid admin key: send Authorization: Bearer <admin_key>",
+        )
+        .into_response();
+        resp.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+        resp
+    }
+}

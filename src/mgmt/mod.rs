@@ -1,0 +1,248 @@
+//! The management REST API (DESIGN.md §5): axum routes over the store.
+//!
+//! Owns: admin authentication, JSON/XML body parsing with capped reads and
+//! precise `details[].target`s, entity tags (`ETag` / `If-Match`), and turning
+//! each request into one atomic store write whose result compiles into the
+//! next snapshot before it is acknowledged.
+//!
+//! **Invariant:** a 2xx answer to a write means the change is flushed to
+//! disk and the gateway serves it (or a newer revision). A refused write
+//! changes neither the store nor the running snapshot.
+//!
+//! May use: `store`, `model`, `snapshot`, `policy`, `error`.
+
+mod apis;
+mod auth;
+mod body;
+mod directory;
+mod policies;
+mod products;
+mod resource;
+mod subscriptions;
+
+use crate::error::{ApiError, Code, Secret};
+use crate::model::{Catalog, Change};
+use crate::snapshot::{compile, SnapshotHandle};
+use crate::store::{Store, WriteError};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::Arc;
+
+/// What every management handler shares.
+#[derive(Clone)]
+pub struct MgmtState {
+    pub store: Arc<Store>,
+    pub snapshot: Arc<SnapshotHandle>,
+    pub admin_key: Secret,
+    pub max_body: usize,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.body())).into_response()
+    }
+}
+
+/// Runs one write: `plan` turns the current catalog into changes (or
+/// refuses); the result must compile; then it is persisted, flushed and
+/// published to the gateway. Returns the catalog as of the write.
+pub async fn commit<F>(state: &MgmtState, plan: F) -> Result<Arc<Catalog>, ApiError>
+where
+    F: FnOnce(&Catalog) -> Result<Vec<Change>, ApiError> + Send + 'static,
+{
+    let store = state.store.clone();
+    let handle = state.snapshot.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let written = store.write(plan, |next| {
+            compile(next).map(Arc::new).map_err(ApiError::invalid_all)
+        });
+        match written {
+            Ok(c) => {
+                handle.publish(c.artifact);
+                Ok(c.catalog)
+            }
+            Err(WriteError::Rejected(e)) => Err(e),
+            Err(WriteError::Storage(e)) => {
+                tracing::error!(error = %e, "management write failed in the store");
+                Err(ApiError::internal())
+            }
+        }
+    })
+    .await;
+    joined.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "management write task failed");
+        Err(ApiError::internal())
+    })
+}
+
+async fn revision(axum::extract::State(state): axum::extract::State<MgmtState>) -> Response {
+    Json(serde_json::json!({ "revision": state.store.revision() })).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(Code::ResourceNotFound, "no such management route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")
+}
+
+/// The management router (everything under `/mgmt`, admin key required).
+pub fn router(state: MgmtState) -> Router {
+    use crate::model::{Api, Backend, Group, Location, NamedValue, Product, Subscription, User};
+    use resource::{
+        delete_link, delete_one, get_link, get_one, list, list_links, put_link, put_one,
+    };
+
+    let mgmt = Router::new()
+        .route("/revision", get(revision))
+        .route("/apis", get(list::<Api>))
+        .route(
+            "/apis/{id}",
+            get(get_one::<Api>)
+                .put(put_one::<Api>)
+                .delete(delete_one::<Api>),
+        )
+        .route("/apis/{id}/operations", get(apis::list_operations))
+        .route(
+            "/apis/{id}/operations/{op}",
+            get(apis::get_operation)
+                .put(apis::put_operation)
+                .delete(apis::delete_operation),
+        )
+        .route(
+            "/apis/{id}/policy",
+            get(policies::get_api)
+                .put(policies::put_api)
+                .delete(policies::delete_api),
+        )
+        .route(
+            "/apis/{id}/operations/{op}/policy",
+            get(policies::get_operation)
+                .put(policies::put_operation)
+                .delete(policies::delete_operation),
+        )
+        .route("/apis/{id}/products", get(products::products_of_api))
+        .route("/products", get(list::<Product>))
+        .route(
+            "/products/{id}",
+            get(get_one::<Product>)
+                .put(put_one::<Product>)
+                .delete(delete_one::<Product>),
+        )
+        .route(
+            "/products/{id}/apis",
+            get(list_links::<products::ProductApis>),
+        )
+        .route(
+            "/products/{id}/apis/{api}",
+            get(get_link::<products::ProductApis>)
+                .put(put_link::<products::ProductApis>)
+                .delete(delete_link::<products::ProductApis>),
+        )
+        .route(
+            "/products/{id}/groups",
+            get(list_links::<products::ProductGroups>),
+        )
+        .route(
+            "/products/{id}/groups/{group}",
+            get(get_link::<products::ProductGroups>)
+                .put(put_link::<products::ProductGroups>)
+                .delete(delete_link::<products::ProductGroups>),
+        )
+        .route(
+            "/products/{id}/policy",
+            get(policies::get_product)
+                .put(policies::put_product)
+                .delete(policies::delete_product),
+        )
+        .route(
+            "/products/{id}/subscriptions",
+            get(subscriptions::of_product),
+        )
+        .route(
+            "/policy",
+            get(policies::get_global)
+                .put(policies::put_global)
+                .delete(policies::delete_global),
+        )
+        .route("/subscriptions", get(list::<Subscription>))
+        .route(
+            "/subscriptions/{id}",
+            get(get_one::<Subscription>)
+                .put(put_one::<Subscription>)
+                .delete(delete_one::<Subscription>),
+        )
+        .route(
+            "/subscriptions/{id}/listSecrets",
+            post(subscriptions::list_secrets),
+        )
+        .route(
+            "/subscriptions/{id}/regeneratePrimaryKey",
+            post(subscriptions::regenerate_primary),
+        )
+        .route(
+            "/subscriptions/{id}/regenerateSecondaryKey",
+            post(subscriptions::regenerate_secondary),
+        )
+        .route("/users", get(list::<User>))
+        .route(
+            "/users/{id}",
+            get(get_one::<User>)
+                .put(put_one::<User>)
+                .delete(delete_one::<User>),
+        )
+        .route("/users/{id}/subscriptions", get(subscriptions::of_user))
+        .route("/users/{id}/groups", get(directory::groups_of_user))
+        .route("/groups", get(list::<Group>))
+        .route(
+            "/groups/{id}",
+            get(get_one::<Group>)
+                .put(put_one::<Group>)
+                .delete(delete_one::<Group>),
+        )
+        .route(
+            "/groups/{id}/users",
+            get(list_links::<directory::GroupUsers>),
+        )
+        .route(
+            "/groups/{id}/users/{user}",
+            get(get_link::<directory::GroupUsers>)
+                .put(put_link::<directory::GroupUsers>)
+                .delete(delete_link::<directory::GroupUsers>),
+        )
+        .route("/named-values", get(list::<NamedValue>))
+        .route(
+            "/named-values/{id}",
+            get(get_one::<NamedValue>)
+                .put(put_one::<NamedValue>)
+                .delete(delete_one::<NamedValue>),
+        )
+        .route("/named-values/{id}/listValue", post(directory::list_value))
+        .route("/backends", get(list::<Backend>))
+        .route(
+            "/backends/{id}",
+            get(get_one::<Backend>)
+                .put(put_one::<Backend>)
+                .delete(delete_one::<Backend>),
+        )
+        .route("/locations", get(list::<Location>))
+        .route(
+            "/locations/{id}",
+            get(get_one::<Location>)
+                .put(put_one::<Location>)
+                .delete(delete_one::<Location>),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ))
+        .with_state(state);
+    Router::new().nest("/mgmt", mgmt).fallback(not_found)
+}
