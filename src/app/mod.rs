@@ -1,0 +1,288 @@
+//! Wiring and lifecycle: the only place that decides what runs, in which
+//! order, and how it stops.
+//!
+//! [`run`] opens the store, makes sure an admin key exists, seeds the demo
+//! when asked, compiles and publishes the first snapshot, binds every
+//! listener (port 0 allowed) and spawns the services. [`Running::wait`]
+//! drains them after the shutdown signal and flushes the store.
+
+pub mod demo;
+pub mod echo;
+
+use crate::config::{Role, Settings};
+use crate::error::{random_hex, Secret};
+use crate::gateway::Gateway;
+use crate::mgmt::{self, MgmtState};
+use crate::shutdown::{self, Shutdown, Trigger};
+use crate::snapshot::{compile, SnapshotHandle};
+use crate::store::Store;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use demo::DemoInfo;
+
+/// Start-up options that are not configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Seed the demo (on an empty store) and run the echo backend.
+    pub demo: bool,
+}
+
+/// Why the appliance could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot bind {name} on {addr}: {source}")]
+    Bind {
+        name: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("admin key file {path}: {source}")]
+    AdminKey {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the stored configuration does not compile: {0}")]
+    Compile(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("demo: {0}")]
+    Demo(String),
+}
+
+/// A started appliance.
+pub struct Running {
+    /// `(name, address)` per listener, in the order they were bound:
+    /// `gateway-http`, `management`.
+    pub listeners: Vec<(&'static str, SocketAddr)>,
+    /// Where the generated admin key was written (first start without
+    /// `admin_key` in the configuration), else `None`.
+    pub admin_key_file: Option<PathBuf>,
+    /// Whether that key file was created by this start.
+    pub admin_key_generated: bool,
+    /// The admin key in force.
+    pub admin_key: Secret,
+    /// The echo backend's address (demo mode).
+    pub echo: Option<SocketAddr>,
+    /// What the demo seeded (demo mode).
+    pub demo: Option<DemoInfo>,
+    store: Arc<Store>,
+    tasks: Vec<JoinHandle<()>>,
+    trigger: Trigger,
+    grace: std::time::Duration,
+}
+
+impl Running {
+    /// The bound address of listener `name`.
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+    }
+
+    /// Fires the shutdown (as the signal passed to [`run`] would).
+    pub fn shutdown(&self) {
+        self.trigger.fire();
+    }
+
+    /// Waits for every service to stop (after the shutdown signal), bounded
+    /// by the configured grace period, then flushes the store.
+    pub async fn wait(self) {
+        let mut tasks = self.tasks;
+        let all = futures_util::future::join_all(tasks.iter_mut());
+        if tokio::time::timeout(self.grace + std::time::Duration::from_secs(1), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!("services did not stop within the grace period; closing");
+            for t in &tasks {
+                t.abort();
+            }
+        }
+        let store = self.store.clone();
+        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        match flushed {
+            Ok(Ok(())) => tracing::info!("store flushed; stopped"),
+            Ok(Err(e)) => tracing::error!(error = %e, "store flush on shutdown failed"),
+            Err(e) => tracing::error!(error = %e, "store flush task failed"),
+        }
+    }
+}
+
+/// Reads the admin key from `path`, or generates one there (mode 0600).
+fn admin_key_file(path: &Path) -> Result<(Secret, bool), StartError> {
+    let err = |source| StartError::AdminKey {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => return Ok((Secret::new(text.trim()), false)),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let key = random_hex(32);
+    write_private(path, format!("{key}\n").as_bytes()).map_err(err)?;
+    Ok((Secret::new(key), true))
+}
+
+/// Writes `bytes` to `path` readable by the owner only (0600), atomically.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { name, addr, source })
+}
+
+/// Starts the appliance. Returns once every listener is bound; the services
+/// run until `shutdown` fires (or [`Running::shutdown`] is called).
+pub async fn run(
+    settings: Settings,
+    options: Options,
+    mut shutdown: Shutdown,
+) -> Result<Running, StartError> {
+    if *settings.node.role.get_ref() == Role::Secondary {
+        return Err(StartError::Unsupported(
+            "node.role = \"secondary\": cluster mode is not available in this build yet".into(),
+        ));
+    }
+    let data_dir = settings.node.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+
+    let (admin_key, admin_key_file_path, generated) = match &settings.management.admin_key {
+        Some(k) => (k.clone(), None, false),
+        None => {
+            let path = data_dir.join("admin.key");
+            let (k, generated) = admin_key_file(&path)?;
+            (k, Some(path), generated)
+        }
+    };
+
+    let dir = data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        .await
+        .map_err(|e| StartError::Unsupported(format!("store open task failed: {e}")))??;
+    let store = Arc::new(store);
+    let first = compile(&store.catalog()).map_err(|problems| {
+        StartError::Compile(
+            problems
+                .iter()
+                .map(|d| format!("{}: {}", d.target, d.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let snapshot = Arc::new(SnapshotHandle::new(first));
+
+    // One internal trigger fans the outside signal out to every service.
+    let (trigger, internal) = shutdown::channel();
+    let relay = trigger.clone();
+    let mut fired = internal.clone();
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.wait() => relay.fire(),
+            _ = fired.wait() => {}
+        }
+    }));
+
+    let mgmt_state = MgmtState {
+        store: store.clone(),
+        snapshot: snapshot.clone(),
+        admin_key: admin_key.clone(),
+        max_body: settings.management.max_body_bytes,
+    };
+
+    let (echo, demo) = if options.demo {
+        let echo = echo::spawn(internal.clone())
+            .await
+            .map_err(|e| StartError::Demo(format!("cannot start the echo backend: {e}")))?;
+        let info = demo::prepare(&mgmt_state, echo)
+            .await
+            .map_err(|e| StartError::Demo(e.to_string()))?;
+        (Some(echo), info)
+    } else {
+        (None, None)
+    };
+
+    let grace = settings.node.shutdown_timeout;
+    let mut listeners = Vec::new();
+
+    let gw_listener = bind("gateway-http", settings.gateway.http).await?;
+    listeners.push(("gateway-http", local(&gw_listener, settings.gateway.http)));
+    let gateway = Arc::new(Gateway::new(&settings, snapshot.clone()));
+    tasks.push(tokio::spawn(gateway.serve(
+        gw_listener,
+        internal.clone(),
+        grace,
+    )));
+
+    let mgmt_listener = bind("management", settings.management.listen).await?;
+    listeners.push((
+        "management",
+        local(&mgmt_listener, settings.management.listen),
+    ));
+    let router = mgmt::router(mgmt_state);
+    let mut mgmt_shutdown = internal.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(mgmt_listener, router)
+            .with_graceful_shutdown(async move { mgmt_shutdown.wait().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "management listener failed");
+        }
+    }));
+
+    tracing::info!(
+        revision = store.revision(),
+        apis = store.catalog().apis.len(),
+        "turnpike started"
+    );
+    Ok(Running {
+        listeners,
+        admin_key_file: admin_key_file_path,
+        admin_key_generated: generated,
+        admin_key,
+        echo,
+        demo,
+        store,
+        tasks,
+        trigger,
+        grace,
+    })
+}
+
+fn local(l: &TcpListener, fallback: SocketAddr) -> SocketAddr {
+    l.local_addr().unwrap_or(fallback)
+}

@@ -1,0 +1,197 @@
+//! The command line (DESIGN.md §3): argument parsing and the `serve`,
+//! `init` and `version` verbs. Wiring only; the work is in `app`.
+
+use crate::app::{self, Options};
+use crate::config::{ConfigError, Settings};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Version string: package version and git commit.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("TURNPIKE_GIT_COMMIT"),
+    ")"
+);
+
+#[derive(Parser, Debug)]
+#[command(name = "turnpike", version = VERSION, about = "A self-hosted API management appliance")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the appliance (gateway and management API).
+    Serve {
+        /// Configuration file (TOML); built-in defaults when absent.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Data directory; overrides [node] data_dir.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Seed a demo API, product and subscription on an empty store.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Write a config.toml with a freshly generated admin key.
+    Init {
+        /// Directory to write into.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("turnpike {VERSION}");
+            ExitCode::SUCCESS
+        }
+        Command::Init { dir } => init(&dir),
+        Command::Serve {
+            config,
+            data_dir,
+            demo,
+        } => serve(config, data_dir, demo),
+    }
+}
+
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+fn init(dir: &std::path::Path) -> ExitCode {
+    let path = dir.join("config.toml");
+    if path.exists() {
+        return fail(
+            format!("{} already exists; not overwriting it", path.display()),
+            1,
+        );
+    }
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return fail(format!("cannot create {}: {e}", dir.display()), 1);
+    }
+    let key = crate::error::random_hex(32);
+    let text = format!(
+        "# turnpike configuration, written by `turnpike init`.\n\
+         # Every key and its default: config.example.toml.\n\n\
+         [node]\nrole = \"primary\"\nregion = \"default\"\ndata_dir = \"./data\"\n\n\
+         [gateway]\nhttp = \"0.0.0.0:8080\"\n\n\
+         [management]\nlisten = \"127.0.0.1:8001\"\n\
+         # Bearer token for /mgmt. Keep this file private (mode 0600).\n\
+         admin_key = \"{key}\"\n\n\
+         [telemetry]\nlog_format = \"pretty\"\naccess_log = true\n"
+    );
+    if let Err(e) = app::write_private(&path, text.as_bytes()) {
+        return fail(format!("cannot write {}: {e}", path.display()), 1);
+    }
+    println!("wrote {} (admin key inside, mode 0600)", path.display());
+    ExitCode::SUCCESS
+}
+
+fn load(config: Option<PathBuf>) -> Result<Settings, ConfigError> {
+    match config {
+        Some(path) => Settings::load(&path),
+        None => Ok(Settings::defaults()),
+    }
+}
+
+fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, demo: bool) -> ExitCode {
+    let mut settings = match load(config) {
+        Ok(s) => s,
+        Err(e) => return fail(e, 2),
+    };
+    if let Some(dir) = data_dir {
+        settings.node.data_dir = dir;
+    }
+    crate::telemetry::init(settings.telemetry.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}"), 1),
+    };
+    runtime.block_on(async move {
+        let (trigger, shutdown) = crate::shutdown::channel();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received; draining");
+            trigger.fire();
+        });
+        let running = match app::run(settings, Options { demo }, shutdown).await {
+            Ok(r) => r,
+            Err(e) => return fail(e, 1),
+        };
+        announce(&running);
+        running.wait().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Prints the listener lines (the contract: `listening <name> <addr>`),
+/// the admin key's whereabouts and the demo's ready-made call.
+fn announce(running: &app::Running) {
+    let mut out = std::io::stdout().lock();
+    for (name, addr) in &running.listeners {
+        let _ = writeln!(out, "listening {name} {addr}");
+    }
+    if let Some(path) = &running.admin_key_file {
+        let verb = if running.admin_key_generated {
+            "generated"
+        } else {
+            "read"
+        };
+        let _ = writeln!(out, "admin key {verb}: {}", path.display());
+    }
+    if let (Some(demo), Some(gw)) = (&running.demo, running.addr("gateway-http")) {
+        let host = if gw.ip().is_unspecified() {
+            format!("127.0.0.1:{}", gw.port())
+        } else {
+            gw.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "demo {}: subscription key {}",
+            if demo.seeded { "seeded" } else { "ready" },
+            demo.key
+        );
+        let _ = writeln!(
+            out,
+            "try: curl -H \"Ocp-Apim-Subscription-Key: {}\" http://{host}/echo/hello?name=world",
+            demo.key
+        );
+    }
+    let _ = out.flush();
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

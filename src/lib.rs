@@ -1,0 +1,33 @@
+//! turnpike: a self-hosted API management appliance in one binary.
+//!
+//! # Layout
+//!
+//! Layers import downward only:
+//!
+//! 0. [`error`], [`config`], [`telemetry`], [`shutdown`]: codes, settings,
+//!    logging, the shutdown signal.
+//! 1. [`model`] (resource types, the [`model::Catalog`]), [`store`] (sled).
+//! 2. [`policy`] (policy documents), [`snapshot`] (catalog → the immutable
+//!    runtime view).
+//! 3. [`gateway`] (data plane), [`mgmt`] (management REST API).
+//! 4. [`app`] (wiring, lifecycle, demo), [`cli`].
+//!
+//! Tests start the whole appliance in-process with [`app::run`] on
+//! `127.0.0.1:0`; see `ARCHITECTURE.md` for the request lifecycle and the
+//! invariants.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod mgmt;
+pub mod model;
+pub mod policy;
+pub mod shutdown;
+pub mod snapshot;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{run, Options, Running};
+pub use config::Settings;
