@@ -1,0 +1,432 @@
+//! The real binary: verbs, configuration errors, the demo, durability
+//! under `kill -9`, and memory while streaming large bodies.
+
+mod common;
+
+use common::backend;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_turnpike");
+
+fn turnpike(args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+/// A config on loopback port 0 with a fixed admin key.
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[gateway]\nhttp = \"127.0.0.1:0\"\n[management]\nlisten = \"127.0.0.1:0\"\nadmin_key = \"{}\"\n[telemetry]\naccess_log = false\n{extra}",
+            common::ADMIN
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A running `turnpike serve` and what it printed.
+struct Served {
+    child: Child,
+    lines: Vec<String>,
+    rx: mpsc::Receiver<String>,
+}
+
+impl Served {
+    fn start(dir: &Path, args: &[&str]) -> Served {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = Served {
+            child,
+            lines: vec![],
+            rx,
+        };
+        s.wait_for("listening management");
+        s
+    }
+
+    fn wait_for(&mut self, prefix: &str) -> String {
+        if let Some(l) = self.lines.iter().find(|l| l.starts_with(prefix)) {
+            return l.clone();
+        }
+        loop {
+            let line = self
+                .rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    panic!("no line starting with {prefix:?}; got {:?}", self.lines)
+                });
+            self.lines.push(line.clone());
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    fn addr(&mut self, name: &str) -> String {
+        let line = self.wait_for(&format!("listening {name} "));
+        line.rsplit(' ').next().unwrap().to_string()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("turnpike did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+#[test]
+fn version_prints_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = turnpike(&["version"], dir.path());
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("turnpike {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    let out = turnpike(&["--version"], dir.path());
+    assert!(out.status.success());
+}
+
+#[test]
+fn init_writes_a_private_config_with_a_fresh_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("etc");
+    let out = turnpike(&["init", "--dir", target.to_str().unwrap()], dir.path());
+    assert!(out.status.success(), "{out:?}");
+    let path = target.join("config.toml");
+    let settings = turnpike::Settings::load(&path).unwrap();
+    let key = settings.management.admin_key.unwrap();
+    assert!(key.expose().len() >= 64 && key.expose().chars().all(|c| c.is_ascii_hexdigit()));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // A second init refuses to overwrite.
+    let again = turnpike(&["init", "--dir", target.to_str().unwrap()], dir.path());
+    assert!(!again.status.success());
+    let other = tempfile::tempdir().unwrap();
+    turnpike(
+        &["init", "--dir", other.path().to_str().unwrap()],
+        dir.path(),
+    );
+    let key2 = turnpike::Settings::load(&other.path().join("config.toml"))
+        .unwrap()
+        .management
+        .admin_key
+        .unwrap();
+    assert_ne!(key.expose(), key2.expose(), "keys are random");
+}
+
+#[test]
+fn bad_configuration_stops_start_up_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[gateway]\nhttp = \"127.0.0.1:0\"\nport = 1\n", 3, "port"),
+        ("[node]\nrole = \"leader\"\n", 2, "leader"),
+        ("[gateway\n", 1, ""),
+        ("[cluster]\n\npoll_interval = \"often\"\n", 3, "duration"),
+        ("[unknown]\n", 1, "unknown"),
+        ("[management]\nadmin_key = \"short\"\n", 2, "16"),
+    ];
+    for (text, line, needle) in cases {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = turnpike(&["serve", "--config", "bad.toml"], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{text:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains(&format!("bad.toml:{line}: ")),
+            "{text:?} -> {err}"
+        );
+        assert!(err.contains(needle), "{text:?} -> {err}");
+        assert!(
+            !dir.path().join("data").exists(),
+            "nothing is created on a bad config"
+        );
+    }
+    let out = turnpike(&["serve", "--config", "missing.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn example_config_documents_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let s = turnpike::Settings::load(&path).unwrap();
+    let d = turnpike::Settings::defaults();
+    assert_eq!(s.gateway.http, d.gateway.http);
+    assert_eq!(s.gateway.connect_timeout, d.gateway.connect_timeout);
+    assert_eq!(s.gateway.backend_timeout, d.gateway.backend_timeout);
+    assert_eq!(
+        s.gateway.pool_max_idle_per_host,
+        d.gateway.pool_max_idle_per_host
+    );
+    assert_eq!(s.management.listen, d.management.listen);
+    assert_eq!(s.management.max_body_bytes, d.management.max_body_bytes);
+    assert_eq!(s.portal.listen, d.portal.listen);
+    assert_eq!(s.portal.enabled, d.portal.enabled);
+    assert_eq!(s.node.region, d.node.region);
+    assert_eq!(s.node.service_name, d.node.service_name);
+    assert_eq!(s.node.data_dir, d.node.data_dir);
+    assert_eq!(s.node.shutdown_timeout, d.node.shutdown_timeout);
+    assert_eq!(s.cluster.poll_interval, d.cluster.poll_interval);
+    assert_eq!(s.cluster.heartbeat_interval, d.cluster.heartbeat_interval);
+    assert_eq!(s.cluster.backup, d.cluster.backup);
+    assert_eq!(s.telemetry.log_format, d.telemetry.log_format);
+    assert_eq!(s.telemetry.access_log, d.telemetry.access_log);
+    let text = std::fs::read_to_string(&path).unwrap();
+    for key in [
+        "role",
+        "region",
+        "service_name",
+        "data_dir",
+        "shutdown_timeout",
+        "http",
+        "https",
+        "connect_timeout",
+        "backend_timeout",
+        "pool_max_idle_per_host",
+        "listen",
+        "admin_key",
+        "max_body_bytes",
+        "enabled",
+        "primary",
+        "gateway_id",
+        "token",
+        "poll_interval",
+        "heartbeat_interval",
+        "backup",
+        "url",
+        "log_format",
+        "access_log",
+    ] {
+        assert!(
+            text.contains(&format!("{key} =")),
+            "config.example.toml does not document {key}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn demo_serves_a_200_with_the_printed_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[gateway]\nhttp = \"127.0.0.1:0\"\n[management]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut served = Served::start(dir.path(), &["serve", "--config", "c.toml", "--demo"]);
+    let gw = served.addr("gateway-http");
+    let key_line = served.wait_for("admin key generated: ");
+    assert!(key_line.ends_with("admin.key"), "{key_line}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("data/admin.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let curl = served.wait_for("try: curl ");
+    // The printed curl line carries the key and the URL: use exactly those.
+    let key = curl
+        .split("Ocp-Apim-Subscription-Key: ")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let url = curl.rsplit(' ').next().unwrap().to_string();
+    assert!(url.contains(&gw), "{url} vs {gw}");
+    let r = client()
+        .get(&url)
+        .header("Ocp-Apim-Subscription-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["path"], "/hello");
+    assert_eq!(v["query"], "name=world");
+    let status = served.terminate();
+    assert!(status.success(), "{status:?}");
+
+    // A second start on the same data: nothing re-seeded, same key, still 200.
+    let mut served = Served::start(dir.path(), &["serve", "--config", "c.toml", "--demo"]);
+    let gw = served.addr("gateway-http");
+    let ready = served.wait_for("demo ");
+    assert!(ready.starts_with("demo ready"), "{ready}");
+    assert!(ready.ends_with(&key), "{ready}");
+    let r = client()
+        .get(format!("http://{gw}/echo/again"))
+        .header("Ocp-Apim-Subscription-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let config = config.to_str().unwrap();
+    let mut acked = Vec::new();
+    for round in 0..4 {
+        let mut served = Served::start(dir.path(), &["serve", "--config", config]);
+        let mgmt = served.addr("management");
+        let c = client();
+        for (id, _) in &acked {
+            let r = c
+                .get(format!("http://{mgmt}/mgmt/apis/{id}"))
+                .bearer_auth(common::ADMIN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "acknowledged API {id} lost after kill -9");
+        }
+        for i in 0..5 {
+            let id = format!("api-{round}-{i}");
+            let r = c
+                .put(format!("http://{mgmt}/mgmt/apis/{id}"))
+                .bearer_auth(common::ADMIN)
+                .json(&json!({"path": id.clone()}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            acked.push((id, round));
+        }
+        // kill -9 right after the last 2xx.
+        served.kill9();
+    }
+    let mut served = Served::start(dir.path(), &["serve", "--config", config]);
+    let mgmt = served.addr("management");
+    let list: Value = client()
+        .get(format!("http://{mgmt}/mgmt/apis"))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["count"], acked.len());
+}
+
+/// Peak resident memory of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn streaming_50_mb_does_not_buffer_in_memory() {
+    const SIZE: usize = 50 * 1024 * 1024;
+    let addr = backend::spawn(|req: hyper::Request<hyper::body::Incoming>| async move {
+        if req.method() == hyper::Method::GET {
+            hyper::Response::new(backend::generated(SIZE))
+        } else {
+            backend::count_body(req).await
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let mut served = Served::start(dir.path(), &["serve", "--config", config.to_str().unwrap()]);
+    let (gw, mgmt) = (served.addr("gateway-http"), served.addr("management"));
+    let c = client();
+    let put = |path: &str, body: Value| {
+        c.put(format!("http://{mgmt}/mgmt{path}"))
+            .bearer_auth(common::ADMIN)
+            .json(&body)
+            .send()
+    };
+    put("/apis/big", json!({"path": "big", "serviceUrl": format!("http://{addr}"), "subscriptionRequired": false}))
+        .await
+        .unwrap();
+    put(
+        "/apis/big/operations/all",
+        json!({"method": "*", "urlTemplate": "/*"}),
+    )
+    .await
+    .unwrap();
+    let before = peak_rss_kib(served.child.id());
+    let r = c
+        .post(format!("http://{gw}/big/up"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            (0..SIZE / 65536)
+                .map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'y'; 65536]))),
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["received"], SIZE);
+    let mut r = c.get(format!("http://{gw}/big/down")).send().await.unwrap();
+    let mut n = 0;
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        n += chunk.len();
+    }
+    assert_eq!(n, SIZE);
+    let after = peak_rss_kib(served.child.id());
+    eprintln!("gateway peak RSS: {before} KiB before, {after} KiB after moving 2 x 50 MiB");
+    assert!(
+        after - before < 20 * 1024,
+        "peak RSS grew by {} KiB while streaming: the body was buffered",
+        after - before
+    );
+}
