@@ -80,7 +80,10 @@ fn init(dir: &std::path::Path) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(dir) {
         return fail(format!("cannot create {}: {e}", dir.display()), 1);
     }
-    let key = crate::error::random_hex(32);
+    let key = match crate::error::random_hex(32) {
+        Ok(k) => k,
+        Err(e) => return fail(e, 1),
+    };
     let text = format!(
         "# turnpike configuration, written by `turnpike init`.\n\
          # Every key and its default: config.example.toml.\n\n\

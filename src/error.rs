@@ -199,11 +199,22 @@ impl fmt::Display for Secret {
 }
 
 /// `n` random bytes from the operating system's CSPRNG, hex encoded.
-pub fn random_hex(n: usize) -> String {
+pub fn random_hex(n: usize) -> Result<String, RandomError> {
     let mut buf = vec![0u8; n];
-    // The OS generator failing is unrecoverable (no safe key can be made).
-    getrandom::fill(&mut buf).expect("the operating system's random generator failed"); // ok: start-up / key generation only
-    hex::encode(buf)
+    getrandom::fill(&mut buf).map_err(|e| RandomError(e.to_string()))?;
+    Ok(hex::encode(buf))
+}
+
+/// The operating system's random generator failed; no key can be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the operating system's random generator failed: {0}")]
+pub struct RandomError(String);
+
+impl From<RandomError> for ApiError {
+    fn from(e: RandomError) -> Self {
+        tracing::error!(error = %e, "cannot generate a key");
+        ApiError::internal()
+    }
 }
 
 #[cfg(test)]
@@ -219,8 +230,8 @@ mod tests {
 
     #[test]
     fn random_hex_is_random_and_sized() {
-        let a = random_hex(16);
+        let a = random_hex(16).unwrap();
         assert_eq!(a.len(), 32);
-        assert_ne!(a, random_hex(16));
+        assert_ne!(a, random_hex(16).unwrap());
     }
 }

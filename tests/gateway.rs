@@ -527,3 +527,43 @@ async fn http2_clients_are_served() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["path"], "/h2");
 }
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests_then_stops_accepting() {
+    let app = TestApp::spawn().await;
+    let slow = backend::spawn(|_req| async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        hyper::Response::new(full("drained"))
+    })
+    .await;
+    app.api("s", "s", &format!("http://{slow}")).await;
+    let key = app.subscription("sub", "/apis").await;
+    let (client, url, gw) = (
+        app.client.clone(),
+        format!("{}/s/x", app.gw),
+        app.gw.clone(),
+    );
+    let in_flight = tokio::spawn(async move {
+        client
+            .get(url)
+            .header("Ocp-Apim-Subscription-Key", key)
+            .send()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let started = std::time::Instant::now();
+    let _dir = app.stop().await;
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "drained");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "drain is bounded"
+    );
+    let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert!(
+        fresh.get(format!("{gw}/s/x")).send().await.is_err(),
+        "listener is closed"
+    );
+}

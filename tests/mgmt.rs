@@ -979,6 +979,10 @@ async fn policies_at_every_scope() {
         assert_eq!(r.text().await.unwrap(), doc);
         assert_eq!(app.put_xml(path, doc).await.status(), 200, "{path}");
     }
+    // APIM's rawxml: expressions with unescaped `&&`, `<` and quotes are accepted as written.
+    let raw = r#"<policies><inbound><choose><when condition="@(context.Request.Headers.GetValueOrDefault("x","") != "" && 1 < 2)"><set-variable name="v" value="@{ return "<b>"; }" /></when></choose></inbound></policies>"#;
+    assert_eq!(app.put_xml("/apis/a/policy", raw).await.status(), 200);
+    assert_eq!(app.get("/apis/a/policy").await.text().await.unwrap(), raw);
     // APIM's JSON form.
     let r = app
         .put(

@@ -103,8 +103,8 @@ fn seed_changes(echo: SocketAddr, key: &str, secondary: &str, now: &str) -> Vec<
 
 /// Seeds (or re-points) the demo. Returns what to print.
 pub async fn prepare(state: &MgmtState, echo: SocketAddr) -> Result<Option<DemoInfo>, ApiError> {
-    let key = crate::error::random_hex(16);
-    let secondary = crate::error::random_hex(16);
+    let key = crate::error::random_hex(16)?;
+    let secondary = crate::error::random_hex(16)?;
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let seeded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = seeded.clone();

@@ -132,7 +132,10 @@ fn admin_key_file(path: &Path) -> Result<(Secret, bool), StartError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
-    let key = random_hex(32);
+    let key = random_hex(32).map_err(|e| StartError::AdminKey {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
     write_private(path, format!("{key}\n").as_bytes()).map_err(err)?;
     Ok((Secret::new(key), true))
 }

@@ -23,7 +23,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use pipeline::RequestCtx;
 use proxy::Upstream;
@@ -45,6 +45,9 @@ pub fn empty_body() -> Body {
 
 /// The path APIM's health probes use.
 pub const STATUS_PATH: &str = "/status-0123456789abcdef";
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared state of all gateway connections.
 pub struct Gateway {
@@ -72,7 +75,12 @@ impl Gateway {
         mut shutdown: Shutdown,
         grace: Duration,
     ) {
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // A client gets this long to send its request headers (slowloris guard).
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let (stream, client) = tokio::select! {

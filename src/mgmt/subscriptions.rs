@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
 
 /// A fresh subscription key.
-pub fn new_key() -> Secret {
-    Secret::new(random_hex(16))
+pub fn new_key() -> Result<Secret, ApiError> {
+    Ok(Secret::new(random_hex(16)?))
 }
 
 impl Resource for Subscription {
@@ -61,8 +61,8 @@ impl Resource for Subscription {
             check_limit(id, &new, uid, c)?;
         }
         // A replace keeps the keys and the creation date unless given.
-        new.primary_key = pick_key(new.primary_key, old.map(|o| &o.primary_key));
-        new.secondary_key = pick_key(new.secondary_key, old.map(|o| &o.secondary_key));
+        new.primary_key = pick_key(new.primary_key, old.map(|o| &o.primary_key))?;
+        new.secondary_key = pick_key(new.secondary_key, old.map(|o| &o.secondary_key))?;
         new.created_date = old.map(|o| o.created_date.clone()).unwrap_or_else(now);
         for (target, key) in [
             ("primaryKey", &new.primary_key),
@@ -95,11 +95,11 @@ impl Resource for Subscription {
     }
 }
 
-fn pick_key(given: Secret, old: Option<&Secret>) -> Secret {
-    if !given.is_empty() {
-        given
-    } else {
-        old.cloned().unwrap_or_else(new_key)
+fn pick_key(given: Secret, old: Option<&Secret>) -> Result<Secret, ApiError> {
+    match (given.is_empty(), old) {
+        (false, _) => Ok(given),
+        (true, Some(old)) => Ok(old.clone()),
+        (true, None) => new_key(),
     }
 }
 
@@ -150,7 +150,7 @@ pub async fn list_secrets(
 async fn regenerate(s: &MgmtState, id: String, primary: bool) -> Result<StatusCode, ApiError> {
     commit(s, move |c| {
         let mut sub = find(c, &id)?.clone();
-        let key = new_key();
+        let key = new_key()?;
         if primary {
             sub.primary_key = key;
         } else {

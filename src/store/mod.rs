@@ -279,6 +279,44 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .tree
+                .insert(META_SCHEMA, &99u32.to_be_bytes())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        match Store::open(dir.path()) {
+            Err(StoreError::Schema {
+                found: 99,
+                expected,
+            }) => assert_eq!(expected, SCHEMA_VERSION),
+            other => panic!("expected a schema error, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn the_export_round_trips_through_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write::<(), ()>(
+                |_| Ok(vec![Change::Api("a".into(), Some(api("a")))]),
+                |_| Ok(()),
+            )
+            .map_err(|_| ())
+            .unwrap();
+        let export = store.catalog();
+        let json = serde_json::to_string(&*export).unwrap();
+        assert!(json.contains("\"schemaVersion\":1"), "{json}");
+        let back: Catalog = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, &*export);
+    }
+
+    #[test]
     fn empty_plan_spends_no_revision() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
