@@ -316,6 +316,26 @@ async fn demo_serves_a_200_with_the_printed_key() {
 }
 
 #[tokio::test]
+async fn serve_stays_up_until_signalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[node]\nshutdown_timeout = \"1s\"\n");
+    let mut served = Served::start(dir.path(), &["serve", "--config", config.to_str().unwrap()]);
+    let gw = served.addr("gateway-http");
+    // Well past the grace period: still serving.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        served.child.try_wait().unwrap().is_none(),
+        "turnpike exited on its own"
+    );
+    let r = client()
+        .get(format!("http://{gw}/status-0123456789abcdef"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(served.terminate().success());
+}
+#[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");

@@ -267,6 +267,33 @@ async fn request_is_forwarded_faithfully() {
 }
 
 #[tokio::test]
+async fn an_api_at_the_root_path_forwards_the_whole_path() {
+    let app = TestApp::spawn().await;
+    let base = format!("{}/base", app.echo_url());
+    app.put_ok("/apis/root", json!({"path": "", "serviceUrl": base}))
+        .await;
+    app.put_ok(
+        "/apis/root/operations/all",
+        json!({"method": "*", "urlTemplate": "/*"}),
+    )
+    .await;
+    app.api("other", "other", &app.echo_url()).await;
+    let key = app.subscription("s", "/apis").await;
+    let v: Value = app
+        .call("/hello/x?q=1", Some(&key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["path"], "/base/hello/x");
+    assert_eq!(v["query"], "q=1");
+    // A longer API path still wins over the root API.
+    let v: Value = app.call("/other/y", Some(&key)).await.json().await.unwrap();
+    assert_eq!(v["path"], "/y");
+    let v: Value = app.call("/", Some(&key)).await.json().await.unwrap();
+    assert_eq!(v["path"], "/base/");
+}
+#[tokio::test]
 async fn hop_by_hop_response_headers_are_stripped() {
     let app = TestApp::spawn().await;
     let addr = backend::spawn(|_req| async {

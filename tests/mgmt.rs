@@ -55,6 +55,15 @@ async fn auth_is_required_and_constant() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The scheme is case-insensitive (RFC 9110).
+    let r = app
+        .client
+        .get(&url)
+        .header("authorization", format!("bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
@@ -285,6 +294,14 @@ async fn malformed_and_oversized_bodies() {
 async fn unknown_routes_and_methods() {
     let app = TestApp::spawn().await;
     assert_mgmt_error(app.get("/nope").await, 404, "ResourceNotFound").await;
+    // Without the key even unknown routes answer 401 (nothing is revealed).
+    let r = app
+        .client
+        .get(format!("{}/nope", app.mgmt))
+        .send()
+        .await
+        .unwrap();
+    assert_mgmt_error(r, 401, "Unauthorized").await;
     let r = app.post("/apis/x").await;
     assert_mgmt_error(r, 405, "MethodNotAllowed").await;
     let r = app
@@ -376,11 +393,15 @@ async fn duplicate_api_paths_are_refused() {
     app.put_ok("/apis/a", json!({"path": "shop"})).await;
     let v = assert_mgmt_error(
         app.put("/apis/b", json!({"path": "Shop/"})).await,
-        400,
-        "ValidationError",
+        409,
+        "Conflict",
     )
     .await;
-    assert_eq!(v["error"]["details"][0]["target"], "apis/b.path");
+    assert_eq!(v["error"]["details"][0]["target"], "path");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("\"a\""),
+        "{v}"
+    );
     assert_mgmt_error(app.get("/apis/b").await, 404, "ResourceNotFound").await;
 }
 

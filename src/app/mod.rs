@@ -96,9 +96,11 @@ impl Running {
         self.trigger.fire();
     }
 
-    /// Waits for every service to stop (after the shutdown signal), bounded
-    /// by the configured grace period, then flushes the store.
+    /// Waits for the shutdown signal, then for every service to stop, bounded
+    /// by the configured grace period; then flushes the store.
     pub async fn wait(self) {
+        // The grace period starts when shutdown is signalled, not before.
+        self.trigger.subscribe().wait().await;
         let mut tasks = self.tasks;
         let all = futures_util::future::join_all(tasks.iter_mut());
         if tokio::time::timeout(self.grace + std::time::Duration::from_secs(1), all)
@@ -156,6 +158,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)?;
+    // Make the rename itself durable.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 

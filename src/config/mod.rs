@@ -196,7 +196,8 @@ impl Default for Telemetry {
     }
 }
 
-/// A configuration error, rendered `FILE:LINE: message`.
+/// A configuration error, rendered `FILE:LINE: message` (`FILE: message`
+/// when no line applies, e.g. the file cannot be read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: String,
@@ -206,7 +207,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        }
     }
 }
 

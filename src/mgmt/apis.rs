@@ -3,7 +3,7 @@
 use super::body::{self, check_if_match, ensure_valid, etag, with_etag};
 use super::resource::Resource;
 use super::{commit, MgmtState};
-use crate::error::ApiError;
+use crate::error::{ApiError, Detail};
 use crate::model::{validate_id, Api, Catalog, Change, Operation, PolicyScope, SubscriptionScope};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -24,11 +24,27 @@ impl Resource for Api {
         id: &str,
         mut new: Self,
         _old: Option<&Self>,
-        _c: &Catalog,
+        c: &Catalog,
     ) -> Result<Vec<Change>, ApiError> {
         let mut details = Vec::new();
         new.normalize(id, &mut details);
         ensure_valid(details)?;
+        let taken = c
+            .apis
+            .iter()
+            .find(|(other, a)| *other != id && a.path.eq_ignore_ascii_case(&new.path));
+        if let Some((other, _)) = taken {
+            return Err(ApiError {
+                details: vec![Detail::new(
+                    "path",
+                    format!("already used by API {other:?}"),
+                )],
+                ..ApiError::conflict(format!(
+                    "path {:?} is already used by API {other:?}",
+                    new.path
+                ))
+            });
+        }
         Ok(vec![Change::Api(id.into(), Some(new))])
     }
 

@@ -13,8 +13,9 @@ pub async fn require_admin(State(state): State<MgmtState>, req: Request, next: N
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let ok = presented
         .is_some_and(|p| bool::from(p.as_bytes().ct_eq(state.admin_key.expose().as_bytes())));
     if ok {

@@ -76,14 +76,17 @@ pub fn parse<T: DeserializeOwned>(
     })
 }
 
-/// A strong entity tag for any serializable entity (FNV-1a of its JSON).
+/// A strong entity tag for any serializable entity: a keyed hash (SipHash
+/// under a random per-process key) of its stored JSON. The stored form
+/// includes secrets, so changing a key changes the tag; the random key makes
+/// the tag useless for guessing secrets offline. Tags change when the process
+/// restarts; clients then GET again, as after any 412.
 pub fn etag<T: Serialize>(entity: &T) -> String {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
     let bytes = serde_json::to_vec(entity).unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = KEY.get_or_init(Default::default).hash_one(bytes);
     format!("\"{h:016x}\"")
 }
 

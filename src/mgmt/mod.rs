@@ -239,7 +239,8 @@ pub fn router(state: MgmtState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(axum::middleware::from_fn_with_state(
+        // `layer`, not `route_layer`: unknown routes need the key too.
+        .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
         ))

@@ -118,19 +118,21 @@ async fn put(
     }
     let doc = PolicyDoc { xml };
     let key = scope.key();
-    let existed = s.store.catalog().policies.contains_key(&key);
-    let sc = scope.clone();
+    let created = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (sc, flag) = (scope.clone(), created.clone());
     let c = commit(&s, move |c| {
         owner_exists(c, &sc)?;
-        check_if_match(&headers, c.policies.get(&sc.key()).map(etag).as_deref())?;
+        let old = c.policies.get(&sc.key());
+        check_if_match(&headers, old.map(etag).as_deref())?;
+        flag.store(old.is_none(), std::sync::atomic::Ordering::Relaxed);
         Ok(vec![Change::Policy(sc, Some(doc))])
     })
     .await?;
     let doc = c.policies.get(&key).ok_or_else(ApiError::internal)?;
-    let status = if existed {
-        StatusCode::OK
-    } else {
+    let status = if created.load(std::sync::atomic::Ordering::Relaxed) {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     Ok(xml_response(status, doc))
 }

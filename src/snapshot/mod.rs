@@ -169,10 +169,17 @@ impl Snapshot {
         loop {
             let candidate = lower[..end].trim_end_matches('/');
             if let Some(&index) = self.by_path.get(candidate) {
+                // The rest is "" or starts with '/': for the root API (path
+                // "") it is the whole request path.
+                let rest = if candidate.is_empty() {
+                    path
+                } else {
+                    &trimmed[candidate.len()..]
+                };
                 return Some(ApiMatch {
                     api: &self.apis[index],
                     index,
-                    rest: &trimmed[candidate.len()..],
+                    rest,
                 });
             }
             if end == 0 {
@@ -317,9 +324,9 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
             problems.push(Detail::new(
                 format!("{target}.path"),
                 format!(
-                    "path {:?} is already used by API {:?}",
-                    api.path,
-                    other.id.as_ref()
+                    "APIs {:?} and {id:?} have the same path {:?}; API paths must be unique",
+                    other.id.as_ref(),
+                    api.path
                 ),
             ));
             continue;
@@ -488,7 +495,7 @@ mod tests {
         let m = s.match_api("/a/bc").unwrap();
         assert_eq!((m.api.id.as_ref(), m.rest), ("a", "/bc"));
         let m = s.match_api("/abc").unwrap();
-        assert_eq!((m.api.id.as_ref(), m.rest), ("root", "abc"));
+        assert_eq!((m.api.id.as_ref(), m.rest), ("root", "/abc"));
         let m = s.match_api("/echo/Z").unwrap();
         assert_eq!((m.api.id.as_ref(), m.rest), ("x", "/Z"));
         let m = s.match_api("/a/").unwrap();
