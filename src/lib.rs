@@ -6,7 +6,8 @@
 //!
 //! 0. [`error`], [`config`], [`telemetry`], [`shutdown`]: codes, settings,
 //!    logging, the shutdown signal.
-//! 1. [`model`] (resource types, the [`model::Catalog`]), [`store`] (sled).
+//! 1. [`model`] (resource types, the [`model::Catalog`]), [`store`] (sled),
+//!    [`expr`] (the C# expression language; no HTTP, no sled).
 //! 2. [`policy`] (policy documents), [`snapshot`] (catalog → the immutable
 //!    runtime view).
 //! 3. [`gateway`] (data plane), [`mgmt`] (management REST API).
@@ -20,6 +21,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod expr;
 pub mod gateway;
 pub mod mgmt;
 pub mod model;

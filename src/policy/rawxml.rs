@@ -65,6 +65,16 @@ fn balanced_end(b: &[u8], open: usize) -> usize {
                 i = string_end(b, i, b'\'', false);
                 continue;
             }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = find(b, i + 2, b"*/").map_or(b.len(), |e| e + 2);
+                continue;
+            }
             _ => {}
         }
         i += 1;
@@ -140,6 +150,16 @@ mod tests {
             "@{ var s = \"}{\"; return s + '}'; }"
         );
         assert_eq!(&doc[spans[1].clone()], "@(1)");
+    }
+
+    #[test]
+    fn comments_inside_blocks_do_not_close_them() {
+        let doc = "<v>@{ // step 1)\n /* ) */ return 1; }</v>";
+        let spans = expression_spans(doc);
+        assert_eq!(
+            &doc[spans[0].clone()],
+            "@{ // step 1)\n /* ) */ return 1; }"
+        );
     }
 
     #[test]
