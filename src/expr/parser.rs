@@ -592,14 +592,7 @@ impl Parser {
                     || (matches!(self.peek(), Tok::Ident(_))
                         && matches!(self.peek_at(1), Tok::Ident(_) | Tok::Punct("<")))
                 {
-                    let ty = if self.eat_word("var") {
-                        None
-                    } else {
-                        Some(
-                            self.type_ref()
-                                .ok_or_else(|| self.error_here("expected a type"))?,
-                        )
-                    };
+                    let ty = self.var_or_type()?;
                     let name = self.ident("a variable name")?;
                     let span = Span::new(arg_start, self.prev_end());
                     Arg {
@@ -1040,6 +1033,17 @@ impl Parser {
 
     // --- statements ---
 
+    /// `var` (→ `None`) or a type.
+    fn var_or_type(&mut self) -> Result<Option<TypeRef>, ParseError> {
+        if self.eat_word("var") {
+            return Ok(None);
+        }
+        match self.type_ref() {
+            Some(t) => Ok(Some(t)),
+            None => Err(self.error_here("expected a type or 'var'")),
+        }
+    }
+
     fn block(&mut self) -> Result<Vec<Stmt>, ParseError> {
         self.expect("{")?;
         self.enter()?;
@@ -1129,14 +1133,7 @@ impl Parser {
             "foreach" => {
                 self.bump();
                 self.expect("(")?;
-                let ty = if self.eat_word("var") {
-                    None
-                } else {
-                    Some(
-                        self.type_ref()
-                            .ok_or_else(|| self.error_here("expected a type or 'var'"))?,
-                    )
-                };
+                let ty = self.var_or_type()?;
                 let name = self.ident("a variable name")?;
                 if !self.eat_word("in") {
                     return Err(self.error_here("expected 'in'"));
