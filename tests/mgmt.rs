@@ -1048,6 +1048,34 @@ async fn policies_at_every_scope() {
         app.get("/apis/a/policy").await.text().await.unwrap(),
         "<policies><inbound/></policies>"
     );
+    // Policies are checked against the catalogue of APIM policies: every
+    // problem with its line:col, a hint for typos, nothing stored.
+    let v = assert_mgmt_error(
+        app.put_xml(
+            "/apis/a/policy",
+            "<policies>\n<inbound>\n<set-hedaer name=\"x\" />\n<rate-limit calls=\"@(5)\" renewal-period=\"60\" />\n</inbound>\n</policies>",
+        )
+        .await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    let details = v["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 2, "{v}");
+    assert_eq!(details[0]["target"], "3:1");
+    assert_eq!(
+        details[0]["message"],
+        "unknown policy <set-hedaer> (did you mean 'set-header'?)"
+    );
+    assert_eq!(details[1]["target"], "4:20");
+    assert!(details[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not take a policy expression"));
+    assert_eq!(
+        app.get("/apis/a/policy").await.text().await.unwrap(),
+        "<policies><inbound/></policies>"
+    );
     // Owner must exist.
     assert_mgmt_error(
         app.put_xml("/apis/zzz/policy", doc).await,
