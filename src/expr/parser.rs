@@ -542,10 +542,8 @@ impl Parser {
                     args,
                     null_conditional,
                 }
-            } else if self.is("++") || self.is("--") {
-                let Tok::Punct(op) = self.bump().tok else {
-                    unreachable!()
-                };
+            } else if let Tok::Punct(op @ ("++" | "--")) = *self.peek() {
+                self.bump();
                 ExprKind::Postfix {
                     op,
                     expr: Box::new(e),
