@@ -43,8 +43,23 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
     },
+    /// Work with policy documents.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Check policy documents (or fragments): prints `FILE: ok`, or one
+    /// `FILE:LINE:COL: error: MESSAGE` line per problem; exits 1 if any.
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Entry point of the binary.
@@ -56,6 +71,9 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Init { dir } => init(&dir),
+        Command::Policy {
+            command: PolicyCommand::Check { files },
+        } => policy_check(&files),
         Command::Serve {
             config,
             data_dir,
@@ -99,6 +117,41 @@ fn init(dir: &std::path::Path) -> ExitCode {
     }
     println!("wrote {} (admin key inside, mode 0600)", path.display());
     ExitCode::SUCCESS
+}
+
+/// `turnpike policy check FILE...`: shape, the policy catalogue and
+/// expression syntax; `{{named values}}` and fragment ids are taken as
+/// resolvable.
+fn policy_check(files: &[PathBuf]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let mut all_ok = true;
+    for file in files {
+        let name = file.display();
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                all_ok = false;
+                let _ = writeln!(out, "{name}: error: cannot read the file: {e}");
+                continue;
+            }
+        };
+        match crate::policy::check_any(&text) {
+            Ok(()) => {
+                let _ = writeln!(out, "{name}: ok");
+            }
+            Err(problems) => {
+                all_ok = false;
+                for p in problems {
+                    let _ = writeln!(out, "{name}:{}:{}: error: {}", p.line, p.col, p.message);
+                }
+            }
+        }
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn load(config: Option<PathBuf>) -> Result<Settings, ConfigError> {

@@ -24,10 +24,14 @@ pub fn expression_spans(text: &str) -> Vec<std::ops::Range<usize>> {
             continue;
         }
         if b[i] == b'@' && i + 1 < b.len() && (b[i + 1] == b'(' || b[i + 1] == b'{') {
-            let end = balanced_end(b, i + 1);
-            spans.push(i..end);
-            i = end;
-            continue;
+            // An expression that never closes is left alone: masking it
+            // would hide the rest of the document from the XML parser, and
+            // the expression parser reports it better.
+            if let Some(end) = balanced_end(b, i + 1) {
+                spans.push(i..end);
+                i = end;
+                continue;
+            }
         }
         i += 1;
     }
@@ -41,9 +45,9 @@ fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         .map(|p| p + from)
 }
 
-/// Index just past the bracket that closes the one at `open` (or the end
-/// of input when it never closes), skipping C# literals.
-fn balanced_end(b: &[u8], open: usize) -> usize {
+/// Index just past the bracket that closes the one at `open` (`None` when
+/// it never closes), skipping C# literals and comments.
+fn balanced_end(b: &[u8], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = open;
     while i < b.len() {
@@ -52,7 +56,7 @@ fn balanced_end(b: &[u8], open: usize) -> usize {
             b')' | b'}' | b']' => {
                 depth = depth.saturating_sub(1);
                 if depth == 0 {
-                    return i + 1;
+                    return Some(i + 1);
                 }
             }
             b'"' => {
@@ -79,7 +83,7 @@ fn balanced_end(b: &[u8], open: usize) -> usize {
         }
         i += 1;
     }
-    b.len()
+    None
 }
 
 /// Index just past the literal starting at `start` (a quote).
@@ -160,6 +164,14 @@ mod tests {
             &doc[spans[0].clone()],
             "@{ // step 1)\n /* ) */ return 1; }"
         );
+    }
+
+    #[test]
+    fn an_unclosed_expression_masks_nothing() {
+        let doc = "<a>@{ return 1</a><b c=\"@(x < 1)\"/>";
+        let spans = expression_spans(doc);
+        assert_eq!(spans.len(), 1);
+        assert_eq!(&doc[spans[0].clone()], "@(x < 1)");
     }
 
     #[test]
