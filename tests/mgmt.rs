@@ -1160,3 +1160,56 @@ async fn writes_survive_restart_and_revision_grows() {
     assert_ne!(r.status(), 401);
     assert_ne!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn named_values_referenced_by_policies() {
+    let app = TestApp::spawn().await;
+    app.put_ok("/apis/a", json!({"path": "a"})).await;
+    let doc = "<policies>\n<inbound>\n<set-header name=\"x-key\" exists-action=\"override\"><value>{{backend-key}}</value></set-header>\n</inbound>\n</policies>";
+    // Unknown named value: 400 naming it at its position; nothing stored.
+    let v = assert_mgmt_error(
+        app.put_xml("/apis/a/policy", doc).await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    assert_eq!(v["error"]["details"][0]["target"], "3:58", "{v}");
+    assert_eq!(
+        v["error"]["details"][0]["message"],
+        "named value 'backend-key' does not exist"
+    );
+    assert_mgmt_error(app.get("/apis/a/policy").await, 404, "ResourceNotFound").await;
+    // Once it exists the policy is accepted (names match case-insensitively).
+    app.put_ok(
+        "/named-values/bk",
+        json!({"displayName": "Backend-Key", "value": "s3cret", "secret": true}),
+    )
+    .await;
+    assert_eq!(app.put_xml("/apis/a/policy", doc).await.status(), 201);
+    // A referenced named value cannot be deleted, nor renamed away.
+    let v = assert_mgmt_error(app.delete("/named-values/bk").await, 409, "Conflict").await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("api/a"),
+        "{v}"
+    );
+    let v = assert_mgmt_error(
+        app.put(
+            "/named-values/bk",
+            json!({"displayName": "renamed", "value": "s3cret"}),
+        )
+        .await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    assert!(
+        v["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("backend-key"),
+        "{v}"
+    );
+    // Without the reference it can go.
+    assert_eq!(app.delete("/apis/a/policy").await.status(), 204);
+    assert_eq!(app.delete("/named-values/bk").await.status(), 204);
+}

@@ -208,7 +208,27 @@ impl Resource for NamedValue {
         Ok(vec![Change::NamedValue(id.into(), Some(new))])
     }
 
-    fn plan_delete(id: &str, _c: &Catalog, _q: Option<&str>) -> Result<Vec<Change>, ApiError> {
+    /// Refused (409) while a policy references the named value.
+    fn plan_delete(id: &str, c: &Catalog, _q: Option<&str>) -> Result<Vec<Change>, ApiError> {
+        if let Some(nv) = c.named_values.get(id) {
+            let users: Vec<&str> = c
+                .policies
+                .iter()
+                .filter(|(_, doc)| {
+                    crate::policy::named_value_refs(&doc.xml)
+                        .iter()
+                        .any(|(n, _)| n.eq_ignore_ascii_case(&nv.display_name))
+                })
+                .map(|(scope, _)| scope.as_str())
+                .collect();
+            if !users.is_empty() {
+                return Err(ApiError::conflict(format!(
+                    "named value {:?} is used by the policies of: {}",
+                    nv.display_name,
+                    users.join(", ")
+                )));
+            }
+        }
         Ok(vec![Change::NamedValue(id.into(), None)])
     }
 

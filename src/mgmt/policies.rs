@@ -122,6 +122,24 @@ async fn put(
     let (sc, flag) = (scope.clone(), created.clone());
     let c = commit(&s, move |c| {
         owner_exists(c, &sc)?;
+        let missing: Vec<Detail> = crate::policy::named_value_refs(&doc.xml)
+            .into_iter()
+            .filter(|(name, _)| {
+                !c.named_values
+                    .values()
+                    .any(|nv| nv.display_name.eq_ignore_ascii_case(name))
+            })
+            .map(|(name, offset)| {
+                let (line, col) = crate::policy::line_col(&doc.xml, offset);
+                Detail::new(
+                    format!("{line}:{col}"),
+                    format!("named value '{name}' does not exist"),
+                )
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err(ApiError::invalid_all(missing));
+        }
         let old = c.policies.get(&sc.key());
         check_if_match(&headers, old.map(etag).as_deref())?;
         flag.store(old.is_none(), std::sync::atomic::Ordering::Relaxed);

@@ -79,6 +79,32 @@ pub fn blank_named_values(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The `{{name}}` references of a document, with their byte offsets.
+pub fn named_value_refs(text: &str) -> Vec<(&str, usize)> {
+    let mut refs = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("{{") {
+        let start = from + i;
+        match text[start + 2..].find("}}") {
+            Some(j) => {
+                let name = &text[start + 2..start + 2 + j];
+                if !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                {
+                    refs.push((name, start));
+                    from = start + 4 + j;
+                } else {
+                    from = start + 2;
+                }
+            }
+            None => break,
+        }
+    }
+    refs
+}
+
 /// Parses every expression-valued attribute and text of `e` (a whole value
 /// starting with `@(` or `@{`), reporting syntax errors at their position.
 fn check_expressions(xml: &str, e: &xml::Element, out: &mut Vec<Diagnostic>) {
@@ -340,6 +366,12 @@ mod tests {
         );
         let e = check_any("<set-stauts code=\"200\" />").unwrap_err();
         assert_eq!((e[0].line, e[0].col), (1, 1), "{e:?}");
+    }
+
+    #[test]
+    fn finds_named_value_references() {
+        let refs = named_value_refs("<a b=\"{{key}}\">@(\"{{x.y-z}}\" + {{ bad }})</a>{{}}");
+        assert_eq!(refs, [("key", 6), ("x.y-z", 18)]);
     }
 
     #[test]

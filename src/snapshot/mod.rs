@@ -231,10 +231,24 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
         ..Snapshot::default()
     };
 
+    let known: std::collections::HashSet<String> = catalog
+        .named_values
+        .values()
+        .map(|nv| nv.display_name.to_ascii_lowercase())
+        .collect();
     for (scope_key, doc) in &catalog.policies {
         if let Err(diags) = crate::policy::check_document(&doc.xml) {
             for d in diags {
                 problems.push(Detail::new(format!("policies/{scope_key}"), d.to_string()));
+            }
+        }
+        for (name, offset) in crate::policy::named_value_refs(&doc.xml) {
+            if !known.contains(&name.to_ascii_lowercase()) {
+                let (line, col) = crate::policy::line_col(&doc.xml, offset);
+                problems.push(Detail::new(
+                    format!("policies/{scope_key}"),
+                    format!("{line}:{col}: named value '{name}' does not exist"),
+                ));
             }
         }
     }
