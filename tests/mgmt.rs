@@ -1213,3 +1213,136 @@ async fn named_values_referenced_by_policies() {
     assert_eq!(app.delete("/apis/a/policy").await.status(), 204);
     assert_eq!(app.delete("/named-values/bk").await.status(), 204);
 }
+
+#[tokio::test]
+async fn policy_fragments_and_includes() {
+    let app = TestApp::spawn().await;
+    app.put_ok("/apis/a", json!({"path": "a"})).await;
+    let auth = "<fragment>\n  <set-header name=\"x-team\" exists-action=\"override\"><value>core</value></set-header>\n</fragment>";
+    let r = app.put_xml("/policy-fragments/auth", auth).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        app.put_xml("/policy-fragments/auth", auth).await.status(),
+        200
+    );
+    assert_eq!(
+        app.get("/policy-fragments/auth")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        auth
+    );
+    let list = app.get_json("/policy-fragments").await;
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["value"][0]["id"], "auth");
+    assert_eq!(list["value"][0]["value"], auth);
+    assert_mgmt_error(
+        app.get("/policy-fragments/none").await,
+        404,
+        "ResourceNotFound",
+    )
+    .await;
+    // A fragment is a <fragment> document, checked like any policy.
+    let v = assert_mgmt_error(
+        app.put_xml("/policy-fragments/bad", "<policies><inbound/></policies>")
+            .await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    assert!(
+        v["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("<fragment>"),
+        "{v}"
+    );
+    assert_mgmt_error(
+        app.put_xml("/policy-fragments/-bad", auth).await,
+        400,
+        "ValidationError",
+    )
+    .await;
+
+    // Includes must resolve, at their position.
+    let doc = "<policies>\n<inbound>\n<include-fragment fragment-id=\"auth\" />\n<include-fragment fragment-id=\"missing\" />\n</inbound>\n</policies>";
+    let v = assert_mgmt_error(
+        app.put_xml("/apis/a/policy", doc).await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    assert_eq!(v["error"]["details"][0]["target"], "4:32", "{v}");
+    assert_eq!(
+        v["error"]["details"][0]["message"],
+        "policy fragment 'missing' does not exist"
+    );
+    let ok =
+        "<policies>\n<inbound>\n<include-fragment fragment-id=\"auth\" />\n</inbound>\n</policies>";
+    assert_eq!(app.put_xml("/apis/a/policy", ok).await.status(), 201);
+
+    // A fragment in use cannot be deleted.
+    let v = assert_mgmt_error(app.delete("/policy-fragments/auth").await, 409, "Conflict").await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("api/a"),
+        "{v}"
+    );
+
+    // Fragments may include fragments, but not in a cycle.
+    let inc = |id: &str| format!("<fragment><include-fragment fragment-id=\"{id}\" /></fragment>");
+    assert_eq!(
+        app.put_xml("/policy-fragments/outer", &inc("auth"))
+            .await
+            .status(),
+        201
+    );
+    let v = assert_mgmt_error(
+        app.put_xml("/policy-fragments/auth", &inc("outer")).await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("auth → outer → auth"),
+        "{v}"
+    );
+    assert_mgmt_error(
+        app.put_xml("/policy-fragments/self", &inc("self")).await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    assert_eq!(
+        app.get("/policy-fragments/auth")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        auth
+    );
+
+    // Named values inside fragments are checked too.
+    let v = assert_mgmt_error(
+        app.put_xml(
+            "/policy-fragments/nv",
+            "<fragment><set-variable name=\"v\" value=\"{{nope}}\" /></fragment>",
+        )
+        .await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    assert_eq!(
+        v["error"]["details"][0]["message"],
+        "named value 'nope' does not exist"
+    );
+
+    // Unused again, it can go.
+    assert_eq!(app.delete("/apis/a/policy").await.status(), 204);
+    assert_eq!(app.delete("/policy-fragments/outer").await.status(), 204);
+    assert_eq!(app.delete("/policy-fragments/auth").await.status(), 204);
+}

@@ -170,6 +170,13 @@ pub fn router(state: MgmtState) -> Router {
                 .put(policies::put_global)
                 .delete(policies::delete_global),
         )
+        .route("/policy-fragments", get(policies::list_fragments))
+        .route(
+            "/policy-fragments/{id}",
+            get(policies::get_fragment)
+                .put(policies::put_fragment)
+                .delete(policies::delete_fragment),
+        )
         .route("/subscriptions", get(list::<Subscription>))
         .route(
             "/subscriptions/{id}",

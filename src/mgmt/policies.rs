@@ -10,7 +10,7 @@
 use super::body::{self, check_if_match, etag};
 use super::{commit, MgmtState};
 use crate::error::{ApiError, Code, Detail};
-use crate::model::{Catalog, Change, PolicyDoc, PolicyScope};
+use crate::model::{validate_id, Catalog, Change, PolicyDoc, PolicyScope};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -28,7 +28,7 @@ struct PolicyJson {
 /// Checks that the scope's owner exists.
 fn owner_exists(c: &Catalog, scope: &PolicyScope) -> Result<(), ApiError> {
     let missing = match scope {
-        PolicyScope::Global => None,
+        PolicyScope::Global | PolicyScope::Fragment(_) => None,
         PolicyScope::Product(p) => (!c.products.contains_key(p)).then(|| format!("product {p:?}")),
         PolicyScope::Api(a) => (!c.apis.contains_key(a)).then(|| format!("API {a:?}")),
         PolicyScope::Operation(a, o) => {
@@ -91,10 +91,10 @@ fn xml_of(headers: &HeaderMap, bytes: &[u8]) -> Result<String, ApiError> {
 async fn get(s: MgmtState, scope: PolicyScope) -> Result<Response, ApiError> {
     let c = s.store.catalog();
     owner_exists(&c, &scope)?;
-    let doc = c
-        .policies
-        .get(&scope.key())
-        .ok_or_else(|| ApiError::not_found("policy"))?;
+    let doc = c.policies.get(&scope.key()).ok_or_else(|| match &scope {
+        PolicyScope::Fragment(id) => ApiError::not_found(format!("policy fragment {id:?}")),
+        _ => ApiError::not_found("policy"),
+    })?;
     Ok(xml_response(StatusCode::OK, doc))
 }
 
@@ -104,9 +104,16 @@ async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if let PolicyScope::Fragment(id) = &scope {
+        validate_id("id", id).map_err(|d| ApiError::invalid_all(vec![d]))?;
+    }
     let bytes = body::read(body, &headers, s.max_body).await?;
     let xml = xml_of(&headers, &bytes)?;
-    if let Err(diags) = crate::policy::check_document(&xml) {
+    let checked = match scope {
+        PolicyScope::Fragment(_) => crate::policy::check_fragment(&xml),
+        _ => crate::policy::check_document(&xml),
+    };
+    if let Err(diags) = checked {
         let details = diags
             .iter()
             .map(|d| Detail::new(format!("{}:{}", d.line, d.col), d.message.clone()))
@@ -122,23 +129,46 @@ async fn put(
     let (sc, flag) = (scope.clone(), created.clone());
     let c = commit(&s, move |c| {
         owner_exists(c, &sc)?;
-        let missing: Vec<Detail> = crate::policy::named_value_refs(&doc.xml)
-            .into_iter()
-            .filter(|(name, _)| {
-                !c.named_values
+        let unresolved = crate::policy::check_references(
+            &doc.xml,
+            |name| {
+                c.named_values
                     .values()
                     .any(|nv| nv.display_name.eq_ignore_ascii_case(name))
-            })
-            .map(|(name, offset)| {
-                let (line, col) = crate::policy::line_col(&doc.xml, offset);
-                Detail::new(
-                    format!("{line}:{col}"),
-                    format!("named value '{name}' does not exist"),
-                )
-            })
-            .collect();
-        if !missing.is_empty() {
-            return Err(ApiError::invalid_all(missing));
+            },
+            |id| {
+                c.policies
+                    .contains_key(&PolicyScope::Fragment(id.into()).key())
+                    || sc == PolicyScope::Fragment(id.into())
+            },
+        );
+        if !unresolved.is_empty() {
+            return Err(ApiError::invalid_all(
+                unresolved
+                    .iter()
+                    .map(|d| Detail::new(format!("{}:{}", d.line, d.col), d.message.clone()))
+                    .collect(),
+            ));
+        }
+        if let PolicyScope::Fragment(id) = &sc {
+            let mut fragments: std::collections::BTreeMap<String, String> = c
+                .policies
+                .iter()
+                .filter_map(|(k, d)| {
+                    k.strip_prefix("fragment/")
+                        .map(|f| (f.to_string(), d.xml.clone()))
+                })
+                .collect();
+            fragments.insert(id.clone(), doc.xml.clone());
+            if let Some(cycle) = crate::policy::fragment_cycle(&fragments) {
+                return Err(ApiError::invalid(
+                    "value",
+                    format!(
+                        "policy fragments would include each other: {}",
+                        cycle.join(" → ")
+                    ),
+                ));
+            }
         }
         let old = c.policies.get(&sc.key());
         check_if_match(&headers, old.map(etag).as_deref())?;
@@ -167,6 +197,25 @@ async fn delete(
             .get(&scope.key())
             .ok_or_else(|| ApiError::not_found("policy"))?;
         check_if_match(&headers, Some(&etag(doc)))?;
+        if let PolicyScope::Fragment(id) = &scope {
+            let users: Vec<&str> = c
+                .policies
+                .iter()
+                .filter(|(k, d)| {
+                    **k != scope.key()
+                        && crate::policy::fragment_refs(&d.xml)
+                            .iter()
+                            .any(|(f, _)| f == id)
+                })
+                .map(|(k, _)| k.as_str())
+                .collect();
+            if !users.is_empty() {
+                return Err(ApiError::conflict(format!(
+                    "policy fragment {id:?} is included by: {}",
+                    users.join(", ")
+                )));
+            }
+        }
         Ok(vec![Change::Policy(scope, None)])
     })
     .await?;
@@ -251,4 +300,43 @@ pub async fn delete_operation(
     h: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     delete(s, PolicyScope::Operation(a, o), h).await
+}
+
+pub async fn get_fragment(
+    State(s): State<MgmtState>,
+    Path(f): Path<String>,
+) -> Result<Response, ApiError> {
+    get(s, PolicyScope::Fragment(f)).await
+}
+pub async fn put_fragment(
+    State(s): State<MgmtState>,
+    Path(f): Path<String>,
+    h: HeaderMap,
+    b: Body,
+) -> Result<Response, ApiError> {
+    put(s, PolicyScope::Fragment(f), h, b).await
+}
+pub async fn delete_fragment(
+    State(s): State<MgmtState>,
+    Path(f): Path<String>,
+    h: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    delete(s, PolicyScope::Fragment(f), h).await
+}
+
+/// `GET /mgmt/policy-fragments`: `{"value": [{"id", "format", "value"}], "count"}`.
+pub async fn list_fragments(
+    State(s): State<MgmtState>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    let c = s.store.catalog();
+    let items = c
+        .policies
+        .iter()
+        .filter_map(|(k, d)| {
+            k.strip_prefix("fragment/")
+                .map(|id| serde_json::json!({"id": id, "format": "rawxml", "value": d.xml}))
+        })
+        .collect();
+    body::list_response(items, q.as_deref())
 }

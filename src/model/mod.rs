@@ -38,13 +38,15 @@ pub const BUILTIN_GROUPS: [(&str, &str, &str); 3] = [
     ),
 ];
 
-/// Which policy document: the four scopes of APIM.
+/// Where a policy document lives: the four scopes of APIM, and policy
+/// fragments (`<fragment>` documents included by id).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PolicyScope {
     Global,
     Product(String),
     Api(String),
     Operation(String, String),
+    Fragment(String),
 }
 
 impl PolicyScope {
@@ -55,6 +57,7 @@ impl PolicyScope {
             PolicyScope::Product(p) => format!("product/{p}"),
             PolicyScope::Api(a) => format!("api/{a}"),
             PolicyScope::Operation(a, o) => format!("op/{a}/{o}"),
+            PolicyScope::Fragment(f) => format!("fragment/{f}"),
         }
     }
 
@@ -65,6 +68,7 @@ impl PolicyScope {
             ("product", Some(p), None) => PolicyScope::Product(p.into()),
             ("api", Some(a), None) => PolicyScope::Api(a.into()),
             ("op", Some(a), Some(o)) => PolicyScope::Operation(a.into(), o.into()),
+            ("fragment", Some(f), None) => PolicyScope::Fragment(f.into()),
             _ => return None,
         };
         parts.next().is_none().then_some(scope)
@@ -81,7 +85,8 @@ pub struct Catalog {
     pub apis: BTreeMap<String, Api>,
     /// api id → operation id → operation
     pub operations: BTreeMap<String, BTreeMap<String, Operation>>,
-    /// policy scope key (see [`PolicyScope::key`]) → document
+    /// policy scope key (see [`PolicyScope::key`]) → document; policy
+    /// fragments are here too, under `fragment/{id}`.
     pub policies: BTreeMap<String, PolicyDoc>,
     pub products: BTreeMap<String, Product>,
     /// product id → linked api ids
@@ -457,6 +462,7 @@ mod tests {
             PolicyScope::Product("p".into()),
             PolicyScope::Api("a".into()),
             PolicyScope::Operation("a".into(), "o".into()),
+            PolicyScope::Fragment("f".into()),
         ] {
             assert_eq!(PolicyScope::from_key(&s.key()), Some(s));
         }

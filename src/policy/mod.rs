@@ -105,6 +105,89 @@ pub fn named_value_refs(text: &str) -> Vec<(&str, usize)> {
     refs
 }
 
+/// The `fragment-id`s a document includes (`<include-fragment>`), with the
+/// byte offset of each id.
+pub fn fragment_refs(text: &str) -> Vec<(String, usize)> {
+    fn walk(e: &xml::Element, out: &mut Vec<(String, usize)>) {
+        if e.name == "include-fragment" {
+            if let Some(a) = e.attr("fragment-id") {
+                out.push((a.value.clone(), a.value_span.start));
+            }
+        }
+        for c in e.elements() {
+            walk(c, out);
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(root) = xml::parse(text) {
+        walk(&root, &mut out);
+    }
+    out
+}
+
+/// Every reference of a document that does not resolve: `{{named values}}`
+/// and included fragments, each at its position.
+pub fn check_references(
+    text: &str,
+    named_value_exists: impl Fn(&str) -> bool,
+    fragment_exists: impl Fn(&str) -> bool,
+) -> Vec<Diagnostic> {
+    let at = |offset: usize, message: String| {
+        let (line, col) = line_col(text, offset);
+        Diagnostic { line, col, message }
+    };
+    let mut out: Vec<Diagnostic> = named_value_refs(text)
+        .into_iter()
+        .filter(|(name, _)| !named_value_exists(name))
+        .map(|(name, offset)| at(offset, format!("named value '{name}' does not exist")))
+        .collect();
+    for (id, offset) in fragment_refs(text) {
+        if !fragment_exists(&id) {
+            out.push(at(offset, format!("policy fragment '{id}' does not exist")));
+        }
+    }
+    out.sort_by_key(|d| (d.line, d.col));
+    out
+}
+
+/// A cycle of fragments including one another (`a → b → a`), if any.
+pub fn fragment_cycle(fragments: &std::collections::BTreeMap<String, String>) -> Option<Vec<&str>> {
+    fn visit<'a>(
+        id: &'a str,
+        fragments: &'a std::collections::BTreeMap<String, String>,
+        path: &mut Vec<&'a str>,
+        done: &mut std::collections::HashSet<&'a str>,
+    ) -> Option<Vec<&'a str>> {
+        if let Some(pos) = path.iter().position(|p| *p == id) {
+            let mut cycle = path[pos..].to_vec();
+            cycle.push(id);
+            return Some(cycle);
+        }
+        if done.contains(id) {
+            return None;
+        }
+        let (key, text) = fragments.get_key_value(id)?;
+        path.push(key);
+        for (next, _) in fragment_refs(text) {
+            if let Some((k, _)) = fragments.get_key_value(next.as_str()) {
+                if let Some(c) = visit(k, fragments, path, done) {
+                    return Some(c);
+                }
+            }
+        }
+        path.pop();
+        done.insert(key);
+        None
+    }
+    let mut done = std::collections::HashSet::new();
+    for id in fragments.keys() {
+        if let Some(c) = visit(id, fragments, &mut Vec::new(), &mut done) {
+            return Some(c);
+        }
+    }
+    None
+}
+
 /// Parses every expression-valued attribute and text of `e` (a whole value
 /// starting with `@(` or `@{`), reporting syntax errors at their position.
 fn check_expressions(xml: &str, e: &xml::Element, out: &mut Vec<Diagnostic>) {
@@ -372,6 +455,33 @@ mod tests {
     fn finds_named_value_references() {
         let refs = named_value_refs("<a b=\"{{key}}\">@(\"{{x.y-z}}\" + {{ bad }})</a>{{}}");
         assert_eq!(refs, [("key", 6), ("x.y-z", 18)]);
+    }
+
+    #[test]
+    fn fragment_references_and_cycles() {
+        let doc = "<policies><inbound>\n<include-fragment fragment-id=\"auth\" /><include-fragment fragment-id=\"gone\" /></inbound></policies>";
+        assert_eq!(
+            fragment_refs(doc),
+            [("auth".to_string(), 51), ("gone".to_string(), 90)]
+        );
+        let problems = check_references(doc, |_| true, |id| id == "auth");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].to_string(),
+            "2:71: policy fragment 'gone' does not exist"
+        );
+        let mut frags = std::collections::BTreeMap::new();
+        let inc =
+            |id: &str| format!("<fragment><include-fragment fragment-id=\"{id}\" /></fragment>");
+        frags.insert("a".to_string(), inc("b"));
+        frags.insert("b".to_string(), inc("c"));
+        frags.insert("c".to_string(), "<fragment />".to_string());
+        assert_eq!(fragment_cycle(&frags), None);
+        frags.insert("c".to_string(), inc("a"));
+        assert_eq!(fragment_cycle(&frags), Some(vec!["a", "b", "c", "a"]));
+        frags.insert("self".to_string(), inc("self"));
+        frags.remove("a");
+        assert_eq!(fragment_cycle(&frags), Some(vec!["self", "self"]));
     }
 
     #[test]

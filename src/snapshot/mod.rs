@@ -236,21 +236,29 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
         .values()
         .map(|nv| nv.display_name.to_ascii_lowercase())
         .collect();
+    let mut fragments = std::collections::BTreeMap::new();
     for (scope_key, doc) in &catalog.policies {
-        if let Err(diags) = crate::policy::check_document(&doc.xml) {
-            for d in diags {
-                problems.push(Detail::new(format!("policies/{scope_key}"), d.to_string()));
+        let checked = match scope_key.strip_prefix("fragment/") {
+            Some(id) => {
+                fragments.insert(id.to_string(), doc.xml.clone());
+                crate::policy::check_fragment(&doc.xml)
             }
+            None => crate::policy::check_document(&doc.xml),
+        };
+        let unresolved = crate::policy::check_references(
+            &doc.xml,
+            |name| known.contains(&name.to_ascii_lowercase()),
+            |id| catalog.policies.contains_key(&format!("fragment/{id}")),
+        );
+        for d in checked.err().into_iter().flatten().chain(unresolved) {
+            problems.push(Detail::new(format!("policies/{scope_key}"), d.to_string()));
         }
-        for (name, offset) in crate::policy::named_value_refs(&doc.xml) {
-            if !known.contains(&name.to_ascii_lowercase()) {
-                let (line, col) = crate::policy::line_col(&doc.xml, offset);
-                problems.push(Detail::new(
-                    format!("policies/{scope_key}"),
-                    format!("{line}:{col}: named value '{name}' does not exist"),
-                ));
-            }
-        }
+    }
+    if let Some(cycle) = crate::policy::fragment_cycle(&fragments) {
+        problems.push(Detail::new(
+            format!("policies/fragment/{}", cycle[0]),
+            format!("policy fragments include each other: {}", cycle.join(" → ")),
+        ));
     }
 
     let mut product_index = HashMap::new();
