@@ -53,7 +53,7 @@ pub fn parse_code(text: &str, base: usize) -> Result<Code, ParseError> {
     let code = if p.is("(") {
         p.bump();
         let e = p.expr()?;
-        p.expect(")")?;
+        p.expect_punct(")")?;
         Code::Expr(e)
     } else if p.is("{") {
         Code::Block(p.block()?)
@@ -205,7 +205,7 @@ impl Parser {
         }
     }
 
-    fn expect(&mut self, p: &str) -> Result<Token, ParseError> {
+    fn expect_punct(&mut self, p: &str) -> Result<Token, ParseError> {
         if self.is(p) {
             Ok(self.bump())
         } else {
@@ -403,7 +403,7 @@ impl Parser {
             lhs = match op {
                 "?" => {
                     let then = self.expr_bp(0)?;
-                    self.expect(":")?;
+                    self.expect_punct(":")?;
                     let otherwise = self.expr_bp(r_bp)?;
                     let span = Span::new(start, otherwise.span.end);
                     Expr {
@@ -536,7 +536,7 @@ impl Parser {
                 while self.eat(",") {
                     args.push(self.expr()?);
                 }
-                self.expect("]")?;
+                self.expect_punct("]")?;
                 ExprKind::Index {
                     target: Box::new(e),
                     args,
@@ -630,7 +630,7 @@ impl Parser {
             if self.eat(",") {
                 continue;
             }
-            self.expect(close)?;
+            self.expect_punct(close)?;
             return Ok(args);
         }
     }
@@ -687,11 +687,11 @@ impl Parser {
                 "new" => self.new_expr(),
                 "typeof" => {
                     self.bump();
-                    self.expect("(")?;
+                    self.expect_punct("(")?;
                     let ty = self
                         .type_ref()
                         .ok_or_else(|| self.error_here("expected a type"))?;
-                    self.expect(")")?;
+                    self.expect_punct(")")?;
                     Ok(Expr {
                         kind: ExprKind::Typeof(ty),
                         span: Span::new(start, self.prev_end()),
@@ -703,7 +703,7 @@ impl Parser {
                         let t = self
                             .type_ref()
                             .ok_or_else(|| self.error_here("expected a type"))?;
-                        self.expect(")")?;
+                        self.expect_punct(")")?;
                         Some(t)
                     } else {
                         None
@@ -756,7 +756,7 @@ impl Parser {
                     if self.eat(",") {
                         continue;
                     }
-                    self.expect(")")?;
+                    self.expect_punct(")")?;
                     break;
                 }
             }
@@ -793,7 +793,7 @@ impl Parser {
         self.pos = save;
         self.bump();
         let inner = self.expr()?;
-        self.expect(")")?;
+        self.expect_punct(")")?;
         Ok(Expr {
             kind: inner.kind,
             span: Span::new(start, self.prev_end()),
@@ -830,7 +830,7 @@ impl Parser {
         start: usize,
         params: Vec<(Option<TypeRef>, String)>,
     ) -> Result<Expr, ParseError> {
-        self.expect("=>")?;
+        self.expect_punct("=>")?;
         let body = if self.is("{") {
             LambdaBody::Block(self.block()?)
         } else {
@@ -892,7 +892,7 @@ impl Parser {
                     break;
                 }
             }
-            self.expect("}")?;
+            self.expect_punct("}")?;
             return Ok(Expr {
                 kind: ExprKind::Anonymous(members),
                 span: Span::new(start, self.prev_end()),
@@ -916,7 +916,7 @@ impl Parser {
         }
         if self.eat("[") {
             let size = self.expr()?;
-            self.expect("]")?;
+            self.expect_punct("]")?;
             let items = if self.is("{") {
                 Some(self.brace_items()?)
             } else {
@@ -952,7 +952,7 @@ impl Parser {
 
     /// `{ e, e, ... }` (an element may itself be `{ k, v }`).
     fn brace_items(&mut self) -> Result<Vec<Expr>, ParseError> {
-        self.expect("{")?;
+        self.expect_punct("{")?;
         let mut items = Vec::new();
         while !self.is("}") {
             items.push(self.brace_item()?);
@@ -960,7 +960,7 @@ impl Parser {
                 break;
             }
         }
-        self.expect("}")?;
+        self.expect_punct("}")?;
         Ok(items)
     }
 
@@ -1001,7 +1001,7 @@ impl Parser {
         if !object {
             return Ok(Initializer::Collection(self.brace_items()?));
         }
-        self.expect("{")?;
+        self.expect_punct("{")?;
         let mut items = Vec::new();
         while !self.is("}") {
             let target = if self.eat("[") {
@@ -1009,12 +1009,12 @@ impl Parser {
                 while self.eat(",") {
                     keys.push(self.expr()?);
                 }
-                self.expect("]")?;
+                self.expect_punct("]")?;
                 MemberTarget::Index(keys)
             } else {
                 MemberTarget::Name(self.ident("a member name")?)
             };
-            self.expect("=")?;
+            self.expect_punct("=")?;
             let value = if self.is("{") {
                 self.brace_item()?
             } else {
@@ -1025,7 +1025,7 @@ impl Parser {
                 break;
             }
         }
-        self.expect("}")?;
+        self.expect_punct("}")?;
         Ok(Initializer::Object(items))
     }
 
@@ -1043,7 +1043,7 @@ impl Parser {
     }
 
     fn block(&mut self) -> Result<Vec<Stmt>, ParseError> {
-        self.expect("{")?;
+        self.expect_punct("{")?;
         self.enter()?;
         let mut out = Vec::new();
         while !self.is("}") {
@@ -1087,9 +1087,9 @@ impl Parser {
     }
 
     fn paren_expr(&mut self) -> Result<Expr, ParseError> {
-        self.expect("(")?;
+        self.expect_punct("(")?;
         let e = self.expr()?;
-        self.expect(")")?;
+        self.expect_punct(")")?;
         Ok(e)
     }
 
@@ -1130,14 +1130,14 @@ impl Parser {
             }
             "foreach" => {
                 self.bump();
-                self.expect("(")?;
+                self.expect_punct("(")?;
                 let ty = self.var_or_type()?;
                 let name = self.ident("a variable name")?;
                 if !self.eat_word("in") {
                     return Err(self.error_here("expected 'in'"));
                 }
                 let iter = self.expr()?;
-                self.expect(")")?;
+                self.expect_punct(")")?;
                 return Ok(StmtKind::Foreach {
                     ty,
                     name,
@@ -1147,7 +1147,7 @@ impl Parser {
             }
             "for" => {
                 self.bump();
-                self.expect("(")?;
+                self.expect_punct("(")?;
                 let mut init = Vec::new();
                 if !self.is(";") {
                     let s = self.span().start;
@@ -1160,13 +1160,13 @@ impl Parser {
                         span: Span::new(s, self.prev_end()),
                     });
                 }
-                self.expect(";")?;
+                self.expect_punct(";")?;
                 let cond = if self.is(";") {
                     None
                 } else {
                     Some(self.expr()?)
                 };
-                self.expect(";")?;
+                self.expect_punct(";")?;
                 let mut step = Vec::new();
                 while !self.is(")") {
                     step.push(self.expr()?);
@@ -1174,7 +1174,7 @@ impl Parser {
                         break;
                     }
                 }
-                self.expect(")")?;
+                self.expect_punct(")")?;
                 return Ok(StmtKind::For {
                     init,
                     cond,
@@ -1189,12 +1189,12 @@ impl Parser {
                 } else {
                     Some(self.expr()?)
                 };
-                self.expect(";")?;
+                self.expect_punct(";")?;
                 return Ok(StmtKind::Return(e));
             }
             "break" | "continue" => {
                 self.bump();
-                self.expect(";")?;
+                self.expect_punct(";")?;
                 return Ok(if word == "break" {
                     StmtKind::Break
                 } else {
@@ -1208,7 +1208,7 @@ impl Parser {
                 } else {
                     Some(self.expr()?)
                 };
-                self.expect(";")?;
+                self.expect_punct(";")?;
                 return Ok(StmtKind::Throw(e));
             }
             "const" => {
@@ -1217,7 +1217,7 @@ impl Parser {
                     return Err(self.error_here("expected a typed constant declaration"));
                 };
                 let kind = self.local_rest(Some(ty))?;
-                self.expect(";")?;
+                self.expect_punct(";")?;
                 return Ok(kind);
             }
             "unchecked" | "checked" if self.is_at(1, "{") => {
@@ -1238,7 +1238,7 @@ impl Parser {
                     kind,
                     span: Span::new(s, self.prev_end()),
                 });
-                self.expect(")")?;
+                self.expect_punct(")")?;
                 return Ok(StmtKind::Using {
                     resource,
                     body: Box::new(self.stmt()?),
@@ -1265,7 +1265,7 @@ impl Parser {
                         } else {
                             None
                         };
-                        self.expect(")")?;
+                        self.expect_punct(")")?;
                         (Some(ty), name)
                     } else {
                         (None, None)
@@ -1293,11 +1293,11 @@ impl Parser {
         }
         if let Some(ty) = self.declaration_ahead() {
             let kind = self.local_rest(ty)?;
-            self.expect(";")?;
+            self.expect_punct(";")?;
             return Ok(kind);
         }
         let e = self.expr()?;
-        self.expect(";")?;
+        self.expect_punct(";")?;
         Ok(StmtKind::Expr(e))
     }
 
@@ -1343,7 +1343,7 @@ impl Parser {
 
     fn local_function(&mut self, ret: Option<TypeRef>) -> Result<StmtKind, ParseError> {
         let name = self.ident("a function name")?;
-        self.expect("(")?;
+        self.expect_punct("(")?;
         let mut params = Vec::new();
         if !self.eat(")") {
             loop {
@@ -1355,14 +1355,14 @@ impl Parser {
                 if self.eat(",") {
                     continue;
                 }
-                self.expect(")")?;
+                self.expect_punct(")")?;
                 break;
             }
         }
         let body = if self.eat("=>") {
             let start = self.span().start;
             let e = self.expr()?;
-            self.expect(";")?;
+            self.expect_punct(";")?;
             let span = Span::new(start, self.prev_end());
             vec![Stmt {
                 kind: StmtKind::Return(Some(e)),
