@@ -1,5 +1,5 @@
 //! The command line (DESIGN.md §3): argument parsing and the `serve`,
-//! `init` and `version` verbs. Wiring only; the work is in `app`.
+//! `init`, `policy check`, `expr eval` and `version` verbs. Wiring only; the work is in `app`.
 
 use crate::app::{self, Options};
 use crate::config::{ConfigError, Settings};
@@ -48,8 +48,26 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Work with policy expressions.
+    Expr {
+        #[command(subcommand)]
+        command: ExprCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum ExprCommand {
+    /// Evaluate one `@(...)` or `@{...}` expression and print the result as
+    /// JSON; exits 1 with `error: ...` on a compile or runtime error.
+    Eval {
+        #[arg(value_name = "EXPR", allow_hyphen_values = true)]
+        expr: String,
+        /// Sample context (JSON, DESIGN.md §7).
+        #[arg(long, value_name = "FILE")]
+        context: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +92,9 @@ pub fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Check { files },
         } => policy_check(&files),
+        Command::Expr {
+            command: ExprCommand::Eval { expr, context },
+        } => expr_eval(&expr, context.as_deref()),
         Command::Serve {
             config,
             data_dir,
@@ -117,6 +138,52 @@ fn init(dir: &std::path::Path) -> ExitCode {
     }
     println!("wrote {} (admin key inside, mode 0600)", path.display());
     ExitCode::SUCCESS
+}
+
+/// `turnpike expr eval EXPR [--context FILE]`.
+fn expr_eval(src: &str, context: Option<&std::path::Path>) -> ExitCode {
+    use crate::expr;
+    let ctx = match context {
+        None => expr::Ctx::default(),
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => return fail(format!("cannot read {}: {e}", path.display()), 1),
+            };
+            let json: serde_json::Value = match serde_json::from_str(&text) {
+                Ok(j) => j,
+                Err(e) => {
+                    return fail(
+                        format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()),
+                        1,
+                    )
+                }
+            };
+            match expr::Ctx::from_sample(&json) {
+                Ok(c) => c,
+                Err(e) => return fail(format!("{}: {e}", path.display()), 1),
+            }
+        }
+    };
+    let src = src.trim();
+    let compiled = match expr::compile(src, 0) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                let (_, col) = crate::policy::line_col(src, e.span.start);
+                eprintln!("error: 1:{col}: {}", e.message);
+            }
+            return ExitCode::from(1);
+        }
+    };
+    match compiled.eval(&ctx, expr::Limits::default()) {
+        Ok(v) => {
+            let json = expr::value::to_serde(&v);
+            println!("{}", serde_json::to_string(&json).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(format!("{}: {}", e.kind, e.message), 1),
+    }
 }
 
 /// `turnpike policy check FILE...`: shape, the policy catalogue and
