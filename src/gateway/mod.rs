@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod proxy;
 
 use crate::config::Settings;
+use crate::policy::builtin::{Section, State};
 use crate::shutdown::Shutdown;
 use crate::snapshot::{self, KeyScope, Snapshot, SnapshotHandle};
 use crate::telemetry::ACCESS_TARGET;
@@ -54,6 +55,7 @@ pub struct Gateway {
     snapshot: Arc<SnapshotHandle>,
     upstream: Upstream,
     region: String,
+    deployment: crate::expr::context::Deployment,
     access_log: bool,
 }
 
@@ -63,6 +65,15 @@ impl Gateway {
             snapshot,
             upstream: Upstream::new(&settings.gateway),
             region: settings.node.region.clone(),
+            deployment: crate::expr::context::Deployment {
+                region: settings.node.region.clone(),
+                service_name: settings.node.service_name.clone(),
+                gateway_id: settings
+                    .cluster
+                    .gateway_id
+                    .clone()
+                    .unwrap_or_else(|| "managed".into()),
+            },
             access_log: settings.telemetry.access_log,
         }
     }
@@ -140,7 +151,7 @@ impl Gateway {
         let snapshot = self.snapshot.load();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let (resp, ctx, rejected) = match admit(snapshot, req, client, scheme) {
+        let (resp, ctx, rejected) = match admit(snapshot, req, client, scheme, &self.deployment) {
             Ok(mut ctx) => {
                 let resp = pipeline::run(&mut ctx, &self.upstream).await;
                 (resp, Some(ctx), None)
@@ -153,7 +164,7 @@ impl Gateway {
                     c.api().id.as_ref(),
                     c.operation().id.as_ref(),
                     c.subscription.as_deref().unwrap_or(""),
-                    c.last_error.as_ref().map_or("", |e| e.reason),
+                    c.error_reason(),
                 ),
                 None => ("", "", "", rejected.unwrap_or("")),
             };
@@ -176,12 +187,13 @@ impl Gateway {
 }
 
 /// Matches the API and operation and runs the subscription check: the
-/// built-in steps before `inbound`.
+/// built-in steps before `inbound`. Builds the `context` policies see.
 fn admit(
     snapshot: Arc<Snapshot>,
     req: Request<Incoming>,
     client: SocketAddr,
     scheme: &'static str,
+    deployment: &crate::expr::context::Deployment,
 ) -> Result<RequestCtx, GatewayError> {
     let (parts, body) = req.into_parts();
     let m = snapshot
@@ -198,19 +210,33 @@ fn admit(
     }
     let rest = m.rest.to_string();
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let operation = api
-        .table
-        .find(parts.method.as_str(), &segments, parts.uri.query())
-        .ok_or_else(GatewayError::not_found)?;
+    let query = parts.uri.query();
+    let found = api.table.find(parts.method.as_str(), &segments, query);
+    // A CORS preflight for a path with no OPTIONS operation is answered by
+    // the cors policy, without a subscription key (APIM §3.7).
+    let preflight = found.is_none() && pipeline::is_preflight(&parts);
+    let operation = match found {
+        Some(op) => op,
+        None if preflight => {
+            let wanted = parts
+                .headers
+                .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("GET");
+            api.table
+                .find(wanted, &segments, query)
+                .ok_or_else(GatewayError::not_found)?
+        }
+        None => return Err(GatewayError::not_found()),
+    };
 
     // The key: header first; the query parameter only when the header is absent.
     let key = match parts.headers.get(&api.key_header) {
         Some(v) => Some(v.to_str().unwrap_or("").to_string()),
-        None => {
-            snapshot::routes::query_value(parts.uri.query(), &api.key_query).map(percent_decode)
-        }
+        None => snapshot::routes::query_value(query, &api.key_query).map(percent_decode),
     };
-    let (product, subscription) = match key {
+    let (product, subscription, user) = match key {
+        _ if preflight => (None, None, None),
         Some(key) => {
             let entry = snapshot.key(&key).ok_or_else(GatewayError::invalid_key)?;
             if !snapshot.scope_covers(entry.scope, api_index) {
@@ -220,32 +246,143 @@ fn admit(
                 KeyScope::Product(p) => Some(p),
                 _ => None,
             };
-            (product, Some(entry.subscription_id.to_string()))
+            let sub = crate::expr::context::SubscriptionInfo {
+                id: entry.subscription_id.to_string(),
+                name: entry.display_name.to_string(),
+                key: key.clone(),
+                ..Default::default()
+            };
+            (product, Some(sub), entry.user)
         }
         None => {
             if let Some(open) = api.open_product {
-                (Some(open), None)
+                (Some(open), None, None)
             } else if !api.subscription_required {
-                (None, None)
+                (None, None, None)
             } else {
                 return Err(GatewayError::missing_key());
             }
         }
     };
+
+    let host = parts.headers.get(http::header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+    });
+    let mut ctx = crate::expr::Ctx::default();
+    let host_text = host
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let original = format!(
+        "{scheme}://{host_text}{}",
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    ctx.request.original_url = crate::expr::context::Url::parse(&original).unwrap_or_default();
+    ctx.request.method = parts.method.as_str().to_string();
+    ctx.request.ip_address = client.ip().to_string();
+    for (k, v) in &parts.headers {
+        ctx.request.message.headers.append(
+            k.as_str(),
+            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        );
+    }
+    let op = &api.operations[operation];
+    ctx.request.matched_parameters = api
+        .table
+        .template(operation)
+        .captures(&segments, query)
+        .into_iter()
+        .map(|(k, v)| (k, percent_decode(v)))
+        .collect();
+    ctx.api = Some(crate::expr::context::ApiInfo {
+        id: api.id.to_string(),
+        name: api.display_name.to_string(),
+        path: api.path.to_string(),
+        protocols: [(api.http, "http"), (api.https, "https")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, p)| p.to_string())
+            .collect(),
+        service_url: api.service_url.as_ref().and_then(|u| {
+            crate::expr::context::Url::parse(&format!("{}://{}{}", u.scheme, u.authority, u.path))
+        }),
+        header_name: api.key_header.as_str().to_string(),
+        query_name: api.key_query.to_string(),
+        ..Default::default()
+    });
+    ctx.operation = Some(crate::expr::context::OperationInfo {
+        id: op.id.to_string(),
+        name: op.display_name.to_string(),
+        method: op.method.to_string(),
+        url_template: op.url_template.to_string(),
+    });
+    ctx.product = product.map(|p| {
+        let pe = &snapshot.products[p];
+        crate::expr::context::ProductInfo {
+            id: pe.id.to_string(),
+            name: pe.display_name.to_string(),
+            approval_required: pe.approval_required,
+            subscription_required: pe.subscription_required,
+            subscriptions_limit: pe.subscriptions_limit,
+            state: "published".into(),
+            groups: Vec::new(),
+        }
+    });
+    ctx.user = user.map(|u| {
+        let ue = &snapshot.users[u];
+        crate::expr::context::UserInfo {
+            id: ue.id.to_string(),
+            email: ue.email.to_string(),
+            first_name: ue.first_name.to_string(),
+            last_name: ue.last_name.to_string(),
+            ..Default::default()
+        }
+    });
+    let subscription_id = subscription.as_ref().map(|s| s.id.clone());
+    ctx.subscription = subscription;
+    ctx.deployment = deployment.clone();
+    ctx.request_id = request_id();
+    let backend_base = ctx.api.as_ref().and_then(|a| a.service_url.clone());
+    ctx.request.url = ctx.request.original_url.clone();
+    let mut state = State {
+        ctx,
+        section: Section::Inbound,
+        limits: crate::expr::Limits::default(),
+        backend_base,
+        suffix: rest,
+        backends: snapshot.backend_urls.clone(),
+        responses: op.responses.clone(),
+        cors: None,
+        preflight,
+    };
+    state.update_url();
     Ok(RequestCtx {
         snapshot: snapshot.clone(),
         api: api_index,
         operation,
         product,
-        subscription,
+        subscription: subscription_id,
         client,
         scheme,
-        request: parts,
+        host,
         body: Some(body.map_err(Into::into).boxed_unsync()),
-        rest,
-        backend_url: None,
-        last_error: None,
+        response_body: None,
+        state,
     })
+}
+
+/// A random version-4 request id (`context.RequestId`).
+fn request_id() -> u128 {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        return 0;
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    u128::from_be_bytes(b)
 }
 
 /// Decodes `%XX` escapes and `+` in a query value (invalid escapes stay).

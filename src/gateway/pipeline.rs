@@ -1,30 +1,41 @@
-//! The request pipeline: the fixed order of policy sections.
+//! The request pipeline: `inbound` → `backend` → `outbound`, with
+//! `on-error` as the single failure exit (APIM §2.5–§2.6).
 //!
-//! Owns: running `inbound` → `backend` → `outbound` for one matched request,
-//! with `on-error` as the single failure exit (APIM §2.5–§2.6). Each section
-//! is a list of steps; today the only step is the default backend section's
-//! `forward-request`. The policy engine fills [`Section`]s from the composed
-//! global → product → API → operation documents without changing this order.
+//! Owns: composing the four scopes (global → product → API → operation)
+//! through `<base/>` as the request runs, steering `<choose>`, performing
+//! `<forward-request>` (the only step that touches the network), buffering
+//! bodies only when a policy of the request's scopes reads them (capped),
+//! CORS preflights, and turning the final policy state into a response.
 //!
-//! **Invariant:** a request runs on the one snapshot it started with.
+//! **Invariant:** a request runs on the one snapshot it started with; no
+//! lock is held across an await.
+
+// `PolicyError` travels only on the failure path.
+#![allow(clippy::result_large_err)]
 
 use super::error::GatewayError;
-use super::proxy::Upstream;
-use super::Body;
+use super::proxy::{strip_hop_by_hop, Upstream};
+use super::{empty_body, Body};
+use crate::expr::context::{LastError, Response as CtxResponse};
+use crate::policy::builtin::{
+    forward_request::{ForwardRequest, HttpVersion},
+    Doc, Outcome, Policy, PolicyError, Section, State, Step,
+};
 use crate::snapshot::{ApiEntry, OperationEntry, Snapshot};
-use http::request::Parts;
-use http::{Response, Uri};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 
-/// The sections of a policy document, in the order a request meets them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    Inbound,
-    Backend,
-    Outbound,
-    OnError,
-}
+/// Largest body the gateway buffers for a policy (request or response).
+pub const MAX_BUFFERED_BODY: usize = 16 << 20;
+
+/// The scope levels, broadest first.
+const SCOPES: [&str; 4] = ["global", "product", "api", "operation"];
 
 /// Everything known about one request while it runs through the pipeline.
 pub struct RequestCtx {
@@ -39,13 +50,14 @@ pub struct RequestCtx {
     pub client: SocketAddr,
     /// `http` or `https` as the client spoke it.
     pub scheme: &'static str,
-    pub request: Parts,
+    /// The `Host` the client used (for `X-Forwarded-Host`).
+    pub host: Option<HeaderValue>,
+    /// The request body while it still streams.
     pub body: Option<Body>,
-    /// The request path after the API path ("" or starting with '/').
-    pub rest: String,
-    /// Where `forward-request` sends the request (set-backend-service moves it).
-    pub backend_url: Option<Uri>,
-    pub last_error: Option<GatewayError>,
+    /// The backend response body while it still streams.
+    pub response_body: Option<Body>,
+    /// What policies see and change: the `context`, backend URL, CORS.
+    pub state: State,
 }
 
 impl RequestCtx {
@@ -56,67 +68,521 @@ impl RequestCtx {
     pub fn operation(&self) -> &OperationEntry {
         &self.api().operations[self.operation]
     }
+
+    /// The reason of the last error, for the access log.
+    pub fn error_reason(&self) -> &str {
+        self.state
+            .ctx
+            .last_error
+            .as_ref()
+            .map_or("", |e| e.reason.as_str())
+    }
 }
 
-/// What a section tells the pipeline to do next.
-pub enum Flow {
-    /// Go on with the next section.
-    Continue,
-    /// Stop and send this response (return-response, a cache hit, ...).
-    Respond(Response<Body>),
+type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, PolicyError>> + Send + 'a>>;
+
+fn default_global() -> &'static Doc {
+    static DOC: OnceLock<Doc> = OnceLock::new();
+    DOC.get_or_init(Doc::default_global)
+}
+
+/// The document of a scope level for this request.
+fn doc_at(snap: &Snapshot, ctx: &RequestCtx, level: usize) -> Option<Arc<Doc>> {
+    match level {
+        0 => snap.global_policy.clone(),
+        1 => ctx.product.and_then(|p| snap.products[p].policy.clone()),
+        2 => snap.apis[ctx.api].policy.clone(),
+        _ => snap.apis[ctx.api].operations[ctx.operation].policy.clone(),
+    }
 }
 
 /// Runs the pipeline to a response.
-pub async fn run(ctx: &mut RequestCtx, upstream: &Upstream) -> Response<Body> {
-    match run_sections(ctx, upstream).await {
-        Ok(resp) => resp,
-        Err(err) => on_error(ctx, err),
+pub fn run<'a>(
+    ctx: &'a mut RequestCtx,
+    upstream: &'a Upstream,
+) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>> {
+    Box::pin(run_inner(ctx, upstream))
+}
+
+async fn run_inner(ctx: &mut RequestCtx, upstream: &Upstream) -> Response<Body> {
+    let snap = ctx.snapshot.clone();
+    let docs: Vec<Arc<Doc>> = (0..4).filter_map(|l| doc_at(&snap, ctx, l)).collect();
+    if docs.iter().any(|d| d.reads_request_body) {
+        if let Err(e) = buffer_request(ctx).await {
+            return finish_error(ctx, e, upstream).await;
+        }
+    }
+    let reads_response = docs.iter().any(|d| d.reads_response_body);
+    if ctx.state.preflight {
+        ctx.state.section = Section::Inbound;
+        return match run_scope(ctx, &snap, upstream, Section::Inbound, 3, false).await {
+            Ok(Outcome::Respond) => finalize(ctx),
+            Ok(Outcome::Continue) => GatewayError::not_found().into_response(),
+            Err(e) => finish_error(ctx, e, upstream).await,
+        };
+    }
+    match run_sections(ctx, &snap, upstream, reads_response).await {
+        Ok(()) => finalize(ctx),
+        Err(e) => finish_error(ctx, e, upstream).await,
     }
 }
 
 async fn run_sections(
     ctx: &mut RequestCtx,
+    snap: &Snapshot,
     upstream: &Upstream,
-) -> Result<Response<Body>, GatewayError> {
-    if let Flow::Respond(resp) = inbound(ctx)? {
-        return Ok(resp);
+    reads_response: bool,
+) -> Result<(), PolicyError> {
+    ctx.state.section = Section::Inbound;
+    if run_scope(ctx, snap, upstream, Section::Inbound, 3, reads_response).await?
+        == Outcome::Respond
+    {
+        return Ok(());
     }
-    let resp = backend(ctx, upstream).await?;
-    outbound(ctx, resp)
+    ctx.state.section = Section::Backend;
+    if run_scope(ctx, snap, upstream, Section::Backend, 3, reads_response).await?
+        == Outcome::Respond
+    {
+        return Ok(());
+    }
+    // No forward-request in the effective backend section: outbound runs
+    // on an empty 200.
+    ctx.state.response_mut();
+    ctx.state.section = Section::Outbound;
+    run_scope(ctx, snap, upstream, Section::Outbound, 3, reads_response).await?;
+    Ok(())
 }
 
-/// `inbound`: no policies yet.
-fn inbound(_ctx: &mut RequestCtx) -> Result<Flow, GatewayError> {
-    Ok(Flow::Continue)
+/// Runs `section` of the scope at `level`; `<base/>` descends to broader
+/// scopes. A missing document (or section) behaves as `<base/>`; at the
+/// global scope the default document stands in.
+fn run_scope<'a>(
+    ctx: &'a mut RequestCtx,
+    snap: &'a Snapshot,
+    upstream: &'a Upstream,
+    section: Section,
+    level: usize,
+    reads_response: bool,
+) -> StepFuture<'a> {
+    Box::pin(async move {
+        let doc = doc_at(snap, ctx, level);
+        let steps: Option<&[Step]> = match &doc {
+            Some(d) => d.section(section),
+            None => None,
+        };
+        match steps {
+            Some(steps) => {
+                run_steps(ctx, snap, upstream, steps, section, level, reads_response).await
+            }
+            None if level == 0 => {
+                let steps = default_global().section(section).unwrap_or_default();
+                run_steps(ctx, snap, upstream, steps, section, 0, reads_response).await
+            }
+            None => run_scope(ctx, snap, upstream, section, level - 1, reads_response).await,
+        }
+    })
 }
 
-/// `backend`: the default global section, `<forward-request/>`.
-async fn backend(
+fn run_steps<'a>(
+    ctx: &'a mut RequestCtx,
+    snap: &'a Snapshot,
+    upstream: &'a Upstream,
+    steps: &'a [Step],
+    section: Section,
+    level: usize,
+    reads_response: bool,
+) -> StepFuture<'a> {
+    Box::pin(async move {
+        // Each step is first turned into an owned `Next`, then awaited:
+        // holding a borrowed step across an await would make the future's
+        // `Send` depend on a lifetime the checker cannot generalise.
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..steps.len() {
+            let next = next_of(ctx, &steps[i], level, section)?;
+            let outcome = match next {
+                Next::Done(o) => o,
+                Next::Base => {
+                    run_scope(ctx, snap, upstream, section, level - 1, reads_response).await?
+                }
+                Next::Branch(b) => {
+                    run_steps(ctx, snap, upstream, b, section, level, reads_response).await?
+                }
+                Next::Forward(f, path, id) => {
+                    forward(ctx, upstream, &f, reads_response)
+                        .await
+                        .map_err(|mut e| {
+                            e.path = path.to_string();
+                            e.policy_id = id.as_deref().unwrap_or("").to_string();
+                            scoped(e, level, section)
+                        })?;
+                    Outcome::Continue
+                }
+            };
+            if outcome == Outcome::Respond {
+                return Ok(Outcome::Respond);
+            }
+        }
+        Ok(Outcome::Continue)
+    })
+}
+
+/// What a step asks of the pipeline.
+enum Next<'a> {
+    Done(Outcome),
+    Base,
+    Branch(&'a [Step]),
+    Forward(ForwardRequest, Arc<str>, Option<Arc<str>>),
+}
+
+/// Runs a step that needs no await; says what to do for the others.
+fn next_of<'a>(
+    ctx: &mut RequestCtx,
+    step: &'a Step,
+    level: usize,
+    section: Section,
+) -> Result<Next<'a>, PolicyError> {
+    Ok(match &step.policy {
+        Policy::Base if level > 0 => Next::Base,
+        Policy::Base => Next::Done(Outcome::Continue),
+        Policy::Choose(c) => match c
+            .select(&ctx.state)
+            .map_err(|e| scoped(e, level, section))?
+        {
+            Some(b) => Next::Branch(b),
+            None => Next::Done(Outcome::Continue),
+        },
+        Policy::ForwardRequest(f) if !ctx.state.preflight => {
+            Next::Forward(f.clone(), step.path.clone(), step.id.clone())
+        }
+        _ => Next::Done(
+            step.apply(&mut ctx.state)
+                .map_err(|e| scoped(e, level, section))?,
+        ),
+    })
+}
+
+/// Records where an error happened (the innermost scope wins).
+fn scoped(mut e: PolicyError, level: usize, section: Section) -> PolicyError {
+    if e.scope.is_empty() {
+        e.scope = SCOPES[level].to_string();
+        e.section = section.name().to_string();
+    }
+    e
+}
+
+fn gateway_error(e: GatewayError) -> PolicyError {
+    let mut p = PolicyError::new(e.status.as_u16(), e.reason, e.message);
+    p.source = e.source.as_str().to_string();
+    p
+}
+
+/// Reads a streaming body into memory, refusing more than the cap.
+async fn read_capped(mut body: Body) -> Result<Bytes, PolicyError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(PolicyError::new(
+                400,
+                "ClientConnectionFailure",
+                "The body could not be read.",
+            ));
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_BUFFERED_BODY {
+                return Err(PolicyError::new(
+                    413,
+                    "BodyTooLarge",
+                    format!("Request entity too large: a body a policy reads may be at most {MAX_BUFFERED_BODY} bytes."),
+                ));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+async fn buffer_request(ctx: &mut RequestCtx) -> Result<(), PolicyError> {
+    if let Some(body) = ctx.body.take() {
+        let bytes = read_capped(body).await.map_err(|mut e| {
+            e.source = "inbound".into();
+            e
+        })?;
+        ctx.state.ctx.request.message.body = Some(bytes);
+    }
+    Ok(())
+}
+
+/// Converts `context` headers into an HTTP header map (invalid ones are
+/// dropped: policies validate what they set).
+fn header_map(headers: &crate::expr::context::Headers) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(headers.0.len());
+    for (k, v) in &headers.0 {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            map.append(n, v);
+        }
+    }
+    map
+}
+
+/// `X-Forwarded-For` (appended), `-Proto`, `-Host` and a `Forwarded` element.
+fn add_forwarded(headers: &mut HeaderMap, ctx: &RequestCtx) {
+    let ip = ctx.client.ip();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+        _ => ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(ctx.scheme));
+    let node = if ip.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip.to_string()
+    };
+    let mut element = format!("for={node};proto={}", ctx.scheme);
+    if let Some(host) = &ctx.host {
+        headers.insert("x-forwarded-host", host.clone());
+        if let Ok(h) = host.to_str() {
+            element.push_str(&format!(";host=\"{h}\""));
+        }
+    }
+    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {element}"),
+        None => element,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert(header::FORWARDED, v);
+    }
+}
+
+/// `<forward-request>`: sends the request as policies left it.
+async fn forward(
     ctx: &mut RequestCtx,
     upstream: &Upstream,
-) -> Result<Response<Body>, GatewayError> {
-    if ctx.backend_url.is_none() {
-        let base = ctx
-            .api()
-            .service_url
-            .clone()
-            .ok_or_else(GatewayError::no_backend)?;
-        let url = base
-            .join(&ctx.rest, ctx.request.uri.query())
-            .map_err(|_| GatewayError::internal())?;
-        ctx.backend_url = Some(url);
+    f: &ForwardRequest,
+    reads_response: bool,
+) -> Result<(), PolicyError> {
+    if ctx.state.backend_base.is_none() {
+        return Err(gateway_error(GatewayError::no_backend()));
     }
-    upstream.forward(ctx).await
+    if f.buffer_request_body || f.follow_redirects {
+        buffer_request(ctx).await?;
+    }
+    let mut redirects = 0;
+    loop {
+        let url = ctx.state.ctx.request.url.to_string();
+        let uri: http::Uri = url.parse().map_err(|_| {
+            PolicyError::new(
+                500,
+                "InvalidBackendUrl",
+                format!("'{url}' is not a valid URL"),
+            )
+        })?;
+        let mut headers = header_map(&ctx.state.ctx.request.message.headers);
+        strip_hop_by_hop(&mut headers);
+        headers.remove(header::HOST);
+        add_forwarded(&mut headers, ctx);
+        let body = match &ctx.state.ctx.request.message.body {
+            Some(b) => {
+                headers.remove(header::CONTENT_LENGTH);
+                Full::new(b.clone()).map_err(|e| match e {}).boxed_unsync()
+            }
+            None => ctx.body.take().unwrap_or_else(empty_body),
+        };
+        let method =
+            http::Method::from_bytes(ctx.state.ctx.request.method.as_bytes()).map_err(|_| {
+                PolicyError::new(500, "InvalidMethod", "the request method is not valid")
+            })?;
+        let mut req = Request::new(body);
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        if f.http_version == HttpVersion::Http2 && url.starts_with("https:") {
+            *req.version_mut() = http::Version::HTTP_2;
+        }
+        let resp = upstream
+            .send(req, f.timeout, ctx.api().id.as_ref())
+            .await
+            .map_err(gateway_error)?;
+        let (parts, body) = resp.into_parts();
+        let location = parts
+            .headers
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_string);
+        if f.follow_redirects && parts.status.is_redirection() && redirects < 5 {
+            if let Some(loc) = location {
+                let next = if loc.starts_with('/') {
+                    let u = &ctx.state.ctx.request.url;
+                    let port = if u.default_port() {
+                        String::new()
+                    } else {
+                        format!(":{}", u.port)
+                    };
+                    format!("{}://{}{port}{loc}", u.scheme, u.host)
+                } else {
+                    loc
+                };
+                if let Some(u) = crate::expr::context::Url::parse(&next) {
+                    redirects += 1;
+                    if parts.status == StatusCode::SEE_OTHER {
+                        ctx.state.ctx.request.method = "GET".into();
+                        ctx.state.ctx.request.message.body = None;
+                    }
+                    ctx.state.ctx.request.url = u;
+                    continue;
+                }
+            }
+        }
+        let mut headers = crate::expr::context::Headers::default();
+        for (k, v) in &parts.headers {
+            headers.append(
+                k.as_str(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            );
+        }
+        let status = parts.status.as_u16();
+        ctx.state.ctx.response = Some(CtxResponse {
+            status,
+            reason: parts.status.canonical_reason().unwrap_or("").to_string(),
+            message: crate::expr::context::Message {
+                headers,
+                body: None,
+            },
+        });
+        let body: Body = body;
+        if reads_response {
+            let bytes = read_capped(body).await.map_err(|mut e| {
+                e.status = 502;
+                e.reason = "BackendResponseTooLarge".into();
+                e
+            })?;
+            if let Some(r) = ctx.state.ctx.response.as_mut() {
+                r.message.body = Some(bytes);
+                r.message.headers.remove("content-length");
+            }
+        } else {
+            ctx.response_body = Some(body);
+        }
+        if f.fail_on_error_status_code && status >= 400 {
+            return Err(PolicyError::new(
+                status,
+                "BackendResponseStatusCode",
+                format!("The backend responded with status code {status}."),
+            ));
+        }
+        return Ok(());
+    }
 }
 
-/// `outbound`: no policies yet.
-fn outbound(_ctx: &mut RequestCtx, resp: Response<Body>) -> Result<Response<Body>, GatewayError> {
-    Ok(resp)
+/// Builds the response the client gets from the policy state.
+fn finalize(ctx: &mut RequestCtx) -> Response<Body> {
+    let resp = ctx.state.ctx.response.take().unwrap_or(CtxResponse {
+        status: 200,
+        ..Default::default()
+    });
+    let mut headers = header_map(&resp.message.headers);
+    strip_hop_by_hop(&mut headers);
+    let body = match resp.message.body {
+        Some(b) => {
+            headers.remove(header::CONTENT_LENGTH);
+            ctx.response_body = None;
+            Full::new(b).map_err(|e| match e {}).boxed_unsync()
+        }
+        None => ctx.response_body.take().unwrap_or_else(empty_body),
+    };
+    if let Some(cors) = ctx.state.cors.take() {
+        for (k, v) in cors.0 {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::try_from(k.as_str()),
+                HeaderValue::try_from(v.as_str()),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+    }
+    let mut out = Response::new(body);
+    *out.status_mut() = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
+    *out.headers_mut() = headers;
+    out
 }
 
-/// `on-error`: records the error and answers with APIM's default body.
-fn on_error(ctx: &mut RequestCtx, err: GatewayError) -> Response<Body> {
-    let resp = err.into_response();
-    ctx.last_error = Some(err);
-    resp
+/// The message the caller sees by default: internal failures stay vague.
+fn public_message(e: &PolicyError) -> String {
+    if e.status == 500 {
+        "Internal server error".into()
+    } else {
+        e.message.clone()
+    }
+}
+
+/// `on-error`: sets `context.LastError` and the default error response,
+/// runs the composed on-error sections, and answers with what they leave.
+async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream) -> Response<Body> {
+    if e.status >= 500 && e.reason != "BackendConnectionFailure" && e.reason != "Timeout" {
+        tracing::warn!(
+            api = %ctx.api().id,
+            operation = %ctx.operation().id,
+            source = %e.source,
+            reason = %e.reason,
+            path = %e.path,
+            "policy failed: {}",
+            e.message
+        );
+    }
+    ctx.state.ctx.last_error = Some(LastError {
+        source: e.source.clone(),
+        reason: e.reason.clone(),
+        message: e.message.clone(),
+        scope: e.scope.clone(),
+        section: e.section.clone(),
+        path: e.path.clone(),
+        policy_id: e.policy_id.clone(),
+    });
+    let mut headers = crate::expr::context::Headers::default();
+    headers.set("Content-Type", "application/json; charset=utf-8".into());
+    for (k, v) in &e.headers {
+        headers.append(k, v.clone());
+    }
+    let body =
+        serde_json::json!({"statusCode": e.status, "message": public_message(&e)}).to_string();
+    ctx.response_body = None;
+    ctx.state.ctx.response = Some(CtxResponse {
+        status: e.status,
+        reason: String::new(),
+        message: crate::expr::context::Message {
+            headers,
+            body: Some(Bytes::from(body)),
+        },
+    });
+    if e.section == Section::OnError.name() || ctx.state.preflight {
+        return finalize(ctx);
+    }
+    ctx.state.section = Section::OnError;
+    let snap = ctx.snapshot.clone();
+    match run_scope(ctx, &snap, upstream, Section::OnError, 3, true).await {
+        Ok(_) => finalize(ctx),
+        Err(e2) => {
+            // A failure inside on-error: the default response for it.
+            tracing::warn!(reason = %e2.reason, path = %e2.path, "on-error failed: {}", e2.message);
+            let body = serde_json::json!({"statusCode": e2.status, "message": public_message(&e2)});
+            super::error::json_response(
+                StatusCode::from_u16(e2.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                body.to_string(),
+            )
+        }
+    }
+}
+
+/// A CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.
+pub fn is_preflight(parts: &http::request::Parts) -> bool {
+    parts.method == http::Method::OPTIONS
+        && parts.headers.contains_key(header::ORIGIN)
+        && parts
+            .headers
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }

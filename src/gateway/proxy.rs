@@ -8,10 +8,9 @@
 //! Naming: *client* is whoever called the gateway, *backend* the upstream.
 
 use super::error::GatewayError;
-use super::pipeline::RequestCtx;
 use super::Body;
 use crate::config::Gateway as GatewayConfig;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -79,32 +78,20 @@ impl Upstream {
         }
     }
 
-    /// Sends the request in `ctx` to `ctx.backend_url` and returns the
-    /// backend's response with its body still streaming.
-    pub async fn forward(&self, ctx: &mut RequestCtx) -> Result<Response<Body>, GatewayError> {
-        let url = ctx
-            .backend_url
-            .clone()
-            .ok_or_else(GatewayError::no_backend)?;
-        let mut headers = ctx.request.headers.clone();
-        strip_hop_by_hop(&mut headers);
-        let original_host = headers.remove(header::HOST).or_else(|| {
-            ctx.request
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        add_forwarded(&mut headers, ctx, original_host.as_ref());
-        let body = ctx.body.take().unwrap_or_else(super::empty_body);
-        let mut req = Request::new(body);
-        *req.method_mut() = ctx.request.method.clone();
-        *req.uri_mut() = url;
-        *req.headers_mut() = headers;
-        let sent = tokio::time::timeout(self.response_timeout, self.client.request(req)).await;
-        let resp = match sent {
+    /// Sends a prepared request (absolute URI, hop-by-hop headers gone)
+    /// and returns the response with its body still streaming. `timeout`
+    /// bounds the wait for the response head (default: `backend_timeout`).
+    pub async fn send(
+        &self,
+        req: Request<Body>,
+        timeout: Option<Duration>,
+        api: &str,
+    ) -> Result<Response<Body>, GatewayError> {
+        let wait = timeout.unwrap_or(self.response_timeout);
+        let resp = match tokio::time::timeout(wait, self.client.request(req)).await {
             Err(_) => return Err(GatewayError::backend_timeout()),
             Ok(Err(e)) => {
-                tracing::warn!(api = %ctx.api().id, error = %error_chain(&e), "backend request failed");
+                tracing::warn!(api, error = %error_chain(&e), "backend request failed");
                 return Err(GatewayError::backend_unreachable());
             }
             Ok(Ok(resp)) => resp,
@@ -115,39 +102,6 @@ impl Upstream {
             parts,
             body.map_err(Into::into).boxed_unsync(),
         ))
-    }
-}
-
-/// Sets `X-Forwarded-For` (appended), `X-Forwarded-Proto`,
-/// `X-Forwarded-Host`, and appends a `Forwarded` element (RFC 7239).
-fn add_forwarded(headers: &mut HeaderMap, ctx: &RequestCtx, host: Option<&HeaderValue>) {
-    let ip = ctx.client.ip();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
-    }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(ctx.scheme));
-    let node = if ip.is_ipv6() {
-        format!("\"[{ip}]\"")
-    } else {
-        ip.to_string()
-    };
-    let mut element = format!("for={node};proto={}", ctx.scheme);
-    if let Some(host) = host {
-        headers.insert("x-forwarded-host", host.clone());
-        if let Ok(h) = host.to_str() {
-            element.push_str(&format!(";host=\"{h}\""));
-        }
-    }
-    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {element}"),
-        None => element,
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
-        headers.insert(header::FORWARDED, v);
     }
 }
 
@@ -166,6 +120,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {

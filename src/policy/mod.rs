@@ -8,6 +8,7 @@
 //!
 //! May use: `expr`, `model`. Never HTTP crates or the store.
 
+pub mod builtin;
 pub mod catalog;
 pub mod catalog_types;
 pub mod rawxml;

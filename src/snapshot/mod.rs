@@ -16,6 +16,7 @@ use crate::error::Detail;
 use crate::model::{
     Catalog, PolicyScope, Protocol, SubscriptionScope, SubscriptionState, UserState,
 };
+use crate::policy::builtin::Doc;
 use arc_swap::ArcSwap;
 use http::HeaderName;
 use routes::{OperationTable, Template};
@@ -75,7 +76,9 @@ pub struct OperationEntry {
     pub display_name: Arc<str>,
     pub method: Arc<str>,
     pub url_template: Arc<str>,
-    pub policy: Option<Arc<str>>,
+    pub policy: Option<Arc<Doc>>,
+    /// The documented responses (examples for `mock-response`).
+    pub responses: Arc<Vec<serde_json::Value>>,
 }
 
 /// A compiled API.
@@ -97,7 +100,7 @@ pub struct ApiEntry {
     pub products: Vec<usize>,
     /// The open product (subscriptionRequired = false) containing this API.
     pub open_product: Option<usize>,
-    pub policy: Option<Arc<str>>,
+    pub policy: Option<Arc<Doc>>,
 }
 
 /// A compiled product.
@@ -105,7 +108,10 @@ pub struct ApiEntry {
 pub struct ProductEntry {
     pub id: Arc<str>,
     pub display_name: Arc<str>,
-    pub policy: Option<Arc<str>>,
+    pub subscription_required: bool,
+    pub approval_required: bool,
+    pub subscriptions_limit: Option<i64>,
+    pub policy: Option<Arc<Doc>>,
 }
 
 /// A user as the gateway sees it (`context.User`).
@@ -147,7 +153,9 @@ pub struct Snapshot {
     pub users: Vec<UserEntry>,
     keys: HashMap<String, KeyEntry>,
     pub backends: HashMap<String, BaseUrl>,
-    pub global_policy: Option<Arc<str>>,
+    /// The same backends as `context` URLs (for `set-backend-service`).
+    pub backend_urls: Arc<HashMap<String, crate::expr::context::Url>>,
+    pub global_policy: Option<Arc<Doc>>,
     disabled_regions: HashSet<String>,
 }
 
@@ -214,11 +222,37 @@ impl Snapshot {
     }
 }
 
-fn policy_of(catalog: &Catalog, scope: PolicyScope) -> Option<Arc<str>> {
-    catalog
-        .policies
-        .get(&scope.key())
-        .map(|p| Arc::from(p.xml.as_str()))
+/// Compiles the policy document of `scope`, if there is one: named values
+/// substituted, fragments inlined, expressions bound.
+fn policy_of(
+    catalog: &Catalog,
+    scope: PolicyScope,
+    problems: &mut Vec<Detail>,
+) -> Option<Arc<Doc>> {
+    let key = scope.key();
+    let doc = catalog.policies.get(&key)?;
+    let named = |name: &str| {
+        catalog
+            .named_values
+            .values()
+            .find(|nv| nv.display_name.eq_ignore_ascii_case(name))
+            .map(|nv| nv.value.expose().to_string())
+    };
+    let fragments = |id: &str| {
+        catalog
+            .policies
+            .get(&format!("fragment/{id}"))
+            .map(|d| d.xml.clone())
+    };
+    match crate::policy::builtin::compile_document(&doc.xml, &named, &fragments) {
+        Ok(d) => Some(Arc::new(d)),
+        Err(diags) => {
+            for d in diags {
+                problems.push(Detail::new(format!("policies/{key}"), d.to_string()));
+            }
+            None
+        }
+    }
 }
 
 /// Compiles `catalog`. On failure returns every problem, each with a target
@@ -227,7 +261,6 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
     let mut problems = Vec::new();
     let mut snap = Snapshot {
         revision: catalog.revision,
-        global_policy: policy_of(catalog, PolicyScope::Global),
         ..Snapshot::default()
     };
 
@@ -261,13 +294,26 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
         ));
     }
 
+    // Documents that do not check are reported above; compile the rest.
+    if problems.is_empty() {
+        snap.global_policy = policy_of(catalog, PolicyScope::Global, &mut problems);
+    }
+    let compile_policies = problems.is_empty();
+
     let mut product_index = HashMap::new();
     for (id, p) in &catalog.products {
         product_index.insert(id.as_str(), snap.products.len());
         snap.products.push(ProductEntry {
             id: id.as_str().into(),
             display_name: p.display_name.as_str().into(),
-            policy: policy_of(catalog, PolicyScope::Product(id.clone())),
+            subscription_required: p.subscription_required,
+            approval_required: p.approval_required,
+            subscriptions_limit: p.subscriptions_limit.map(|l| l as i64),
+            policy: if compile_policies {
+                policy_of(catalog, PolicyScope::Product(id.clone()), &mut problems)
+            } else {
+                None
+            },
         });
     }
 
@@ -322,10 +368,16 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
                         display_name: op.display_name.as_str().into(),
                         method: op.method.as_str().into(),
                         url_template: op.url_template.as_str().into(),
-                        policy: policy_of(
-                            catalog,
-                            PolicyScope::Operation(id.clone(), op_id.clone()),
-                        ),
+                        policy: if compile_policies {
+                            policy_of(
+                                catalog,
+                                PolicyScope::Operation(id.clone(), op_id.clone()),
+                                &mut problems,
+                            )
+                        } else {
+                            None
+                        },
+                        responses: Arc::new(op.responses.clone()),
                     });
                 }
                 Err(e) => problems.push(Detail::new(op_target, e)),
@@ -369,7 +421,11 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
             table: OperationTable::build(templates),
             products,
             open_product,
-            policy: policy_of(catalog, PolicyScope::Api(id.clone())),
+            policy: if compile_policies {
+                policy_of(catalog, PolicyScope::Api(id.clone()), &mut problems)
+            } else {
+                None
+            },
         });
     }
 
@@ -431,10 +487,14 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
         }
     }
 
+    let mut backend_urls = HashMap::new();
     for (id, b) in &catalog.backends {
         match BaseUrl::parse(&b.url) {
             Some(url) => {
                 snap.backends.insert(id.clone(), url);
+                if let Some(u) = crate::expr::context::Url::parse(&b.url) {
+                    backend_urls.insert(id.clone(), u);
+                }
             }
             None => problems.push(Detail::new(
                 format!("backends/{id}.url"),
@@ -443,6 +503,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
         }
     }
 
+    snap.backend_urls = Arc::new(backend_urls);
     snap.disabled_regions = catalog
         .locations
         .iter()

@@ -1,0 +1,793 @@
+//! The executable policy tree: checked XML → [`Doc`]s of [`Step`]s, one
+//! [`Policy`] variant per built-in policy (each in its own file: parse,
+//! apply, the sections it may appear in, tests).
+//!
+//! Compilation happens once, when the snapshot is built: `{{named values}}`
+//! are substituted, `<include-fragment>`s are inlined, expressions are
+//! parsed and bound. Running a step touches only the request's [`State`].
+//! `<base/>`, `<choose>` and `<forward-request>` steer the pipeline and are
+//! run by the gateway, which owns the sections' order and the network.
+
+// `PolicyError` carries what `context.LastError` shows; it travels only on
+// the failure path, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+pub mod check_header;
+pub mod choose;
+pub mod cors;
+pub mod find_and_replace;
+pub mod forward_request;
+pub mod ip_filter;
+pub mod json_to_xml;
+pub mod jsonp;
+pub mod mock_response;
+pub mod return_response;
+pub mod rewrite_uri;
+pub mod set_backend_service;
+pub mod set_body;
+pub mod set_header;
+pub mod set_method;
+pub mod set_query_parameter;
+pub mod set_status;
+pub mod set_variable;
+pub mod trace;
+pub mod xml_to_json;
+
+use super::xml::{Element, Node};
+use super::{line_col, Diagnostic};
+use crate::expr::context::{Ctx, Url};
+use crate::expr::{self, Compiled, Limits, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A section of a policy document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Section {
+    Inbound,
+    Backend,
+    Outbound,
+    OnError,
+}
+
+impl Section {
+    pub const ALL: [Section; 4] = [
+        Section::Inbound,
+        Section::Backend,
+        Section::Outbound,
+        Section::OnError,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Inbound => "inbound",
+            Section::Backend => "backend",
+            Section::Outbound => "outbound",
+            Section::OnError => "on-error",
+        }
+    }
+
+    pub fn from_name(n: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|s| s.name() == n)
+    }
+
+    /// Whether policies here act on the request (else on the response).
+    pub fn on_request(self) -> bool {
+        matches!(self, Section::Inbound | Section::Backend)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+use Section::{Backend as B, Inbound as I, OnError as E, Outbound as O};
+
+/// Where APIM lets each policy appear (apim.md §2.6, §3); policies not
+/// listed may appear in any section.
+pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
+    Some(match policy {
+        "forward-request" => &[B],
+        "rewrite-uri"
+        | "cors"
+        | "ip-filter"
+        | "check-header"
+        | "rate-limit"
+        | "rate-limit-by-key"
+        | "quota"
+        | "quota-by-key"
+        | "validate-jwt"
+        | "cache-lookup"
+        | "authentication-basic"
+        | "authentication-certificate"
+        | "authentication-managed-identity" => &[I],
+        "set-backend-service" => &[I, B],
+        "set-query-parameter" => &[I, B],
+        "jsonp" | "cache-store" => &[O],
+        "set-method" => &[I, E],
+        "set-status" => &[I, O, B, E],
+        "json-to-xml" | "xml-to-json" => &[I, O, E],
+        _ => return None,
+    })
+}
+
+/// A value as written in a policy: literal text or an expression.
+#[derive(Debug, Clone)]
+pub enum Val {
+    Lit(Arc<str>),
+    Expr(Arc<Compiled>),
+}
+
+impl Val {
+    pub fn lit(s: &str) -> Val {
+        Val::Lit(s.into())
+    }
+
+    /// Evaluates to a value (a literal is a string).
+    pub fn eval(&self, st: &State) -> Result<Value, PolicyError> {
+        match self {
+            Val::Lit(s) => Ok(Value::Str(s.clone())),
+            Val::Expr(c) => c.eval(&st.ctx, st.limits).map_err(PolicyError::expression),
+        }
+    }
+
+    /// Evaluates to text (`null` is "").
+    pub fn text(&self, st: &State) -> Result<String, PolicyError> {
+        Ok(match self {
+            Val::Lit(s) => s.to_string(),
+            Val::Expr(_) => self.eval(st)?.to_display(),
+        })
+    }
+
+    /// Evaluates a boolean (conditions): literal `true`/`false`, or an
+    /// expression that yields a bool.
+    pub fn truth(&self, st: &State) -> Result<bool, PolicyError> {
+        match self.eval(st)? {
+            Value::Bool(b) => Ok(b),
+            Value::Str(s) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+            Value::Str(s) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+            other => Err(PolicyError::new(
+                500,
+                "ExpressionValueEvaluationFailure",
+                format!(
+                    "Expression evaluation failed. A condition must be true or false, not a {}.",
+                    other.type_name()
+                ),
+            )),
+        }
+    }
+
+    pub fn reads_request_body(&self) -> bool {
+        matches!(self, Val::Expr(c) if c.facts.reads_request_body)
+    }
+
+    pub fn reads_response_body(&self) -> bool {
+        matches!(self, Val::Expr(c) if c.facts.reads_response_body)
+    }
+}
+
+/// A failure inside the pipeline: what `context.LastError` will show and
+/// the status the caller gets unless `on-error` decides otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyError {
+    pub status: u16,
+    /// The policy element name, or a built-in step.
+    pub source: String,
+    pub reason: String,
+    pub message: String,
+    pub path: String,
+    pub policy_id: String,
+    /// The scope (`global`, `product`, `api`, `operation`) and section the
+    /// failing policy belongs to; filled by the pipeline.
+    pub scope: String,
+    pub section: String,
+    /// Extra headers for the default error response (`Retry-After`, ...).
+    pub headers: Vec<(String, String)>,
+}
+
+impl PolicyError {
+    pub fn new(status: u16, reason: &str, message: impl Into<String>) -> PolicyError {
+        PolicyError {
+            status,
+            source: String::new(),
+            reason: reason.to_string(),
+            message: message.into(),
+            path: String::new(),
+            policy_id: String::new(),
+            scope: String::new(),
+            section: String::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// An exception thrown by an expression.
+    pub fn expression(e: expr::EvalError) -> PolicyError {
+        PolicyError::new(
+            500,
+            "ExpressionValueEvaluationFailure",
+            format!("Expression evaluation failed. {}", e.message),
+        )
+    }
+}
+
+/// What a step tells the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    /// Stop and answer with `ctx.response` (return-response, mock-response,
+    /// a CORS preflight).
+    Respond,
+}
+
+/// CORS headers to put on the final response.
+#[derive(Debug, Clone, Default)]
+pub struct CorsHeaders(pub Vec<(String, String)>);
+
+/// One request's state as policies see and change it.
+pub struct State {
+    pub ctx: Ctx,
+    pub section: Section,
+    pub limits: Limits,
+    /// The backend base URL (`set-backend-service` replaces it).
+    pub backend_base: Option<Url>,
+    /// The path after the base (`rewrite-uri` replaces it).
+    pub suffix: String,
+    /// Backend entities by id (for `set-backend-service backend-id`).
+    pub backends: Arc<HashMap<String, Url>>,
+    /// The operation's documented responses (for `mock-response`).
+    pub responses: Arc<Vec<serde_json::Value>>,
+    /// Headers `cors` adds to the final response.
+    pub cors: Option<CorsHeaders>,
+    /// Whether the request is a CORS preflight the pipeline answers.
+    pub preflight: bool,
+}
+
+impl State {
+    /// Recomputes `ctx.request.url` from the base, suffix and current query.
+    pub fn update_url(&mut self) {
+        let Some(base) = &self.backend_base else {
+            return;
+        };
+        let mut url = base.clone();
+        let base_path = url.path.trim_end_matches('/');
+        url.path = if self.suffix.is_empty() {
+            if base_path.is_empty() {
+                "/".to_string()
+            } else {
+                base_path.to_string()
+            }
+        } else {
+            format!("{base_path}{}", self.suffix)
+        };
+        url.query = std::mem::take(&mut self.ctx.request.url.query);
+        self.ctx.request.url = url;
+    }
+
+    /// The response policies act on (created empty 200 when absent).
+    pub fn response_mut(&mut self) -> &mut expr::context::Response {
+        self.ctx
+            .response
+            .get_or_insert_with(|| expr::context::Response {
+                status: 200,
+                reason: "OK".into(),
+                ..Default::default()
+            })
+    }
+
+    /// The message (headers and body) of the current direction.
+    pub fn message_mut(&mut self) -> &mut expr::context::Message {
+        if self.section.on_request() {
+            &mut self.ctx.request.message
+        } else {
+            &mut self.response_mut().message
+        }
+    }
+
+    pub fn message(&self) -> Option<&expr::context::Message> {
+        if self.section.on_request() {
+            Some(&self.ctx.request.message)
+        } else {
+            self.ctx.response.as_ref().map(|r| &r.message)
+        }
+    }
+}
+
+/// A policy and where it sits.
+#[derive(Debug)]
+pub struct Step {
+    pub policy: Policy,
+    pub name: Arc<str>,
+    pub id: Option<Arc<str>>,
+    /// `choose[1]/when[2]/set-header[1]`.
+    pub path: Arc<str>,
+}
+
+/// The built-in policies.
+#[derive(Debug)]
+pub enum Policy {
+    Base,
+    Choose(choose::Choose),
+    SetVariable(set_variable::SetVariable),
+    SetHeader(set_header::SetHeader),
+    SetQueryParameter(set_query_parameter::SetQueryParameter),
+    RewriteUri(rewrite_uri::RewriteUri),
+    SetBackendService(set_backend_service::SetBackendService),
+    SetMethod(set_method::SetMethod),
+    SetStatus(set_status::SetStatus),
+    SetBody(set_body::SetBody),
+    ReturnResponse(return_response::ReturnResponse),
+    MockResponse(mock_response::MockResponse),
+    ForwardRequest(forward_request::ForwardRequest),
+    FindAndReplace(find_and_replace::FindAndReplace),
+    JsonToXml(json_to_xml::JsonToXml),
+    XmlToJson(xml_to_json::XmlToJson),
+    CheckHeader(check_header::CheckHeader),
+    IpFilter(ip_filter::IpFilter),
+    Cors(cors::Cors),
+    Trace(trace::Trace),
+    Jsonp(jsonp::Jsonp),
+}
+
+impl Step {
+    /// Runs a policy that needs nothing but the state (everything except
+    /// `base`, `choose` and `forward-request`, which the gateway runs).
+    pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        if st.preflight && !matches!(self.policy, Policy::Cors(_)) {
+            // A CORS preflight runs only the cors policies (APIM §3.7).
+            return Ok(Outcome::Continue);
+        }
+        let r = match &self.policy {
+            Policy::Base | Policy::Choose(_) | Policy::ForwardRequest(_) => Ok(Outcome::Continue),
+            Policy::SetVariable(p) => p.apply(st),
+            Policy::SetHeader(p) => p.apply(st),
+            Policy::SetQueryParameter(p) => p.apply(st),
+            Policy::RewriteUri(p) => p.apply(st),
+            Policy::SetBackendService(p) => p.apply(st),
+            Policy::SetMethod(p) => p.apply(st),
+            Policy::SetStatus(p) => p.apply(st),
+            Policy::SetBody(p) => p.apply(st),
+            Policy::ReturnResponse(p) => p.apply(st),
+            Policy::MockResponse(p) => p.apply(st),
+            Policy::FindAndReplace(p) => p.apply(st),
+            Policy::JsonToXml(p) => p.apply(st),
+            Policy::XmlToJson(p) => p.apply(st),
+            Policy::CheckHeader(p) => p.apply(st),
+            Policy::IpFilter(p) => p.apply(st),
+            Policy::Cors(p) => p.apply(st),
+            Policy::Trace(p) => p.apply(st),
+            Policy::Jsonp(p) => p.apply(st),
+        };
+        r.map_err(|mut e| {
+            if e.source.is_empty() {
+                e.source = self.name.to_string();
+            }
+            e.path = self.path.to_string();
+            e.policy_id = self.id.as_deref().unwrap_or("").to_string();
+            e
+        })
+    }
+}
+
+/// A compiled policy document.
+#[derive(Debug, Default)]
+pub struct Doc {
+    /// Per section: `None` when the document omits it (acts as `<base/>`).
+    pub sections: [Option<Vec<Step>>; 4],
+    pub reads_request_body: bool,
+    pub reads_response_body: bool,
+}
+
+impl Doc {
+    pub fn section(&self, s: Section) -> Option<&[Step]> {
+        self.sections[s.index()].as_deref()
+    }
+
+    /// The document APIM uses at global scope when none is set:
+    /// `<backend><forward-request/></backend>`, other sections empty.
+    pub fn default_global() -> Doc {
+        let mut d = Doc::default();
+        for s in Section::ALL {
+            d.sections[s.index()] = Some(Vec::new());
+        }
+        d.sections[Section::Backend.index()] = Some(vec![Step {
+            policy: Policy::ForwardRequest(forward_request::ForwardRequest::default()),
+            name: "forward-request".into(),
+            id: None,
+            path: "forward-request[1]".into(),
+        }]);
+        d
+    }
+}
+
+/// Compiles checked documents; collects problems with positions.
+pub struct Compiler<'a> {
+    xml: &'a str,
+    named_values: &'a dyn Fn(&str) -> Option<String>,
+    fragments: &'a dyn Fn(&str) -> Option<String>,
+    pub problems: Vec<Diagnostic>,
+    reads_request_body: bool,
+    reads_response_body: bool,
+    depth: usize,
+}
+
+impl<'a> Compiler<'a> {
+    pub fn error(&mut self, offset: usize, message: String) {
+        let (line, col) = line_col(self.xml, offset);
+        self.problems.push(Diagnostic { line, col, message });
+    }
+
+    /// `{{name}}` → its value (unknown names stay as written).
+    pub fn substitute(&self, text: &str) -> String {
+        if !text.contains("{{") {
+            return text.to_string();
+        }
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            match after.find("}}") {
+                Some(end) => {
+                    let name = &after[..end];
+                    match (self.named_values)(name.trim()) {
+                        Some(v) => out.push_str(&v),
+                        None => {
+                            out.push_str("{{");
+                            out.push_str(name);
+                            out.push_str("}}");
+                        }
+                    }
+                    rest = &after[end + 2..];
+                }
+                None => {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// A value: an expression when the (substituted) text is `@(...)` or
+    /// `@{...}`, else literal text.
+    pub fn val(&mut self, raw: &str, offset: usize) -> Val {
+        let text = self.substitute(raw);
+        let t = text.trim();
+        if t.starts_with("@(") || t.starts_with("@{") {
+            match expr::compile(t, 0) {
+                Ok(c) => {
+                    self.reads_request_body |= c.facts.reads_request_body;
+                    self.reads_response_body |= c.facts.reads_response_body;
+                    Val::Expr(Arc::new(c))
+                }
+                Err(errs) => {
+                    for e in errs {
+                        self.error(offset, format!("expression: {}", e.message));
+                    }
+                    Val::lit("")
+                }
+            }
+        } else {
+            Val::Lit(text.into())
+        }
+    }
+
+    /// The attribute `name` as a value.
+    pub fn attr(&mut self, e: &Element, name: &str) -> Option<Val> {
+        let a = e.attr(name)?;
+        let (value, at) = (a.value.clone(), a.value_span.start);
+        Some(self.val(&value, at))
+    }
+
+    /// A literal attribute (substituted; expressions are not allowed here).
+    pub fn literal(&self, e: &Element, name: &str) -> Option<String> {
+        e.attr(name).map(|a| self.substitute(&a.value))
+    }
+
+    /// A literal boolean attribute.
+    pub fn flag(&mut self, e: &Element, name: &str, default: bool) -> bool {
+        match self.literal(e, name) {
+            None => default,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    let at = e
+                        .attr(name)
+                        .map(|a| a.value_span.start)
+                        .unwrap_or(e.span.start);
+                    self.error(at, format!("'{name}' must be true or false, not '{v}'"));
+                    default
+                }
+            },
+        }
+    }
+
+    /// A literal number attribute.
+    pub fn number(&mut self, e: &Element, name: &str) -> Option<f64> {
+        let v = self.literal(e, name)?;
+        match v.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => Some(n),
+            _ => {
+                let at = e
+                    .attr(name)
+                    .map(|a| a.value_span.start)
+                    .unwrap_or(e.span.start);
+                self.error(at, format!("'{name}' must be a number, not '{v}'"));
+                None
+            }
+        }
+    }
+
+    /// The element's text content as a value.
+    pub fn text(&mut self, e: &Element) -> Val {
+        let mut raw = String::new();
+        let mut at = e.span.end;
+        for n in &e.children {
+            if let Node::Text(t, span) = n {
+                if raw.is_empty() {
+                    at = span.start;
+                }
+                raw.push_str(t);
+            }
+        }
+        let trimmed = raw.trim();
+        if trimmed.starts_with("@(") || trimmed.starts_with("@{") {
+            self.val(trimmed, at)
+        } else {
+            Val::Lit(self.substitute(&raw).into())
+        }
+    }
+
+    pub fn note_request_body(&mut self) {
+        self.reads_request_body = true;
+    }
+
+    pub fn note_response_body(&mut self) {
+        self.reads_response_body = true;
+    }
+
+    /// Compiles the policies inside `parent` (a section, `when`, ...).
+    pub fn steps(&mut self, parent: &Element, section: Section, prefix: &str) -> Vec<Step> {
+        let mut out = Vec::new();
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for child in parent.elements() {
+            let n = counts.entry(child.name.clone()).or_insert(0);
+            *n += 1;
+            let path = if prefix.is_empty() {
+                format!("{}[{n}]", child.name)
+            } else {
+                format!("{prefix}/{}[{n}]", child.name)
+            };
+            if let Some(allowed) = sections_of(&child.name) {
+                if !allowed.contains(&section) {
+                    let names: Vec<&str> = allowed.iter().map(|s| s.name()).collect();
+                    self.error(
+                        child.span.start,
+                        format!(
+                            "<{}> is not allowed in <{}>; it may appear in: {}",
+                            child.name,
+                            section.name(),
+                            names.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            }
+            if child.name == "include-fragment" {
+                self.include(child, section, &path, &mut out);
+                continue;
+            }
+            if let Some(policy) = self.policy(child, section, &path) {
+                out.push(Step {
+                    policy,
+                    name: child.name.as_str().into(),
+                    id: child.attr("id").map(|a| Arc::from(a.value.as_str())),
+                    path: path.into(),
+                });
+            }
+        }
+        out
+    }
+
+    fn include(&mut self, e: &Element, section: Section, path: &str, out: &mut Vec<Step>) {
+        let Some(id) = self.literal(e, "fragment-id") else {
+            self.error(e.span.start, "<include-fragment> needs fragment-id".into());
+            return;
+        };
+        let Some(text) = (self.fragments)(&id) else {
+            self.error(
+                e.span.start,
+                format!("policy fragment '{id}' does not exist"),
+            );
+            return;
+        };
+        if self.depth >= 16 {
+            self.error(
+                e.span.start,
+                "policy fragments nest deeper than 16 levels".into(),
+            );
+            return;
+        }
+        let root = match super::xml::parse(&text) {
+            Ok(r) => r,
+            Err(d) => {
+                self.error(e.span.start, format!("policy fragment '{id}': {d}"));
+                return;
+            }
+        };
+        // The fragment's own positions refer to its own text.
+        let mut inner = Compiler {
+            xml: &text,
+            named_values: self.named_values,
+            fragments: self.fragments,
+            problems: Vec::new(),
+            reads_request_body: false,
+            reads_response_body: false,
+            depth: self.depth + 1,
+        };
+        let steps = inner.steps(&root, section, path);
+        self.reads_request_body |= inner.reads_request_body;
+        self.reads_response_body |= inner.reads_response_body;
+        for p in inner.problems {
+            self.error(e.span.start, format!("in policy fragment '{id}' at {p}"));
+        }
+        out.extend(steps);
+    }
+
+    fn policy(&mut self, e: &Element, section: Section, path: &str) -> Option<Policy> {
+        Some(match e.name.as_str() {
+            "base" => Policy::Base,
+            "choose" => Policy::Choose(choose::Choose::parse(self, e, section, path)?),
+            "set-variable" => Policy::SetVariable(set_variable::SetVariable::parse(self, e)?),
+            "set-header" => Policy::SetHeader(set_header::SetHeader::parse(self, e)?),
+            "set-query-parameter" => {
+                Policy::SetQueryParameter(set_query_parameter::SetQueryParameter::parse(self, e)?)
+            }
+            "rewrite-uri" => Policy::RewriteUri(rewrite_uri::RewriteUri::parse(self, e)?),
+            "set-backend-service" => {
+                Policy::SetBackendService(set_backend_service::SetBackendService::parse(self, e)?)
+            }
+            "set-method" => Policy::SetMethod(set_method::SetMethod::parse(self, e)?),
+            "set-status" => Policy::SetStatus(set_status::SetStatus::parse(self, e)?),
+            "set-body" => Policy::SetBody(set_body::SetBody::parse(self, e, section)?),
+            "return-response" => {
+                Policy::ReturnResponse(return_response::ReturnResponse::parse(self, e, section)?)
+            }
+            "mock-response" => Policy::MockResponse(mock_response::MockResponse::parse(self, e)?),
+            "forward-request" => {
+                Policy::ForwardRequest(forward_request::ForwardRequest::parse(self, e)?)
+            }
+            "find-and-replace" => {
+                Policy::FindAndReplace(find_and_replace::FindAndReplace::parse(self, e, section)?)
+            }
+            "json-to-xml" => Policy::JsonToXml(json_to_xml::JsonToXml::parse(self, e, section)?),
+            "xml-to-json" => Policy::XmlToJson(xml_to_json::XmlToJson::parse(self, e, section)?),
+            "check-header" => Policy::CheckHeader(check_header::CheckHeader::parse(self, e)?),
+            "ip-filter" => Policy::IpFilter(ip_filter::IpFilter::parse(self, e)?),
+            "cors" => Policy::Cors(cors::Cors::parse(self, e)?),
+            "trace" => Policy::Trace(trace::Trace::parse(self, e)?),
+            "jsonp" => {
+                self.note_response_body();
+                Policy::Jsonp(jsonp::Jsonp::parse(self, e)?)
+            }
+            other => {
+                self.error(
+                    e.span.start,
+                    format!("<{other}> is a valid APIM policy that this gateway does not run yet"),
+                );
+                return None;
+            }
+        })
+    }
+}
+
+/// Compiles a checked `<policies>` document. `named_values` resolves
+/// `{{name}}` (case-insensitively), `fragments` a fragment id to its XML.
+pub fn compile_document(
+    xml: &str,
+    named_values: &dyn Fn(&str) -> Option<String>,
+    fragments: &dyn Fn(&str) -> Option<String>,
+) -> Result<Doc, Vec<Diagnostic>> {
+    let root = super::xml::parse(xml).map_err(|d| vec![d])?;
+    let mut cx = Compiler {
+        xml,
+        named_values,
+        fragments,
+        problems: Vec::new(),
+        reads_request_body: false,
+        reads_response_body: false,
+        depth: 0,
+    };
+    let mut doc = Doc::default();
+    for section_el in root.elements() {
+        let Some(section) = Section::from_name(&section_el.name) else {
+            continue;
+        };
+        let steps = cx.steps(section_el, section, "");
+        doc.sections[section.index()] = Some(steps);
+    }
+    doc.reads_request_body = cx.reads_request_body;
+    doc.reads_response_body = cx.reads_response_body;
+    if cx.problems.is_empty() {
+        Ok(doc)
+    } else {
+        cx.problems.sort_by_key(|d| (d.line, d.col));
+        Err(cx.problems)
+    }
+}
+
+/// Checks section placement in a document (for `policy check` and writes).
+pub fn check_placement(xml: &str, root: &Element, out: &mut Vec<Diagnostic>) {
+    fn walk(xml: &str, parent: &Element, section: Section, out: &mut Vec<Diagnostic>) {
+        for child in parent.elements() {
+            if let Some(allowed) = sections_of(&child.name) {
+                if !allowed.contains(&section) {
+                    let (line, col) = line_col(xml, child.span.start);
+                    let names: Vec<&str> = allowed.iter().map(|s| s.name()).collect();
+                    out.push(Diagnostic {
+                        line,
+                        col,
+                        message: format!(
+                            "<{}> is not allowed in <{}>; it may appear in: {}",
+                            child.name,
+                            section.name(),
+                            names.join(", ")
+                        ),
+                    });
+                }
+            }
+            if matches!(
+                child.name.as_str(),
+                "choose" | "when" | "otherwise" | "retry" | "wait"
+            ) {
+                walk(xml, child, section, out);
+            }
+        }
+    }
+    for s in root.elements() {
+        if let Some(section) = Section::from_name(&s.name) {
+            walk(xml, s, section, out);
+        }
+    }
+}
+
+/// A test helper: a state over a default context.
+#[cfg(test)]
+pub fn test_state(section: Section) -> State {
+    State {
+        ctx: Ctx::default(),
+        section,
+        limits: Limits::default(),
+        backend_base: None,
+        suffix: String::new(),
+        backends: Arc::new(HashMap::new()),
+        responses: Arc::new(Vec::new()),
+        cors: None,
+        preflight: false,
+    }
+}
+
+/// A test helper: compiles one document with no named values or fragments.
+#[cfg(test)]
+pub fn test_doc(xml: &str) -> Result<Doc, Vec<Diagnostic>> {
+    compile_document(xml, &|_| None, &|_| None)
+}
+
+/// A test helper: runs the steps of one section (choose included).
+#[cfg(test)]
+pub fn run_plain(steps: &[Step], st: &mut State) -> Result<Outcome, PolicyError> {
+    for s in steps {
+        let o = match &s.policy {
+            Policy::Choose(c) => match c.select(st)? {
+                Some(branch) => run_plain(branch, st)?,
+                None => Outcome::Continue,
+            },
+            _ => s.apply(st)?,
+        };
+        if o == Outcome::Respond {
+            return Ok(o);
+        }
+    }
+    Ok(Outcome::Continue)
+}

@@ -1,0 +1,78 @@
+//! `<return-response>`: stops the pipeline and answers with a new response
+//! built by its `set-status`, `set-header` and `set-body` children
+//! (default: 200, empty). Sections: all.
+
+use super::{Compiler, Outcome, PolicyError, Section, State, Step};
+use crate::policy::xml::Element;
+
+#[derive(Debug)]
+pub struct ReturnResponse {
+    steps: Vec<Step>,
+}
+
+impl ReturnResponse {
+    pub fn parse(cx: &mut Compiler, e: &Element, _section: Section) -> Option<ReturnResponse> {
+        if e.attr("response-variable-name").is_some() {
+            cx.error(
+                e.span.start,
+                "return-response with response-variable-name needs send-request, which this gateway does not run yet".into(),
+            );
+            return None;
+        }
+        for c in e.elements() {
+            if !matches!(c.name.as_str(), "set-status" | "set-header" | "set-body") {
+                cx.error(
+                    c.span.start,
+                    format!("<return-response> may contain set-status, set-header and set-body, not <{}>", c.name),
+                );
+            }
+        }
+        // The children act on the new response.
+        let steps = cx.steps(e, Section::Outbound, "return-response[1]");
+        Some(ReturnResponse { steps })
+    }
+
+    pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        let section = st.section;
+        st.ctx.response = Some(crate::expr::context::Response {
+            status: 200,
+            reason: "OK".into(),
+            ..Default::default()
+        });
+        st.section = Section::Outbound;
+        let mut result = Ok(Outcome::Respond);
+        for s in &self.steps {
+            if let Err(e) = s.apply(st) {
+                result = Err(e);
+                break;
+            }
+        }
+        st.section = section;
+        result.map(|_| Outcome::Respond)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+
+    #[test]
+    fn builds_a_response_and_stops() {
+        let doc = test_doc(
+            r#"<policies><inbound><return-response>
+            <set-status code="418" reason="Teapot" />
+            <set-header name="X-From" exists-action="override"><value>policy</value></set-header>
+            <set-body>short and stout</set-body>
+        </return-response><set-variable name="after" value="1" /></inbound></policies>"#,
+        )
+        .unwrap();
+        let mut st = test_state(Section::Inbound);
+        let o = run_plain(doc.section(Section::Inbound).unwrap(), &mut st).unwrap();
+        assert_eq!(o, Outcome::Respond);
+        assert!(!st.ctx.variables.contains_key("after"));
+        let r = st.ctx.response.unwrap();
+        assert_eq!(r.status, 418);
+        assert_eq!(r.message.headers.get_all("x-from"), vec!["policy"]);
+        assert_eq!(r.message.body.as_deref(), Some(&b"short and stout"[..]));
+    }
+}

@@ -1,0 +1,57 @@
+//! `<trace source severity><message/><metadata name value/>*</trace>`:
+//! records a message for this request (`context` traces, and the debug
+//! log). Sections: all.
+
+use super::{Compiler, Outcome, PolicyError, State, Val};
+use crate::policy::xml::Element;
+
+#[derive(Debug)]
+pub struct Trace {
+    source: String,
+    message: Val,
+    metadata: Vec<(String, Val)>,
+}
+
+impl Trace {
+    pub fn parse(cx: &mut Compiler, e: &Element) -> Option<Trace> {
+        let source = cx.literal(e, "source").unwrap_or_default();
+        let message = match e.elements().find(|c| c.name == "message") {
+            Some(m) => cx.text(m),
+            None => cx.text(e),
+        };
+        let mut metadata = Vec::new();
+        for m in e.elements().filter(|c| c.name == "metadata") {
+            if let (Some(n), Some(v)) = (cx.literal(m, "name"), cx.attr(m, "value")) {
+                metadata.push((n, v));
+            }
+        }
+        Some(Trace {
+            source,
+            message,
+            metadata,
+        })
+    }
+
+    pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        let mut text = self.message.text(st)?;
+        for (n, v) in &self.metadata {
+            text.push_str(&format!(" {n}={}", v.text(st)?));
+        }
+        tracing::debug!(source = %self.source, message = %text, "trace policy");
+        st.ctx.traces.push((self.source.clone(), text));
+        Ok(Outcome::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+
+    #[test]
+    fn records_messages() {
+        let doc = test_doc(r#"<policies><inbound><trace source="t" severity="information"><message>@("m" + 1)</message><metadata name="k" value="v" /></trace></inbound></policies>"#).unwrap();
+        let mut st = test_state(Section::Inbound);
+        run_plain(doc.section(Section::Inbound).unwrap(), &mut st).unwrap();
+        assert_eq!(st.ctx.traces, vec![("t".to_string(), "m1 k=v".to_string())]);
+    }
+}
