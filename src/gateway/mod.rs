@@ -214,10 +214,13 @@ fn admit(
     let found = api.table.find(parts.method.as_str(), &segments, query);
     // A CORS preflight for a path with no OPTIONS operation is answered by
     // the cors policy, without a subscription key (APIM §3.7).
-    let preflight = found.is_none() && pipeline::is_preflight(&parts);
+    // A defined OPTIONS operation takes the request itself; a `*` one does not.
+    let preflight = pipeline::is_preflight(&parts)
+        && found.is_none_or(|op| api.operations[op].method.as_ref() != "OPTIONS");
     let operation = match found {
-        Some(op) => op,
-        None if preflight => {
+        Some(op) if !preflight => op,
+        None if !preflight => return Err(GatewayError::not_found()),
+        _ => {
             let wanted = parts
                 .headers
                 .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
@@ -227,7 +230,6 @@ fn admit(
                 .find(wanted, &segments, query)
                 .ok_or_else(GatewayError::not_found)?
         }
-        None => return Err(GatewayError::not_found()),
     };
 
     // The key: header first; the query parameter only when the header is absent.

@@ -211,6 +211,9 @@ fn run_steps<'a>(
                     forward(ctx, upstream, &f, reads_response)
                         .await
                         .map_err(|mut e| {
+                            if e.source.is_empty() {
+                                e.source = "forward-request".into();
+                            }
                             e.path = path.to_string();
                             e.policy_id = id.as_deref().unwrap_or("").to_string();
                             scoped(e, level, section)

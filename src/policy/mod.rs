@@ -126,6 +126,29 @@ pub fn fragment_refs(text: &str) -> Vec<(String, usize)> {
     out
 }
 
+/// Byte ranges of the text of `<set-body template="liquid">` elements.
+fn liquid_spans(text: &str) -> Vec<(usize, usize)> {
+    fn walk(e: &xml::Element, out: &mut Vec<(usize, usize)>) {
+        let is_liquid = e.name == "set-body"
+            && e.attr("template").is_some_and(|a| a.value.trim().eq_ignore_ascii_case("liquid"));
+        if is_liquid {
+            for n in &e.children {
+                if let xml::Node::Text(_, span) = n {
+                    out.push((span.start, span.end));
+                }
+            }
+        }
+        for c in e.elements() {
+            walk(c, out);
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(root) = xml::parse(text) {
+        walk(&root, &mut out);
+    }
+    out
+}
+
 /// Every reference of a document that does not resolve: `{{named values}}`
 /// and included fragments, each at its position.
 pub fn check_references(
@@ -137,9 +160,13 @@ pub fn check_references(
         let (line, col) = line_col(text, offset);
         Diagnostic { line, col, message }
     };
+    // Inside a Liquid `set-body`, `{{ x }}` is Liquid's own output syntax:
+    // only names that exist are named values there.
+    let liquid = liquid_spans(text);
     let mut out: Vec<Diagnostic> = named_value_refs(text)
         .into_iter()
         .filter(|(name, _)| !named_value_exists(name))
+        .filter(|(_, offset)| !liquid.iter().any(|(a, b)| (*a..*b).contains(offset)))
         .map(|(name, offset)| at(offset, format!("named value '{name}' does not exist")))
         .collect();
     for (id, offset) in fragment_refs(text) {
@@ -331,6 +358,7 @@ pub fn check_document(xml: &str) -> Result<(), Vec<Diagnostic>> {
         }
     }
     check_expressions(xml, &root, &mut problems);
+    builtin::check_placement(xml, &root, &mut problems);
     problems.sort_by_key(|d| (d.line, d.col));
     if problems.is_empty() {
         Ok(())

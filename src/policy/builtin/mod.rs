@@ -531,11 +531,13 @@ impl<'a> Compiler<'a> {
                 raw.push_str(t);
             }
         }
-        let trimmed = raw.trim();
-        if trimmed.starts_with("@(") || trimmed.starts_with("@{") {
-            self.val(trimmed, at)
+        // A named value may itself hold an expression.
+        let substituted = self.substitute(&raw);
+        let t = substituted.trim();
+        if t.starts_with("@(") || t.starts_with("@{") {
+            self.val(raw.trim(), at)
         } else {
-            Val::Lit(self.substitute(&raw).into())
+            Val::Lit(substituted.into())
         }
     }
 
