@@ -26,13 +26,26 @@ async fn scopes_compose_through_base() {
     let app = TestApp::spawn().await;
     let key = app.standard().await;
     let trail = |v: &str| {
-        format!(r#"<set-header name="X-Trail" exists-action="append"><value>{v}</value></set-header>"#)
+        format!(
+            r#"<set-header name="X-Trail" exists-action="append"><value>{v}</value></set-header>"#
+        )
     };
-    policy(&app, "/policy", &format!("<policies><inbound>{}</inbound></policies>", trail("global"))).await;
+    policy(
+        &app,
+        "/policy",
+        &format!(
+            "<policies><inbound>{}</inbound></policies>",
+            trail("global")
+        ),
+    )
+    .await;
     policy(
         &app,
         "/products/starter/policy",
-        &format!("<policies><inbound><base />{}</inbound></policies>", trail("product")),
+        &format!(
+            "<policies><inbound><base />{}</inbound></policies>",
+            trail("product")
+        ),
     )
     .await;
     policy(
@@ -48,11 +61,17 @@ async fn scopes_compose_through_base() {
     policy(
         &app,
         "/apis/echo/operations/all/policy",
-        &format!("<policies><inbound><base />{}</inbound></policies>", trail("operation")),
+        &format!(
+            "<policies><inbound><base />{}</inbound></policies>",
+            trail("operation")
+        ),
     )
     .await;
     let v = echoed(app.call("/echo/x", Some(&key)).await).await;
-    assert_eq!(v["headers"]["x-trail"], "api-before, global, product, api-after, operation");
+    assert_eq!(
+        v["headers"]["x-trail"],
+        "api-before, global, product, api-after, operation"
+    );
 
     // Without <base/> the operation drops everything inherited.
     policy(
@@ -66,7 +85,12 @@ async fn scopes_compose_through_base() {
 
     // Product policies apply only in a product's context: an API-scoped key
     // runs without the product scope.
-    policy(&app, "/apis/echo/operations/all/policy", "<policies><inbound><base /></inbound></policies>").await;
+    policy(
+        &app,
+        "/apis/echo/operations/all/policy",
+        "<policies><inbound><base /></inbound></policies>",
+    )
+    .await;
     let api_key = app.subscription("s2", "/apis/echo").await;
     let v = echoed(app.call("/echo/x", Some(&api_key)).await).await;
     assert_eq!(v["headers"]["x-trail"], "api-before, global, api-after");
@@ -110,7 +134,12 @@ async fn on_error_sees_last_error() {
         r#"<policies><inbound><set-variable name="n" value="@(int.Parse(&quot;nope&quot;))" /></inbound></policies>"#,
     )
     .await;
-    assert_gateway_error(app.call("/echo/x", Some(&key)).await, 500, "Internal server error").await;
+    assert_gateway_error(
+        app.call("/echo/x", Some(&key)).await,
+        500,
+        "Internal server error",
+    )
+    .await;
 
     // A runaway expression is stopped, not waited for.
     policy(
@@ -119,7 +148,12 @@ async fn on_error_sees_last_error() {
         r#"<policies><inbound><set-variable name="n" value="@{ while (true) { } return 1; }" /></inbound></policies>"#,
     )
     .await;
-    assert_gateway_error(app.call("/echo/x", Some(&key)).await, 500, "Internal server error").await;
+    assert_gateway_error(
+        app.call("/echo/x", Some(&key)).await,
+        500,
+        "Internal server error",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -135,8 +169,11 @@ async fn backend_errors_reach_on_error() {
     })
     .await;
     app.api("b", "b", &format!("http://{slow}")).await;
-    app.put_ok("/apis/b", json!({"path": "b", "serviceUrl": format!("http://{slow}"), "subscriptionRequired": false}))
-        .await;
+    app.put_ok(
+        "/apis/b",
+        json!({"path": "b", "serviceUrl": format!("http://{slow}"), "subscriptionRequired": false}),
+    )
+    .await;
     policy(
         &app,
         "/apis/b/policy",
@@ -149,7 +186,10 @@ async fn backend_errors_reach_on_error() {
     assert_eq!(r.headers()["x-reason"], "Timeout/forward-request");
     let r = app.call("/b/missing", None).await;
     assert_eq!(r.status(), 404);
-    assert_eq!(r.headers()["x-reason"], "BackendResponseStatusCode/forward-request");
+    assert_eq!(
+        r.headers()["x-reason"],
+        "BackendResponseStatusCode/forward-request"
+    );
 }
 
 #[tokio::test]
@@ -266,7 +306,10 @@ async fn cors_preflight_and_simple_requests() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
     assert_eq!(r.headers()["access-control-expose-headers"], "x-total");
 }
 
@@ -302,19 +345,33 @@ async fn liquid_and_json_xml_conversions() {
         .unwrap();
     assert_eq!(r.headers()["content-type"], "application/xml");
     let text = r.text().await.unwrap();
-    assert!(text.starts_with("<Document><method>GET</method><path>/x</path><query>y=1</query>"), "{text}");
+    assert!(
+        text.starts_with("<Document><method>GET</method><path>/x</path><query>y=1</query>"),
+        "{text}"
+    );
     // Without Accept: application/xml the JSON passes through.
     let v = echoed(app.call("/echo/x", Some(&key)).await).await;
     assert_eq!(v["path"], "/x");
 
     let xml = backend::spawn(|_| async {
-        let mut r = hyper::Response::new(full(r#"<order id="9"><line>a</line><line>b</line></order>"#));
-        r.headers_mut().insert("content-type", "application/xml".parse().unwrap());
+        let mut r = hyper::Response::new(full(
+            r#"<order id="9"><line>a</line><line>b</line></order>"#,
+        ));
+        r.headers_mut()
+            .insert("content-type", "application/xml".parse().unwrap());
         r
     })
     .await;
-    app.put_ok("/apis/x", json!({"path": "x", "serviceUrl": format!("http://{xml}"), "subscriptionRequired": false})).await;
-    app.put_ok("/apis/x/operations/all", json!({"method": "*", "urlTemplate": "/*"})).await;
+    app.put_ok(
+        "/apis/x",
+        json!({"path": "x", "serviceUrl": format!("http://{xml}"), "subscriptionRequired": false}),
+    )
+    .await;
+    app.put_ok(
+        "/apis/x/operations/all",
+        json!({"method": "*", "urlTemplate": "/*"}),
+    )
+    .await;
     policy(&app, "/apis/x/policy", r#"<policies><outbound><xml-to-json kind="javascript-friendly" apply="always" consider-accept-header="false" /></outbound></policies>"#).await;
     let r = app.call("/x/order", None).await;
     assert_eq!(r.headers()["content-type"], "application/json");
@@ -404,7 +461,11 @@ async fn access_control_policies() {
 #[tokio::test]
 async fn responses_without_the_backend() {
     let app = TestApp::spawn().await;
-    app.put_ok("/apis/m", json!({"path": "m", "subscriptionRequired": false})).await;
+    app.put_ok(
+        "/apis/m",
+        json!({"path": "m", "subscriptionRequired": false}),
+    )
+    .await;
     app.put_ok(
         "/apis/m/operations/get",
         json!({"method": "GET", "urlTemplate": "/pets/{id}", "responses": [{
@@ -417,7 +478,10 @@ async fn responses_without_the_backend() {
     let r = app.call("/m/pets/1", None).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/json");
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"id": 1, "name": "Rex"}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"id": 1, "name": "Rex"})
+    );
 
     policy(
         &app,
@@ -430,13 +494,25 @@ async fn responses_without_the_backend() {
     assert_eq!(r.headers()["location"], "/m/pets/5");
 
     // jsonp wraps what the backend says.
-    app.put_ok("/apis/m", json!({"path": "m", "subscriptionRequired": false, "serviceUrl": app.echo_url()})).await;
+    app.put_ok(
+        "/apis/m",
+        json!({"path": "m", "subscriptionRequired": false, "serviceUrl": app.echo_url()}),
+    )
+    .await;
     policy(&app, "/apis/m/policy", r#"<policies><outbound><base /><jsonp callback-parameter-name="cb" /></outbound></policies>"#).await;
-    policy(&app, "/apis/m/operations/get/policy", "<policies><inbound><base /></inbound></policies>").await;
+    policy(
+        &app,
+        "/apis/m/operations/get/policy",
+        "<policies><inbound><base /></inbound></policies>",
+    )
+    .await;
     let r = app.call("/m/pets/1?cb=show", None).await;
     assert_eq!(r.headers()["content-type"], "application/javascript");
     let text = r.text().await.unwrap();
-    assert!(text.starts_with(r#"show({"method":"GET","path":"/pets/1""#), "{text}");
+    assert!(
+        text.starts_with(r#"show({"method":"GET","path":"/pets/1""#),
+        "{text}"
+    );
     assert!(text.ends_with(')'), "{text}");
 }
 
@@ -444,8 +520,16 @@ async fn responses_without_the_backend() {
 async fn named_values_and_fragments_are_compiled_in() {
     let app = TestApp::spawn().await;
     let key = app.standard().await;
-    app.put_ok("/named-values/greeting", json!({"displayName": "greeting", "value": "hello"})).await;
-    app.put_ok("/named-values/stamp", json!({"displayName": "stamp", "value": "@(\"computed-\" + (6 * 7))"})).await;
+    app.put_ok(
+        "/named-values/greeting",
+        json!({"displayName": "greeting", "value": "hello"}),
+    )
+    .await;
+    app.put_ok(
+        "/named-values/stamp",
+        json!({"displayName": "stamp", "value": "@(\"computed-\" + (6 * 7))"}),
+    )
+    .await;
     let r = app
         .put_xml(
             "/policy-fragments/tag",
@@ -468,7 +552,11 @@ async fn named_values_and_fragments_are_compiled_in() {
     assert_eq!(v["headers"]["x-len"], "5");
 
     // Changing the named value recompiles the policy.
-    app.put_ok("/named-values/greeting", json!({"displayName": "greeting", "value": "hi"})).await;
+    app.put_ok(
+        "/named-values/greeting",
+        json!({"displayName": "greeting", "value": "hi"}),
+    )
+    .await;
     let v = echoed(app.call("/echo/x", Some(&key)).await).await;
     assert_eq!(v["headers"]["x-tag"], "hi-tag");
 }
@@ -481,9 +569,18 @@ async fn documents_the_gateway_cannot_run_are_refused_and_change_nothing() {
     // A policy of a later release, a policy in the wrong section, a member
     // the expression language does not have.
     for (doc, fragment) in [
-        (r#"<policies><inbound><rate-limit calls="5" renewal-period="60" /></inbound></policies>"#, "does not run yet"),
-        (r#"<policies><outbound><rewrite-uri template="/x" /></outbound></policies>"#, "not allowed in <outbound>"),
-        (r#"<policies><inbound><set-variable name="v" value="@(context.Request.Heders)" /></inbound></policies>"#, "did you mean 'Headers'"),
+        (
+            r#"<policies><inbound><rate-limit calls="5" renewal-period="60" /></inbound></policies>"#,
+            "does not run yet",
+        ),
+        (
+            r#"<policies><outbound><rewrite-uri template="/x" /></outbound></policies>"#,
+            "not allowed in <outbound>",
+        ),
+        (
+            r#"<policies><inbound><set-variable name="v" value="@(context.Request.Heders)" /></inbound></policies>"#,
+            "did you mean 'Headers'",
+        ),
     ] {
         let r = app.put_xml("/apis/echo/policy", doc).await;
         let v = assert_mgmt_error(r, 400, "ValidationError").await;

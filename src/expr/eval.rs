@@ -750,11 +750,13 @@ impl<'c> Interp<'c> {
 
     /// The allowed type a (dotted) name denotes, unless a local shadows it.
     pub fn type_path(&self, e: &Expr) -> Option<String> {
-        let path = dotted(e)?;
-        let first = path.split('.').next().unwrap_or_default();
-        if self.lookup(first).is_some() || first == "context" {
+        // Cheap test first (no allocation): values, not types, start with
+        // `context` or a local.
+        let head = head_name(e)?;
+        if head == "context" || self.lookup(head).is_some() {
             return None;
         }
+        let path = dotted(e)?;
         lib::resolve_type(&path).map(str::to_string)
     }
 
@@ -860,6 +862,15 @@ impl<'c> Interp<'c> {
         }
         self.calls -= 1;
         r
+    }
+}
+
+/// The leftmost simple name of a dotted chain (`a` in `a.b.c`).
+fn head_name(e: &Expr) -> Option<&str> {
+    match &e.kind {
+        ExprKind::Name(n, _) => Some(n),
+        ExprKind::Member { target, .. } => head_name(target),
+        _ => None,
     }
 }
 

@@ -130,7 +130,8 @@ pub fn fragment_refs(text: &str) -> Vec<(String, usize)> {
 fn liquid_spans(text: &str) -> Vec<(usize, usize)> {
     fn walk(e: &xml::Element, out: &mut Vec<(usize, usize)>) {
         let is_liquid = e.name == "set-body"
-            && e.attr("template").is_some_and(|a| a.value.trim().eq_ignore_ascii_case("liquid"));
+            && e.attr("template")
+                .is_some_and(|a| a.value.trim().eq_ignore_ascii_case("liquid"));
         if is_liquid {
             for n in &e.children {
                 if let xml::Node::Text(_, span) = n {

@@ -754,8 +754,7 @@ pub fn check_placement(xml: &str, root: &Element, out: &mut Vec<Diagnostic>) {
     }
 }
 
-/// A test helper: a state over a default context.
-#[cfg(test)]
+/// A state over a default context (tests, benchmarks and tools).
 pub fn test_state(section: Section) -> State {
     State {
         ctx: Ctx::default(),
@@ -776,8 +775,8 @@ pub fn test_doc(xml: &str) -> Result<Doc, Vec<Diagnostic>> {
     compile_document(xml, &|_| None, &|_| None)
 }
 
-/// A test helper: runs the steps of one section (choose included).
-#[cfg(test)]
+/// Runs the steps of one section without the network (`choose` included,
+/// `base` and `forward-request` skipped): for tests, benchmarks and tools.
 pub fn run_plain(steps: &[Step], st: &mut State) -> Result<Outcome, PolicyError> {
     for s in steps {
         let o = match &s.policy {
