@@ -506,3 +506,74 @@ fn sample_context_rejects_bad_input() {
     let bad = serde_json::json!({"mystery": 1});
     assert!(Ctx::from_sample(&bad).is_err());
 }
+
+#[test]
+fn byte_array_encrypt_and_decrypt() {
+    // NIST SP 800-38A F.2.1 (CBC-AES128), first block; PKCS7 pads the
+    // 16-byte input with a whole block, so the result is two blocks.
+    let nist = "@{ byte[] FromHex(string h) { var b = new byte[h.Length / 2]; for (var i = 0; i < b.Length; i++) { b[i] = Convert.ToByte(h.Substring(i * 2, 2), 16); } return b; }
+        var key = FromHex(\"2b7e151628aed2a6abf7158809cf4f3c\");
+        var iv = FromHex(\"000102030405060708090a0b0c0d0e0f\");
+        var ct = FromHex(\"6bc1bee22e409f96e93d7e117393172a\").Encrypt(\"Aes\", key, iv);
+        return BitConverter.ToString(ct).Replace(\"-\", \"\").ToLower(); }";
+    let hex = ev(nist);
+    assert_eq!(hex.len(), 64, "{hex}");
+    assert_eq!(&hex[..32], "7649abac8119b246cee98e9b12e9197d");
+    // AES-192-CBC of "Hello, APIM!" (as .NET's Aes and OpenSSL give it).
+    let enc = "@{ var key = Convert.FromBase64String(\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYX\");
+        var iv = Convert.FromBase64String(\"EBESExQVFhcYGRobHB0eHw==\");
+        return Convert.ToBase64String(Encoding.UTF8.GetBytes(\"Hello, APIM!\").Encrypt(\"Aes\", key, iv)); }";
+    assert_eq!(ev(enc), "NOP1RO4GGphvy02A8E3AQQ==");
+    // The corpus's decrypt snippet, shape for shape.
+    let dec = "@{ byte[] inBytes = Convert.FromBase64String(\"NOP1RO4GGphvy02A8E3AQQ==\");
+        byte[] IV = Convert.FromBase64String(\"EBESExQVFhcYGRobHB0eHw==\");
+        byte[] key = Convert.FromBase64String(\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYX\");
+        byte[] decryptedBytes = inBytes.Decrypt(\"Aes\", key, IV);
+        return Encoding.UTF8.GetString(decryptedBytes); }";
+    assert_eq!(ev(dec), "Hello, APIM!");
+    // Round trips at every key size, including an empty input.
+    for n in [16, 24, 32] {
+        for text in [
+            "",
+            "x",
+            "exactly sixteen!",
+            "a longer message spanning blocks",
+        ] {
+            let src = format!(
+                "@{{ var key = new byte[{n}]; var iv = new byte[16]; new Random(7).NextBytes(key); iv[3] = 9;
+                    var ct = Encoding.UTF8.GetBytes(\"{text}\").Encrypt(\"AES\", key, iv);
+                    return ct.Length + \":\" + Encoding.UTF8.GetString(ct.Decrypt(\"Aes\", key, iv)); }}"
+            );
+            let want = format!("{}:{text}", (text.len() / 16 + 1) * 16);
+            assert_eq!(ev(&src), want, "{n} {text:?}");
+        }
+    }
+    let e = err("@(new byte[3].Encrypt(\"Aes\", new byte[15], new byte[16]))");
+    assert_eq!(
+        e,
+        "CryptographicException: Specified key is not a valid size for this algorithm."
+    );
+    let e = err("@(new byte[3].Encrypt(\"Aes\", new byte[16], new byte[12]))");
+    assert!(
+        e.starts_with("CryptographicException: Specified initialization vector"),
+        "{e}"
+    );
+    let e = err("@(new byte[20].Decrypt(\"Aes\", new byte[16], new byte[16]))");
+    assert_eq!(
+        e,
+        "CryptographicException: The input data is not a complete block."
+    );
+    let e = err("@(new byte[16].Encrypt(\"Aes\", new byte[16], new byte[16]).Decrypt(\"Aes\", new byte[24], new byte[16]))");
+    assert_eq!(
+        e,
+        "CryptographicException: Padding is invalid and cannot be removed."
+    );
+    assert!(
+        err("@(new byte[1].Encrypt(\"DES\", new byte[8], new byte[8]))")
+            .starts_with("NotSupportedException")
+    );
+    assert_eq!(
+        ev("@{ try { return new byte[1].Decrypt(\"Aes\", new byte[16], new byte[16]); } catch (CryptographicException e) { return e.Message; } }"),
+        "The input data is not a complete block."
+    );
+}

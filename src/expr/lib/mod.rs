@@ -14,7 +14,9 @@
 //!   dictionaries and sets.
 //! - [`host`]: the `context` object model.
 //! - [`natives`]: members of library objects (Regex matches, Jwt, Uri, ...).
+//! - [`crypto`]: APIM's `byte[]` `Encrypt`/`Decrypt` extension methods.
 
+pub mod crypto;
 pub mod host;
 pub mod json;
 pub mod linq;
@@ -151,6 +153,7 @@ pub fn instance_members() -> impl Iterator<Item = &'static str> {
         .chain(json::INSTANCE)
         .chain(linq::INSTANCE)
         .chain(natives::INSTANCE)
+        .chain(crypto::INSTANCE)
         .chain(COMMON)
         .copied()
         .chain(host::all_members())
@@ -844,6 +847,9 @@ pub fn call_method_out(
         (Value::Host(h), "TryGetValue") => host::try_get(it, h, &mut args)?,
         (Value::Host(h), _) => host::call(it, h, name, targs, &args)?,
         (Value::Native(n), _) => natives::call(it, n, name, &mut args)?,
+        (Value::Bytes(_) | Value::List(..), "Encrypt" | "Decrypt") => {
+            crypto::call(it, v, name, &args)?
+        }
         (Value::List(..) | Value::Dict(_) | Value::Bytes(_) | Value::Pair(_), _) => {
             linq::call(it, v, name, &mut args)?
         }

@@ -30,6 +30,8 @@ pub const EXCEPTIONS: &[&str] = &[
     "IndexOutOfRangeException",
     "JsonReaderException",
     "JsonException",
+    "CryptographicException",
+    "XmlException",
 ];
 
 /// Instance members of value types and library objects handled here.
