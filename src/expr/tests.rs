@@ -577,3 +577,189 @@ fn byte_array_encrypt_and_decrypt() {
         "The input data is not a complete block."
     );
 }
+
+fn ev_with(ctx: &Ctx, src: &str) -> String {
+    let c = compile(src, 0).unwrap_or_else(|e| panic!("{src}: {e:?}"));
+    match c.eval(ctx, Limits::default()) {
+        Ok(Value::Str(s)) => s.to_string(),
+        Ok(other) => serde_json::to_string(&super::value::to_serde(&other)).unwrap(),
+        Err(e) => panic!("{src}: {}: {}", e.kind, e.message),
+    }
+}
+
+const ORDER: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<!-- an order -->
+<order id="o-17" xmlns:x="urn:extra">
+  <customer tier="gold">Contoso &amp; Co</customer>
+  <items>
+    <item sku="a1" qty="2">Widget</item>
+    <item sku="b2" qty="1"><![CDATA[Gadget <large>]]></item>
+  </items>
+  <x:note>rush</x:note>
+  <paid>true</paid>
+  <total>12.50</total>
+  <empty/>
+</order>"#;
+
+fn with_order(body: &str) -> String {
+    format!(
+        "@{{ var doc = XDocument.Parse(\"{}\"); {body} }}",
+        ORDER.replace('"', "\\\"").replace('\n', "\\n")
+    )
+}
+
+#[test]
+fn xml_linq_navigation_values_and_casts() {
+    // The corpus's "extracting multiple values" snippet.
+    let snippet = "@{ var doc = XDocument.Parse(\"<message1>\\n  <conditionValue>true</conditionValue>\\n  <value1>MESSAGE1_TEST1</value1>\\n  <value2>MESSAGE1_TEST2</value2>\\n  <value3>MESSAGE1_TEST3</value3>\\n</message1>\");
+        var obj = new JObject();
+        obj[\"conditionValue\"] = doc.Descendants().Where(r=>r.Name.LocalName == \"conditionValue\").First().Value;
+        obj[\"value1\"] = doc.Descendants().Where(r=>r.Name.LocalName == \"value1\").First().Value;
+        obj[\"value3\"] = doc.Descendants().Where(r=>r.Name.LocalName == \"value3\").First().Value;
+        return obj; }";
+    assert_eq!(
+        ev(snippet),
+        r#"{"conditionValue":"true","value1":"MESSAGE1_TEST1","value3":"MESSAGE1_TEST3"}"#
+    );
+    let cases = [
+        ("return doc.Root.Name.ToString();", "order"),
+        ("return (string)doc.Root.Attribute(\"id\");", "o-17"),
+        ("return doc.Root.Element(\"customer\").Value;", "Contoso & Co"),
+        ("return doc.Root.Element(\"customer\").Attribute(\"tier\").Value;", "gold"),
+        ("return (string)doc.Root.Element(\"missing\") ?? \"none\";", "none"),
+        ("return doc.Root.Elements().Count();", "6"),
+        ("return doc.Root.Elements(\"items\").Count();", "1"),
+        ("return doc.Descendants(\"item\").Count();", "2"),
+        ("return doc.Descendants().Count();", "9"),
+        (
+            "return string.Join(\",\", doc.Descendants(\"item\").Select(i => (string)i.Attribute(\"sku\") + \"x\" + (int)i.Attribute(\"qty\")));",
+            "a1x2,b2x1",
+        ),
+        ("return doc.Descendants(\"item\").Last().Value;", "Gadget <large>"),
+        ("return doc.Descendants(\"item\").Sum(i => (int)i.Attribute(\"qty\"));", "3"),
+        ("return (bool)doc.Root.Element(\"paid\");", "true"),
+        ("return ((double)doc.Root.Element(\"total\") * 2).ToString();", "25"),
+        // Names: strings are local names in no namespace, or {ns}local.
+        ("return doc.Root.Element(\"note\") == null;", "true"),
+        ("return doc.Root.Element(\"{urn:extra}note\").Value;", "rush"),
+        (
+            "XNamespace x = \"urn:extra\"; return (string)doc.Root.Element(x + \"note\");",
+            "rush",
+        ),
+        (
+            "var n = doc.Root.Elements().First(e => e.Name.NamespaceName != \"\"); return n.Name.LocalName + \"|\" + n.Name.NamespaceName + \"|\" + n.Name;",
+            "note|urn:extra|{urn:extra}note",
+        ),
+        (
+            "return doc.Root.Elements().Where(e => e.Name == \"paid\").Count();",
+            "1",
+        ),
+        (
+            "return doc.Descendants(\"item\").First().Parent.Name.LocalName + \"/\" + doc.Descendants(\"item\").First().Ancestors().Count();",
+            "items/2",
+        ),
+        (
+            "return doc.Root.HasElements + \" \" + doc.Root.Element(\"paid\").HasElements + \" \" + doc.Root.Element(\"empty\").IsEmpty;",
+            "True False True",
+        ),
+        (
+            "return string.Join(\" \", doc.Root.Attributes().Select(a => a.Name.LocalName + \"=\" + a.Value));",
+            "id=o-17 x=urn:extra",
+        ),
+        ("return doc.Root.Attribute(\"id\").ToString();", "id=\"o-17\""),
+        ("return doc.Root.Element(\"items\") is XElement;", "true"),
+        ("return doc.Root.Parent == null && doc.Root.Document != null;", "true"),
+        (
+            "return doc.Root.Element(\"items\").Element(\"item\") == doc.Descendants(\"item\").First();",
+            "true",
+        ),
+        (
+            "return doc.Root.Element(\"items\").ToString();",
+            "<items>\n  <item sku=\"a1\" qty=\"2\">Widget</item>\n  <item sku=\"b2\" qty=\"1\"><![CDATA[Gadget <large>]]></item>\n</items>",
+        ),
+        (
+            "return doc.Root.Element(\"x:note\".Substring(2)) == null ? doc.Root.Element(\"{urn:extra}note\").ToString() : \"\";",
+            "<x:note xmlns:x=\"urn:extra\">rush</x:note>",
+        ),
+    ];
+    for (body, want) in cases {
+        assert_eq!(ev(&with_order(body)), want, "{body}");
+    }
+    // XDocument.ToString() leaves the declaration out and indents.
+    assert_eq!(
+        ev(&with_order("return doc.ToString();")),
+        "<!-- an order -->\n<order id=\"o-17\" xmlns:x=\"urn:extra\">\n  <customer tier=\"gold\">Contoso &amp; Co</customer>\n  <items>\n    <item sku=\"a1\" qty=\"2\">Widget</item>\n    <item sku=\"b2\" qty=\"1\"><![CDATA[Gadget <large>]]></item>\n  </items>\n  <x:note>rush</x:note>\n  <paid>true</paid>\n  <total>12.50</total>\n  <empty />\n</order>"
+    );
+    assert_eq!(
+        ev("@(XElement.Parse(\"<p>Hello <b>world</b>!</p>\").ToString())"),
+        "<p>Hello <b>world</b>!</p>"
+    );
+    assert_eq!(
+        ev("@(XElement.Parse(\"<a>\\n  <b>1</b>\\n  <c></c>\\n</a>\").ToString(SaveOptions.DisableFormatting))"),
+        "<a><b>1</b><c></c></a>"
+    );
+    assert_eq!(
+        ev("@(XElement.Parse(\"<a> <b/> </a>\", LoadOptions.PreserveWhitespace).ToString())"),
+        "<a> <b /> </a>"
+    );
+    assert_eq!(ev("@(\"[\" + XElement.Parse(\"<a/>\") + \"]\")"), "[<a />]");
+    assert_eq!(ev("@(XName.Get(\"a\", \"urn:n\").ToString())"), "{urn:n}a");
+    assert_eq!(
+        ev("@(XNamespace.Get(\"urn:n\").GetName(\"a\").LocalName)"),
+        "a"
+    );
+    // Malformed XML and bad casts are exceptions C# code can catch.
+    let e = err("@(XDocument.Parse(\"<a><b></a>\"))");
+    assert_eq!(
+        e,
+        "XmlException: The 'b' start tag on line 1 position 5 does not match the end tag of 'a'. Line 1, position 9."
+    );
+    assert_eq!(
+        err("@(XElement.Parse(\"\"))"),
+        "XmlException: Root element is missing."
+    );
+    assert_eq!(
+        ev("@{ try { return XDocument.Parse(\"not xml\").Root.Name.LocalName; } catch (XmlException e) { return \"bad: \" + e.Message; } }"),
+        "bad: Data at the root level is invalid. Line 1, position 1."
+    );
+    assert!(
+        err(&with_order("return (int)doc.Root.Element(\"customer\");"))
+            .starts_with("FormatException")
+    );
+}
+
+#[test]
+fn message_bodies_read_as_xml() {
+    let ctx = Ctx::from_sample(&serde_json::json!({
+        "request": {"method": "POST", "url": "https://api.contoso.com/x", "body": ORDER},
+    }))
+    .unwrap();
+    assert_eq!(
+        ev_with(
+            &ctx,
+            "@(context.Request.Body.As<XDocument>().Root.Element(\"customer\").Value)"
+        ),
+        "Contoso & Co"
+    );
+    assert_eq!(
+        ev_with(
+            &ctx,
+            "@(context.Request.Body.As<XElement>(preserveContent: true).Elements().Count())"
+        ),
+        "6"
+    );
+    assert_eq!(
+        ev_with(
+            &ctx,
+            "@((string)context.Request.Body.As<XNode>(true).Attribute(\"id\"))"
+        ),
+        "o-17"
+    );
+    let bad = Ctx::from_sample(&serde_json::json!({
+        "request": {"method": "POST", "url": "https://api.contoso.com/x", "body": "{\"json\": true}"},
+    }))
+    .unwrap();
+    let c = compile("@(context.Request.Body.As<XDocument>())", 0).unwrap();
+    let e = c.eval(&bad, Limits::default()).unwrap_err();
+    assert_eq!(e.kind, "XmlException");
+}

@@ -15,6 +15,8 @@
 //! - [`host`]: the `context` object model.
 //! - [`natives`]: members of library objects (Regex matches, Jwt, Uri, ...).
 //! - [`crypto`]: APIM's `byte[]` `Encrypt`/`Decrypt` extension methods.
+//! - [`xml`]: `System.Xml.Linq` (`XDocument`, `XElement`, `XAttribute`,
+//!   `XName`, `XNamespace`).
 
 pub mod crypto;
 pub mod host;
@@ -23,6 +25,7 @@ pub mod linq;
 pub mod natives;
 pub mod statics;
 pub mod strings;
+pub mod xml;
 
 use super::ast::TypeRef;
 use super::eval::{EResult, EvalError, Interp};
@@ -40,6 +43,7 @@ const NAMESPACES: &[&str] = &[
     "System.Collections.Generic.",
     "System.Security.Cryptography.",
     "System.Net.",
+    "System.Xml.Linq.",
     "Newtonsoft.Json.",
     "Newtonsoft.Json.Linq.",
 ];
@@ -129,6 +133,14 @@ const TYPES: &[(&str, &str)] = &[
     ("IRequest", "IRequest"),
     ("IMessageBody", "IMessageBody"),
     ("IUrl", "IUrl"),
+    ("XDocument", "XDocument"),
+    ("XElement", "XElement"),
+    ("XAttribute", "XAttribute"),
+    ("XName", "XName"),
+    ("XNamespace", "XNamespace"),
+    ("XNode", "XNode"),
+    ("LoadOptions", "LoadOptions"),
+    ("SaveOptions", "SaveOptions"),
 ];
 
 /// Resolves a (possibly namespace-qualified) type name.
@@ -154,6 +166,7 @@ pub fn instance_members() -> impl Iterator<Item = &'static str> {
         .chain(linq::INSTANCE)
         .chain(natives::INSTANCE)
         .chain(crypto::INSTANCE)
+        .chain(xml::INSTANCE)
         .chain(COMMON)
         .copied()
         .chain(host::all_members())
@@ -169,6 +182,9 @@ pub fn static_members(ty: &str) -> Option<&'static [&'static str]> {
         "JObject" | "JArray" | "JToken" | "JValue" | "JsonConvert" | "JTokenType"
         | "Formatting" => json::statics(ty),
         "Enumerable" => Some(linq::STATIC),
+        "XDocument" | "XElement" | "XAttribute" | "XName" | "XNamespace" | "XNode" => {
+            xml::statics(ty)
+        }
         _ => statics::statics(ty),
     }
 }
@@ -423,6 +439,14 @@ pub fn equals(a: &Value, b: &Value) -> bool {
         (Value::Bytes(x), Value::Bytes(y)) => x.ptr_eq(y),
         (Value::Pair(x), Value::Pair(y)) => equals(&x.0, &y.0) && equals(&x.1, &y.1),
         (Value::Host(x), Value::Host(y)) => x == y,
+        (Value::Native(x), Value::Native(y)) => {
+            std::sync::Arc::ptr_eq(x, y)
+                || matches!((xml::of(&a), xml::of(&b)), (Some(p), Some(q)) if p.same(q))
+        }
+        (Value::Native(_), Value::Str(s)) | (Value::Str(s), Value::Native(_)) => {
+            let x = xml::of(&a).or_else(|| xml::of(&b));
+            x.is_some_and(|x| xml::equals_str(x, s))
+        }
         _ => match (numeric(&a), numeric(&b)) {
             (Some(Value::Int(x)), Some(Value::Int(y))) => x == y,
             (Some(x), Some(y)) => to_f64(&x).ok() == to_f64(&y).ok(),
@@ -473,6 +497,14 @@ pub fn binary(op: &str, a: &Value, b: &Value) -> EResult<Value> {
                 _ => ord != Less,
             }))
         }
+        "+" if xml::of(a).is_some() => match xml::namespace_plus(a, b)? {
+            Some(name) => Ok(name),
+            None => {
+                let mut s = a.to_display();
+                s.push_str(&b.to_display());
+                Ok(Value::str(s))
+            }
+        },
         "+" if is_stringy(a) || is_stringy(b) => {
             let mut s = a.to_display();
             s.push_str(&b.to_display());
@@ -563,7 +595,10 @@ pub fn is_type(v: &Value, t: &TypeRef) -> bool {
             }
         }
         (Value::Host(h), ty) => h.type_name().trim_start_matches('I') == ty.trim_start_matches('I'),
-        (Value::Native(n), ty) => n.type_name() == ty,
+        (Value::Native(n), ty) => match &**n {
+            Native::Xml(x) => x.is_a(ty),
+            _ => n.type_name() == ty,
+        },
         _ => false,
     }
 }
@@ -581,6 +616,11 @@ pub fn cast(it: &mut Interp, v: Value, t: &TypeRef) -> EResult<Value> {
             }
             _ => Ok(Value::Null),
         };
+    }
+    if let Some(x) = xml::of(&v) {
+        if let Some(converted) = xml::cast(x, name)? {
+            return Ok(converted);
+        }
     }
     match name {
         "Object" => Ok(v),
@@ -667,6 +707,7 @@ pub fn implicit_convert(v: Value, t: &TypeRef) -> EResult<Value> {
         ("JToken" | "JValue", Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_)) => {
             Ok(Value::Json(super::value::to_json(&v)))
         }
+        (ty @ ("XName" | "XNamespace"), Value::Str(_)) => Ok(xml::implicit(ty, &v)?.unwrap_or(v)),
         _ => Ok(v),
     }
 }
@@ -748,6 +789,7 @@ pub fn static_get(it: &mut Interp, ty: &str, name: &str) -> EResult<Value> {
         "String" => strings::static_get(name),
         "JObject" | "JArray" | "JToken" | "JValue" | "JsonConvert" | "JTokenType"
         | "Formatting" => json::static_get(ty, name),
+        "XNamespace" => xml::static_get(ty, name),
         _ => statics::static_get(it, ty, name),
     }
 }
@@ -766,6 +808,7 @@ pub fn call_static(
             json::call_static(it, ty, name, targs, &args)?
         }
         "Enumerable" => linq::call_static(it, name, &args)?,
+        "XDocument" | "XElement" | "XName" | "XNamespace" => xml::call_static(it, ty, name, &args)?,
         _ => statics::call_static(it, ty, name, targs, &mut args)?,
     };
     Ok((r, args))

@@ -225,6 +225,14 @@ const ENUMS: &[(&str, &[&str])] = &[
         ],
     ),
     ("DateTimeKind", &["Unspecified", "Utc", "Local"]),
+    (
+        "LoadOptions",
+        &["None", "PreserveWhitespace", "SetBaseUri", "SetLineInfo"],
+    ),
+    (
+        "SaveOptions",
+        &["None", "DisableFormatting", "OmitDuplicateNamespaces"],
+    ),
     ("UriPartial", &["Scheme", "Authority", "Path", "Query"]),
     (
         "StringComparer",
