@@ -294,6 +294,16 @@ fn json() {
         ev("@((string)JObject.Parse(\"{\\\"a\\\":\\\"x\\\"}\")[\"a\"])"),
         "x"
     );
+    // (bool) of a JSON value converts as Convert.ToBoolean does.
+    assert_eq!(
+        ev("@((bool)JObject.Parse(\"{\\\"a\\\":\\\"True\\\",\\\"n\\\":0}\")[\"a\"])"),
+        "true"
+    );
+    assert_eq!(
+        ev("@((bool)JObject.Parse(\"{\\\"n\\\":0}\")[\"n\"])"),
+        "false"
+    );
+    assert!(err("@((bool)JToken.Parse(\"\\\"yes\\\"\"))").starts_with("FormatException"));
     assert_eq!(
         ev("@(JObject.Parse(\"{\\\"a\\\":5}\").Value<int>(\"a\") + 1)"),
         "6"

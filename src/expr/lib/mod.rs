@@ -191,12 +191,25 @@ pub fn static_members(ty: &str) -> Option<&'static [&'static str]> {
 
 // === conversions ===
 
+/// A boolean; JSON values convert as Newtonsoft's `(bool)JToken` does
+/// (`Convert.ToBoolean`: strings parsed, numbers non-zero).
 pub fn to_bool(v: &Value) -> EResult<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::Json(j) => match &*j.lock() {
             JNode::Bool(b) => Ok(*b),
-            _ => Err(EvalError::invalid_cast("JToken", "Boolean")),
+            JNode::Int(i) => Ok(*i != 0),
+            JNode::Float(f) => Ok(*f != 0.0),
+            JNode::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(EvalError::format(format!(
+                    "String '{s}' was not recognized as a valid Boolean."
+                ))),
+            },
+            JNode::Null => Err(EvalError::argument("Can not convert Null to Boolean.")),
+            JNode::Object(_) => Err(EvalError::argument("Can not convert Object to Boolean.")),
+            JNode::Array(_) => Err(EvalError::argument("Can not convert Array to Boolean.")),
         },
         Value::Null => Err(EvalError::null_ref()),
         other => Err(EvalError::invalid_cast(other.type_name(), "Boolean")),
