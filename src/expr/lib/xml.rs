@@ -1317,6 +1317,13 @@ fn xml_double(s: &str) -> Option<f64> {
 /// (`(string)e`, `(int)e`, `(bool)e`, `(double)e`, `(DateTime)e`, ...),
 /// which read `Value` as `XmlConvert` does. `None`: not such a cast.
 pub fn cast(x: &Xml, to: &str) -> EResult<Option<Value>> {
+    const CONVERTIBLE: &[&str] = &[
+        "String", "Int32", "Int64", "Int16", "UInt32", "UInt64", "Byte", "Double", "Single",
+        "Decimal", "Boolean", "DateTime", "Guid",
+    ];
+    if !CONVERTIBLE.contains(&to) {
+        return Ok(None);
+    }
     let text = match x {
         Xml::Element(t, id) => t.value(*id),
         Xml::Attribute(t, e, i) => attr_of(t, *e, *i)
