@@ -65,9 +65,6 @@ const MODEL_TYPES: &[&str] = &[
     "IGroup",
     "IDeployment",
     "ILastError",
-    "XElement",
-    "XDocument",
-    "XNode",
 ];
 
 fn union() -> &'static HashSet<&'static str> {

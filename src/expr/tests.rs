@@ -294,6 +294,16 @@ fn json() {
         ev("@((string)JObject.Parse(\"{\\\"a\\\":\\\"x\\\"}\")[\"a\"])"),
         "x"
     );
+    // (bool) of a JSON value converts as Convert.ToBoolean does.
+    assert_eq!(
+        ev("@((bool)JObject.Parse(\"{\\\"a\\\":\\\"True\\\",\\\"n\\\":0}\")[\"a\"])"),
+        "true"
+    );
+    assert_eq!(
+        ev("@((bool)JObject.Parse(\"{\\\"n\\\":0}\")[\"n\"])"),
+        "false"
+    );
+    assert!(err("@((bool)JToken.Parse(\"\\\"yes\\\"\"))").starts_with("FormatException"));
     assert_eq!(
         ev("@(JObject.Parse(\"{\\\"a\\\":5}\").Value<int>(\"a\") + 1)"),
         "6"
@@ -505,4 +515,261 @@ fn sample_context_rejects_bad_input() {
     assert!(Ctx::from_sample(&bad).unwrap_err().contains("request.url"));
     let bad = serde_json::json!({"mystery": 1});
     assert!(Ctx::from_sample(&bad).is_err());
+}
+
+#[test]
+fn byte_array_encrypt_and_decrypt() {
+    // NIST SP 800-38A F.2.1 (CBC-AES128), first block; PKCS7 pads the
+    // 16-byte input with a whole block, so the result is two blocks.
+    let nist = "@{ byte[] FromHex(string h) { var b = new byte[h.Length / 2]; for (var i = 0; i < b.Length; i++) { b[i] = Convert.ToByte(h.Substring(i * 2, 2), 16); } return b; }
+        var key = FromHex(\"2b7e151628aed2a6abf7158809cf4f3c\");
+        var iv = FromHex(\"000102030405060708090a0b0c0d0e0f\");
+        var ct = FromHex(\"6bc1bee22e409f96e93d7e117393172a\").Encrypt(\"Aes\", key, iv);
+        return BitConverter.ToString(ct).Replace(\"-\", \"\").ToLower(); }";
+    let hex = ev(nist);
+    assert_eq!(hex.len(), 64, "{hex}");
+    assert_eq!(&hex[..32], "7649abac8119b246cee98e9b12e9197d");
+    // AES-192-CBC of "Hello, APIM!" (as .NET's Aes and OpenSSL give it).
+    let enc = "@{ var key = Convert.FromBase64String(\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYX\");
+        var iv = Convert.FromBase64String(\"EBESExQVFhcYGRobHB0eHw==\");
+        return Convert.ToBase64String(Encoding.UTF8.GetBytes(\"Hello, APIM!\").Encrypt(\"Aes\", key, iv)); }";
+    assert_eq!(ev(enc), "NOP1RO4GGphvy02A8E3AQQ==");
+    // The corpus's decrypt snippet, shape for shape.
+    let dec = "@{ byte[] inBytes = Convert.FromBase64String(\"NOP1RO4GGphvy02A8E3AQQ==\");
+        byte[] IV = Convert.FromBase64String(\"EBESExQVFhcYGRobHB0eHw==\");
+        byte[] key = Convert.FromBase64String(\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYX\");
+        byte[] decryptedBytes = inBytes.Decrypt(\"Aes\", key, IV);
+        return Encoding.UTF8.GetString(decryptedBytes); }";
+    assert_eq!(ev(dec), "Hello, APIM!");
+    // Round trips at every key size, including an empty input.
+    for n in [16, 24, 32] {
+        for text in [
+            "",
+            "x",
+            "exactly sixteen!",
+            "a longer message spanning blocks",
+        ] {
+            let src = format!(
+                "@{{ var key = new byte[{n}]; var iv = new byte[16]; new Random(7).NextBytes(key); iv[3] = 9;
+                    var ct = Encoding.UTF8.GetBytes(\"{text}\").Encrypt(\"AES\", key, iv);
+                    return ct.Length + \":\" + Encoding.UTF8.GetString(ct.Decrypt(\"Aes\", key, iv)); }}"
+            );
+            let want = format!("{}:{text}", (text.len() / 16 + 1) * 16);
+            assert_eq!(ev(&src), want, "{n} {text:?}");
+        }
+    }
+    let e = err("@(new byte[3].Encrypt(\"Aes\", new byte[15], new byte[16]))");
+    assert_eq!(
+        e,
+        "CryptographicException: Specified key is not a valid size for this algorithm."
+    );
+    let e = err("@(new byte[3].Encrypt(\"Aes\", new byte[16], new byte[12]))");
+    assert!(
+        e.starts_with("CryptographicException: Specified initialization vector"),
+        "{e}"
+    );
+    let e = err("@(new byte[20].Decrypt(\"Aes\", new byte[16], new byte[16]))");
+    assert_eq!(
+        e,
+        "CryptographicException: The input data is not a complete block."
+    );
+    let e = err("@(new byte[16].Encrypt(\"Aes\", new byte[16], new byte[16]).Decrypt(\"Aes\", new byte[24], new byte[16]))");
+    assert_eq!(
+        e,
+        "CryptographicException: Padding is invalid and cannot be removed."
+    );
+    assert!(
+        err("@(new byte[1].Encrypt(\"DES\", new byte[8], new byte[8]))")
+            .starts_with("NotSupportedException")
+    );
+    assert_eq!(
+        ev("@{ try { return new byte[1].Decrypt(\"Aes\", new byte[16], new byte[16]); } catch (CryptographicException e) { return e.Message; } }"),
+        "The input data is not a complete block."
+    );
+}
+
+fn ev_with(ctx: &Ctx, src: &str) -> String {
+    let c = compile(src, 0).unwrap_or_else(|e| panic!("{src}: {e:?}"));
+    match c.eval(ctx, Limits::default()) {
+        Ok(Value::Str(s)) => s.to_string(),
+        Ok(other) => serde_json::to_string(&super::value::to_serde(&other)).unwrap(),
+        Err(e) => panic!("{src}: {}: {}", e.kind, e.message),
+    }
+}
+
+const ORDER: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<!-- an order -->
+<order id="o-17" xmlns:x="urn:extra">
+  <customer tier="gold">Contoso &amp; Co</customer>
+  <items>
+    <item sku="a1" qty="2">Widget</item>
+    <item sku="b2" qty="1"><![CDATA[Gadget <large>]]></item>
+  </items>
+  <x:note>rush</x:note>
+  <paid>true</paid>
+  <total>12.50</total>
+  <empty/>
+</order>"#;
+
+fn with_order(body: &str) -> String {
+    format!(
+        "@{{ var doc = XDocument.Parse(\"{}\"); {body} }}",
+        ORDER.replace('"', "\\\"").replace('\n', "\\n")
+    )
+}
+
+#[test]
+fn xml_linq_navigation_values_and_casts() {
+    // The corpus's "extracting multiple values" snippet.
+    let snippet = "@{ var doc = XDocument.Parse(\"<message1>\\n  <conditionValue>true</conditionValue>\\n  <value1>MESSAGE1_TEST1</value1>\\n  <value2>MESSAGE1_TEST2</value2>\\n  <value3>MESSAGE1_TEST3</value3>\\n</message1>\");
+        var obj = new JObject();
+        obj[\"conditionValue\"] = doc.Descendants().Where(r=>r.Name.LocalName == \"conditionValue\").First().Value;
+        obj[\"value1\"] = doc.Descendants().Where(r=>r.Name.LocalName == \"value1\").First().Value;
+        obj[\"value3\"] = doc.Descendants().Where(r=>r.Name.LocalName == \"value3\").First().Value;
+        return obj; }";
+    assert_eq!(
+        ev(snippet),
+        r#"{"conditionValue":"true","value1":"MESSAGE1_TEST1","value3":"MESSAGE1_TEST3"}"#
+    );
+    let cases = [
+        ("return doc.Root.Name.ToString();", "order"),
+        ("return (string)doc.Root.Attribute(\"id\");", "o-17"),
+        ("return doc.Root.Element(\"customer\").Value;", "Contoso & Co"),
+        ("return doc.Root.Element(\"customer\").Attribute(\"tier\").Value;", "gold"),
+        ("return (string)doc.Root.Element(\"missing\") ?? \"none\";", "none"),
+        ("return doc.Root.Elements().Count();", "6"),
+        ("return doc.Root.Elements(\"items\").Count();", "1"),
+        ("return doc.Descendants(\"item\").Count();", "2"),
+        ("return doc.Descendants().Count();", "9"),
+        (
+            "return string.Join(\",\", doc.Descendants(\"item\").Select(i => (string)i.Attribute(\"sku\") + \"x\" + (int)i.Attribute(\"qty\")));",
+            "a1x2,b2x1",
+        ),
+        ("return doc.Descendants(\"item\").Last().Value;", "Gadget <large>"),
+        ("return doc.Descendants(\"item\").Sum(i => (int)i.Attribute(\"qty\"));", "3"),
+        ("return (bool)doc.Root.Element(\"paid\");", "true"),
+        ("return ((double)doc.Root.Element(\"total\") * 2).ToString();", "25"),
+        // Names: strings are local names in no namespace, or {ns}local.
+        ("return doc.Root.Element(\"note\") == null;", "true"),
+        ("return doc.Root.Element(\"{urn:extra}note\").Value;", "rush"),
+        (
+            "XNamespace x = \"urn:extra\"; return (string)doc.Root.Element(x + \"note\");",
+            "rush",
+        ),
+        (
+            "var n = doc.Root.Elements().First(e => e.Name.NamespaceName != \"\"); return n.Name.LocalName + \"|\" + n.Name.NamespaceName + \"|\" + n.Name;",
+            "note|urn:extra|{urn:extra}note",
+        ),
+        (
+            "return doc.Root.Elements().Where(e => e.Name == \"paid\").Count();",
+            "1",
+        ),
+        (
+            "return doc.Descendants(\"item\").First().Parent.Name.LocalName + \"/\" + doc.Descendants(\"item\").First().Ancestors().Count();",
+            "items/2",
+        ),
+        (
+            "return doc.Root.HasElements + \" \" + doc.Root.Element(\"paid\").HasElements + \" \" + doc.Root.Element(\"empty\").IsEmpty;",
+            "True False True",
+        ),
+        (
+            "return string.Join(\" \", doc.Root.Attributes().Select(a => a.Name.LocalName + \"=\" + a.Value));",
+            "id=o-17 x=urn:extra",
+        ),
+        ("return doc.Root.Attribute(\"id\").ToString();", "id=\"o-17\""),
+        ("return doc.Root.Element(\"items\") is XElement;", "true"),
+        ("return doc.Root.Parent == null && doc.Root.Document != null;", "true"),
+        (
+            "return doc.Root.Element(\"items\").Element(\"item\") == doc.Descendants(\"item\").First();",
+            "true",
+        ),
+        (
+            "return doc.Root.Element(\"items\").ToString();",
+            "<items>\n  <item sku=\"a1\" qty=\"2\">Widget</item>\n  <item sku=\"b2\" qty=\"1\"><![CDATA[Gadget <large>]]></item>\n</items>",
+        ),
+        (
+            "return doc.Root.Element(\"x:note\".Substring(2)) == null ? doc.Root.Element(\"{urn:extra}note\").ToString() : \"\";",
+            "<x:note xmlns:x=\"urn:extra\">rush</x:note>",
+        ),
+    ];
+    for (body, want) in cases {
+        assert_eq!(ev(&with_order(body)), want, "{body}");
+    }
+    // XDocument.ToString() leaves the declaration out and indents.
+    assert_eq!(
+        ev(&with_order("return doc.ToString();")),
+        "<!-- an order -->\n<order id=\"o-17\" xmlns:x=\"urn:extra\">\n  <customer tier=\"gold\">Contoso &amp; Co</customer>\n  <items>\n    <item sku=\"a1\" qty=\"2\">Widget</item>\n    <item sku=\"b2\" qty=\"1\"><![CDATA[Gadget <large>]]></item>\n  </items>\n  <x:note>rush</x:note>\n  <paid>true</paid>\n  <total>12.50</total>\n  <empty />\n</order>"
+    );
+    assert_eq!(
+        ev("@(XElement.Parse(\"<p>Hello <b>world</b>!</p>\").ToString())"),
+        "<p>Hello <b>world</b>!</p>"
+    );
+    assert_eq!(
+        ev("@(XElement.Parse(\"<a>\\n  <b>1</b>\\n  <c></c>\\n</a>\").ToString(SaveOptions.DisableFormatting))"),
+        "<a><b>1</b><c></c></a>"
+    );
+    assert_eq!(
+        ev("@(XElement.Parse(\"<a> <b/> </a>\", LoadOptions.PreserveWhitespace).ToString())"),
+        "<a> <b /> </a>"
+    );
+    assert_eq!(ev("@(\"[\" + XElement.Parse(\"<a/>\") + \"]\")"), "[<a />]");
+    assert_eq!(ev("@(XName.Get(\"a\", \"urn:n\").ToString())"), "{urn:n}a");
+    assert_eq!(
+        ev("@(XNamespace.Get(\"urn:n\").GetName(\"a\").LocalName)"),
+        "a"
+    );
+    // Malformed XML and bad casts are exceptions C# code can catch.
+    let e = err("@(XDocument.Parse(\"<a><b></a>\"))");
+    assert_eq!(
+        e,
+        "XmlException: The 'b' start tag on line 1 position 5 does not match the end tag of 'a'. Line 1, position 9."
+    );
+    assert_eq!(
+        err("@(XElement.Parse(\"\"))"),
+        "XmlException: Root element is missing."
+    );
+    assert_eq!(
+        ev("@{ try { return XDocument.Parse(\"not xml\").Root.Name.LocalName; } catch (XmlException e) { return \"bad: \" + e.Message; } }"),
+        "bad: Data at the root level is invalid. Line 1, position 1."
+    );
+    assert!(
+        err(&with_order("return (int)doc.Root.Element(\"customer\");"))
+            .starts_with("FormatException")
+    );
+}
+
+#[test]
+fn message_bodies_read_as_xml() {
+    let ctx = Ctx::from_sample(&serde_json::json!({
+        "request": {"method": "POST", "url": "https://api.contoso.com/x", "body": ORDER},
+    }))
+    .unwrap();
+    assert_eq!(
+        ev_with(
+            &ctx,
+            "@(context.Request.Body.As<XDocument>().Root.Element(\"customer\").Value)"
+        ),
+        "Contoso & Co"
+    );
+    assert_eq!(
+        ev_with(
+            &ctx,
+            "@(context.Request.Body.As<XElement>(preserveContent: true).Elements().Count())"
+        ),
+        "6"
+    );
+    assert_eq!(
+        ev_with(
+            &ctx,
+            "@((string)context.Request.Body.As<XNode>(true).Attribute(\"id\"))"
+        ),
+        "o-17"
+    );
+    let bad = Ctx::from_sample(&serde_json::json!({
+        "request": {"method": "POST", "url": "https://api.contoso.com/x", "body": "{\"json\": true}"},
+    }))
+    .unwrap();
+    let c = compile("@(context.Request.Body.As<XDocument>())", 0).unwrap();
+    let e = c.eval(&bad, Limits::default()).unwrap_err();
+    assert_eq!(e.kind, "XmlException");
 }

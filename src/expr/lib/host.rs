@@ -644,9 +644,10 @@ pub fn call(
                 "String" => Ok(Value::str(text)),
                 "Byte[]" => Ok(Value::Bytes(Shared::new(body.to_vec()))),
                 "JObject" | "JArray" | "JToken" => super::json::from_body(&text, want),
-                "XElement" | "XDocument" | "XNode" => Ok(Value::str(text)),
+                "XDocument" => super::xml::parse_value(it, &text, "XDocument", false),
+                "XElement" | "XNode" => super::xml::parse_value(it, &text, "XElement", false),
                 other => Err(EvalError::invalid_op(format!(
-                    "IMessageBody.As<{other}>() is not supported; use string, byte[], JObject, JArray or JToken"
+                    "IMessageBody.As<{other}>() is not supported; use string, byte[], JObject, JArray, JToken, XNode, XElement or XDocument"
                 ))),
             }
         }

@@ -14,13 +14,18 @@
 //!   dictionaries and sets.
 //! - [`host`]: the `context` object model.
 //! - [`natives`]: members of library objects (Regex matches, Jwt, Uri, ...).
+//! - [`crypto`]: APIM's `byte[]` `Encrypt`/`Decrypt` extension methods.
+//! - [`xml`]: `System.Xml.Linq` (`XDocument`, `XElement`, `XAttribute`,
+//!   `XName`, `XNamespace`).
 
+pub mod crypto;
 pub mod host;
 pub mod json;
 pub mod linq;
 pub mod natives;
 pub mod statics;
 pub mod strings;
+pub mod xml;
 
 use super::ast::TypeRef;
 use super::eval::{EResult, EvalError, Interp};
@@ -38,6 +43,7 @@ const NAMESPACES: &[&str] = &[
     "System.Collections.Generic.",
     "System.Security.Cryptography.",
     "System.Net.",
+    "System.Xml.Linq.",
     "Newtonsoft.Json.",
     "Newtonsoft.Json.Linq.",
 ];
@@ -127,6 +133,14 @@ const TYPES: &[(&str, &str)] = &[
     ("IRequest", "IRequest"),
     ("IMessageBody", "IMessageBody"),
     ("IUrl", "IUrl"),
+    ("XDocument", "XDocument"),
+    ("XElement", "XElement"),
+    ("XAttribute", "XAttribute"),
+    ("XName", "XName"),
+    ("XNamespace", "XNamespace"),
+    ("XNode", "XNode"),
+    ("LoadOptions", "LoadOptions"),
+    ("SaveOptions", "SaveOptions"),
 ];
 
 /// Resolves a (possibly namespace-qualified) type name.
@@ -151,6 +165,8 @@ pub fn instance_members() -> impl Iterator<Item = &'static str> {
         .chain(json::INSTANCE)
         .chain(linq::INSTANCE)
         .chain(natives::INSTANCE)
+        .chain(crypto::INSTANCE)
+        .chain(xml::INSTANCE)
         .chain(COMMON)
         .copied()
         .chain(host::all_members())
@@ -166,18 +182,34 @@ pub fn static_members(ty: &str) -> Option<&'static [&'static str]> {
         "JObject" | "JArray" | "JToken" | "JValue" | "JsonConvert" | "JTokenType"
         | "Formatting" => json::statics(ty),
         "Enumerable" => Some(linq::STATIC),
+        "XDocument" | "XElement" | "XAttribute" | "XName" | "XNamespace" | "XNode" => {
+            xml::statics(ty)
+        }
         _ => statics::statics(ty),
     }
 }
 
 // === conversions ===
 
+/// A boolean; JSON values convert as Newtonsoft's `(bool)JToken` does
+/// (`Convert.ToBoolean`: strings parsed, numbers non-zero).
 pub fn to_bool(v: &Value) -> EResult<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::Json(j) => match &*j.lock() {
             JNode::Bool(b) => Ok(*b),
-            _ => Err(EvalError::invalid_cast("JToken", "Boolean")),
+            JNode::Int(i) => Ok(*i != 0),
+            JNode::Float(f) => Ok(*f != 0.0),
+            JNode::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(EvalError::format(format!(
+                    "String '{s}' was not recognized as a valid Boolean."
+                ))),
+            },
+            JNode::Null => Err(EvalError::argument("Can not convert Null to Boolean.")),
+            JNode::Object(_) => Err(EvalError::argument("Can not convert Object to Boolean.")),
+            JNode::Array(_) => Err(EvalError::argument("Can not convert Array to Boolean.")),
         },
         Value::Null => Err(EvalError::null_ref()),
         other => Err(EvalError::invalid_cast(other.type_name(), "Boolean")),
@@ -420,6 +452,14 @@ pub fn equals(a: &Value, b: &Value) -> bool {
         (Value::Bytes(x), Value::Bytes(y)) => x.ptr_eq(y),
         (Value::Pair(x), Value::Pair(y)) => equals(&x.0, &y.0) && equals(&x.1, &y.1),
         (Value::Host(x), Value::Host(y)) => x == y,
+        (Value::Native(x), Value::Native(y)) => {
+            std::sync::Arc::ptr_eq(x, y)
+                || matches!((xml::of(&a), xml::of(&b)), (Some(p), Some(q)) if p.same(q))
+        }
+        (Value::Native(_), Value::Str(s)) | (Value::Str(s), Value::Native(_)) => {
+            let x = xml::of(&a).or_else(|| xml::of(&b));
+            x.is_some_and(|x| xml::equals_str(x, s))
+        }
         _ => match (numeric(&a), numeric(&b)) {
             (Some(Value::Int(x)), Some(Value::Int(y))) => x == y,
             (Some(x), Some(y)) => to_f64(&x).ok() == to_f64(&y).ok(),
@@ -470,6 +510,14 @@ pub fn binary(op: &str, a: &Value, b: &Value) -> EResult<Value> {
                 _ => ord != Less,
             }))
         }
+        "+" if xml::of(a).is_some() => match xml::namespace_plus(a, b)? {
+            Some(name) => Ok(name),
+            None => {
+                let mut s = a.to_display();
+                s.push_str(&b.to_display());
+                Ok(Value::str(s))
+            }
+        },
         "+" if is_stringy(a) || is_stringy(b) => {
             let mut s = a.to_display();
             s.push_str(&b.to_display());
@@ -560,7 +608,10 @@ pub fn is_type(v: &Value, t: &TypeRef) -> bool {
             }
         }
         (Value::Host(h), ty) => h.type_name().trim_start_matches('I') == ty.trim_start_matches('I'),
-        (Value::Native(n), ty) => n.type_name() == ty,
+        (Value::Native(n), ty) => match &**n {
+            Native::Xml(x) => x.is_a(ty),
+            _ => n.type_name() == ty,
+        },
         _ => false,
     }
 }
@@ -578,6 +629,11 @@ pub fn cast(it: &mut Interp, v: Value, t: &TypeRef) -> EResult<Value> {
             }
             _ => Ok(Value::Null),
         };
+    }
+    if let Some(x) = xml::of(&v) {
+        if let Some(converted) = xml::cast(x, name)? {
+            return Ok(converted);
+        }
     }
     match name {
         "Object" => Ok(v),
@@ -664,6 +720,7 @@ pub fn implicit_convert(v: Value, t: &TypeRef) -> EResult<Value> {
         ("JToken" | "JValue", Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_)) => {
             Ok(Value::Json(super::value::to_json(&v)))
         }
+        (ty @ ("XName" | "XNamespace"), Value::Str(_)) => Ok(xml::implicit(ty, &v)?.unwrap_or(v)),
         _ => Ok(v),
     }
 }
@@ -745,6 +802,7 @@ pub fn static_get(it: &mut Interp, ty: &str, name: &str) -> EResult<Value> {
         "String" => strings::static_get(name),
         "JObject" | "JArray" | "JToken" | "JValue" | "JsonConvert" | "JTokenType"
         | "Formatting" => json::static_get(ty, name),
+        "XNamespace" => xml::static_get(ty, name),
         _ => statics::static_get(it, ty, name),
     }
 }
@@ -763,6 +821,7 @@ pub fn call_static(
             json::call_static(it, ty, name, targs, &args)?
         }
         "Enumerable" => linq::call_static(it, name, &args)?,
+        "XDocument" | "XElement" | "XName" | "XNamespace" => xml::call_static(it, ty, name, &args)?,
         _ => statics::call_static(it, ty, name, targs, &mut args)?,
     };
     Ok((r, args))
@@ -844,6 +903,9 @@ pub fn call_method_out(
         (Value::Host(h), "TryGetValue") => host::try_get(it, h, &mut args)?,
         (Value::Host(h), _) => host::call(it, h, name, targs, &args)?,
         (Value::Native(n), _) => natives::call(it, n, name, &mut args)?,
+        (Value::Bytes(_) | Value::List(..), "Encrypt" | "Decrypt") => {
+            crypto::call(it, v, name, &args)?
+        }
         (Value::List(..) | Value::Dict(_) | Value::Bytes(_) | Value::Pair(_), _) => {
             linq::call(it, v, name, &mut args)?
         }

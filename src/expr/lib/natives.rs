@@ -1,7 +1,7 @@
 //! Library objects and their members: `Regex`, `Match`, `Group`, `Jwt`
 //! (and its claims), `BasicAuthCredentials`, `Uri`, `Random`, hash and
 //! HMAC algorithms, `Encoding`, `StringBuilder`, `StringComparer`,
-//! exceptions.
+//! exceptions; XML objects are delegated to [`super::xml`].
 
 use super::{arg, opt_str, req_str, to_i64};
 use crate::expr::eval::{EResult, EvalError, Interp};
@@ -145,6 +145,8 @@ pub enum Native {
     StringBuilder(Shared<String>),
     StringComparer(&'static str),
     Exception(String, String),
+    /// `XDocument`, `XElement`, `XAttribute`, `XName`, `XNamespace`.
+    Xml(super::xml::Xml),
 }
 
 impl Native {
@@ -165,6 +167,7 @@ impl Native {
             Native::StringBuilder(_) => "StringBuilder",
             Native::StringComparer(_) => "StringComparer",
             Native::Exception(..) => "Exception",
+            Native::Xml(x) => x.type_name(),
         }
     }
 
@@ -177,6 +180,7 @@ impl Native {
             Native::StringBuilder(s) => s.lock().clone(),
             Native::StringComparer(n) => format!("StringComparer.{n}"),
             Native::Exception(kind, msg) => format!("System.{kind}: {msg}"),
+            Native::Xml(x) => x.to_display(),
             other => format!("System.{}", other.type_name()),
         }
     }
@@ -525,7 +529,10 @@ fn strings(v: Vec<String>) -> Value {
     Value::new_array(v.into_iter().map(Value::str).collect())
 }
 
-pub fn get(_it: &mut Interp, n: &Arc<Native>, name: &str) -> EResult<Value> {
+pub fn get(it: &mut Interp, n: &Arc<Native>, name: &str) -> EResult<Value> {
+    if let Native::Xml(x) = &**n {
+        return super::xml::get(it, x, name);
+    }
     let missing = || EvalError::invalid_op(format!("{} has no property '{name}'", n.type_name()));
     Ok(match (&**n, name) {
         (Native::Match(m), "Success") => Value::Bool(m.success),
@@ -672,6 +679,9 @@ fn next_random(state: &Shared<u64>) -> u64 {
 }
 
 pub fn call(it: &mut Interp, n: &Arc<Native>, name: &str, args: &mut [Value]) -> EResult<Value> {
+    if let Native::Xml(x) = &**n {
+        return super::xml::call(it, x, name, args);
+    }
     let a0 = arg(args, 0).clone();
     match (&**n, name) {
         (Native::Regex(re), "Replace") => {

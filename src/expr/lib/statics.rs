@@ -30,6 +30,8 @@ pub const EXCEPTIONS: &[&str] = &[
     "IndexOutOfRangeException",
     "JsonReaderException",
     "JsonException",
+    "CryptographicException",
+    "XmlException",
 ];
 
 /// Instance members of value types and library objects handled here.
@@ -223,6 +225,14 @@ const ENUMS: &[(&str, &[&str])] = &[
         ],
     ),
     ("DateTimeKind", &["Unspecified", "Utc", "Local"]),
+    (
+        "LoadOptions",
+        &["None", "PreserveWhitespace", "SetBaseUri", "SetLineInfo"],
+    ),
+    (
+        "SaveOptions",
+        &["None", "DisableFormatting", "OmitDuplicateNamespaces"],
+    ),
     ("UriPartial", &["Scheme", "Authority", "Path", "Query"]),
     (
         "StringComparer",
