@@ -86,7 +86,7 @@ pub fn aes_cbc_encrypt(key: &[u8], iv: &[u8], data: &[u8]) -> EResult<Vec<u8>> {
 /// output, as .NET's `TransformFinalBlock` does.
 pub fn aes_cbc_decrypt(key: &[u8], iv: &[u8], data: &[u8]) -> EResult<Vec<u8>> {
     check_key_iv(key, iv)?;
-    if data.len() % BLOCK != 0 {
+    if !data.len().is_multiple_of(BLOCK) {
         return Err(crypto_error("The input data is not a complete block."));
     }
     if data.is_empty() {
