@@ -60,7 +60,8 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut st = test_state(Section::Inbound);
             st.ctx.request.message.headers = proto.ctx.request.message.headers.clone();
-            run_plain(black_box(steps), &mut st).is_ok() && st.ctx.request.message.headers.0.len() > 1
+            run_plain(black_box(steps), &mut st).is_ok()
+                && st.ctx.request.message.headers.0.len() > 1
         })
     });
 }
