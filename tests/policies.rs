@@ -551,6 +551,16 @@ async fn named_values_and_fragments_are_compiled_in() {
     assert_eq!(v["headers"]["x-stamp"], "computed-42");
     assert_eq!(v["headers"]["x-len"], "5");
 
+    // A named value holding an expression must compile.
+    let r = app
+        .put(
+            "/named-values/bad",
+            json!({"displayName": "bad", "value": "@(context.Nope)"}),
+        )
+        .await;
+    let v = assert_mgmt_error(r, 400, "ValidationError").await;
+    assert!(v.to_string().contains("IProxyContext"), "{v}");
+
     // Changing the named value recompiles the policy.
     app.put_ok(
         "/named-values/greeting",

@@ -471,6 +471,23 @@ impl NamedValue {
             ));
         }
         check_len(details, "value", self.value.expose(), 0, 4096);
+        // A value that is a policy expression must compile: policies using
+        // it evaluate it. (The message names the problem, never the value.)
+        let v = self.value.expose().trim();
+        if v.starts_with("@(") || v.starts_with("@{") {
+            if let Err(errors) = crate::expr::compile(v, 0) {
+                if self.secret {
+                    details.push(Detail::new("value", "the expression does not compile"));
+                } else {
+                    for e in errors {
+                        details.push(Detail::new(
+                            "value",
+                            format!("the expression does not compile: {}", e.message),
+                        ));
+                    }
+                }
+            }
+        }
         if self.tags.len() > 32 {
             details.push(Detail::new("tags", "at most 32 tags"));
         }
