@@ -47,7 +47,8 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const DAYS: [&str; 7] = [
+/// Day names, Sunday first (`DayOfWeek`).
+pub const DAYS: [&str; 7] = [
     "Sunday",
     "Monday",
     "Tuesday",

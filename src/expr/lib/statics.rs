@@ -1234,18 +1234,7 @@ pub fn get(v: &Value, name: &str) -> EResult<Value> {
             "Second" => Value::Int(local.second()),
             "Millisecond" => Value::Int(local.millisecond()),
             "Ticks" => Value::Int(local.ticks),
-            "DayOfWeek" => Value::Enum(
-                "DayOfWeek",
-                [
-                    "Sunday",
-                    "Monday",
-                    "Tuesday",
-                    "Wednesday",
-                    "Thursday",
-                    "Friday",
-                    "Saturday",
-                ][local.day_of_week() as usize],
-            ),
+            "DayOfWeek" => Value::Enum("DayOfWeek", time::DAYS[local.day_of_week() as usize]),
             "DayOfYear" => Value::Int(local.day_of_year()),
             "Date" => match off {
                 Some(o) => Value::DateTimeOffset(

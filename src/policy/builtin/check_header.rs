@@ -33,11 +33,7 @@ impl CheckHeader {
             .literal(e, "failed-check-error-message")
             .unwrap_or_default();
         let ignore_case = cx.flag(e, "ignore-case", false);
-        let values = e
-            .elements()
-            .filter(|c| c.name == "value")
-            .map(|c| cx.text(c))
-            .collect();
+        let values = cx.values(e);
         Some(CheckHeader {
             name,
             status,

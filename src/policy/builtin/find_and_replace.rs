@@ -14,11 +14,7 @@ impl FindAndReplace {
     pub fn parse(cx: &mut Compiler, e: &Element, section: Section) -> Option<FindAndReplace> {
         let from = cx.attr(e, "from")?;
         let to = cx.attr(e, "to")?;
-        if section.on_request() {
-            cx.note_request_body();
-        } else {
-            cx.note_response_body();
-        }
+        cx.note_body(section);
         Some(FindAndReplace { from, to })
     }
 

@@ -27,11 +27,7 @@ impl JsonToXml {
                 return None;
             }
         };
-        if section.on_request() {
-            cx.note_request_body();
-        } else {
-            cx.note_response_body();
-        }
+        cx.note_body(section);
         Some(JsonToXml {
             only_json,
             consider_accept: cx.flag(e, "consider-accept-header", true),

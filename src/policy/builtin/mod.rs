@@ -541,6 +541,23 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// The `<value>` children of `e` (set-header, set-query-parameter, ...).
+    pub fn values(&mut self, e: &Element) -> Vec<Val> {
+        e.elements()
+            .filter(|c| c.name == "value")
+            .map(|c| self.text(c))
+            .collect()
+    }
+
+    /// Records that a policy in `section` reads the body it acts on.
+    pub fn note_body(&mut self, section: Section) {
+        if section.on_request() {
+            self.reads_request_body = true;
+        } else {
+            self.reads_response_body = true;
+        }
+    }
+
     pub fn note_request_body(&mut self) {
         self.reads_request_body = true;
     }

@@ -83,11 +83,7 @@ impl SetHeader {
     pub fn parse(cx: &mut Compiler, e: &Element) -> Option<SetHeader> {
         let name = cx.attr(e, "name")?;
         let action = action(cx, e);
-        let values = e
-            .elements()
-            .filter(|c| c.name == "value")
-            .map(|c| cx.text(c))
-            .collect();
+        let values = cx.values(e);
         Some(SetHeader {
             name,
             action,

@@ -16,11 +16,7 @@ impl SetQueryParameter {
     pub fn parse(cx: &mut Compiler, e: &Element) -> Option<SetQueryParameter> {
         let name = cx.attr(e, "name")?;
         let action = action(cx, e);
-        let values = e
-            .elements()
-            .filter(|c| c.name == "value")
-            .map(|c| cx.text(c))
-            .collect();
+        let values = cx.values(e);
         Some(SetQueryParameter {
             name,
             action,

@@ -42,11 +42,7 @@ impl XmlToJson {
                 return None;
             }
         };
-        if section.on_request() {
-            cx.note_request_body();
-        } else {
-            cx.note_response_body();
-        }
+        cx.note_body(section);
         Some(XmlToJson {
             direct,
             only_xml,
@@ -188,36 +184,22 @@ fn friendly(n: &Node) -> J {
             J::String(text.to_string())
         };
     }
-    let mut m = Map::new();
-    for (k, v) in &n.attrs {
-        m.insert(format!("@{k}"), J::String(v.clone()));
-    }
-    for c in &n.children {
-        let v = friendly(c);
-        match m.get_mut(&c.name) {
-            Some(J::Array(a)) => a.push(v),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = J::Array(vec![first, v]);
-            }
-            None => {
-                m.insert(c.name.clone(), v);
-            }
-        }
-    }
-    if !text.is_empty() {
-        m.insert("#text".into(), J::String(text.to_string()));
-    }
-    J::Object(m)
+    object(n, friendly)
 }
 
 fn direct_node(n: &Node) -> J {
+    object(n, direct_node)
+}
+
+/// An element as an object: `@attributes`, children by name (repeated ones
+/// as arrays, each converted by `child`), and `#text`.
+fn object(n: &Node, child: fn(&Node) -> J) -> J {
     let mut m = Map::new();
     for (k, v) in &n.attrs {
         m.insert(format!("@{k}"), J::String(v.clone()));
     }
     for c in &n.children {
-        let v = direct_node(c);
+        let v = child(c);
         match m.get_mut(&c.name) {
             Some(J::Array(a)) => a.push(v),
             Some(existing) => {
