@@ -3,8 +3,11 @@
 //! missing (`HeaderNotFound`) or has none of the listed values
 //! (`HeaderValueNotAllowed`). Sections: inbound.
 
-use super::{Compiler, Outcome, PolicyError, State, Val};
+use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Inbound];
 
 #[derive(Debug)]
 pub struct CheckHeader {

@@ -4,6 +4,9 @@
 use super::{Compiler, PolicyError, Section, State, Step, Val};
 use crate::policy::xml::Element;
 
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &Section::ALL;
+
 #[derive(Debug)]
 pub struct Choose {
     pub whens: Vec<(Val, Vec<Step>)>,

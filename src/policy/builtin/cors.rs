@@ -4,8 +4,11 @@
 //! (only cors policies run for them) and adds `Access-Control-*` headers
 //! to responses for allowed origins. Sections: inbound.
 
-use super::{Compiler, CorsHeaders, Outcome, PolicyError, State};
+use super::{Compiler, CorsHeaders, Outcome, PolicyError, Section, State};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Inbound];
 
 #[derive(Debug)]
 pub struct Cors {

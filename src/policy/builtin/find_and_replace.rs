@@ -4,6 +4,9 @@
 use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::xml::Element;
 
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &Section::ALL;
+
 #[derive(Debug)]
 pub struct FindAndReplace {
     from: Val,

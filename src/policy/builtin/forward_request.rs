@@ -3,9 +3,12 @@
 //! `buffer-request-body`, `buffer-response`, `fail-on-error-status-code`,
 //! `follow-redirects`, `http-version` (`1`, `2`, `2or1`). Sections: backend.
 
-use super::Compiler;
+use super::{Compiler, Section};
 use crate::policy::xml::Element;
 use std::time::Duration;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Backend];
 
 /// The HTTP versions `forward-request` may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -2,9 +2,12 @@
 //! admits or refuses callers by IP address (403, `CallerIpNotAllowed` /
 //! `CallerIpBlocked`). Sections: inbound.
 
-use super::{Compiler, Outcome, PolicyError, State};
+use super::{Compiler, Outcome, PolicyError, Section, State};
 use crate::policy::xml::Element;
 use std::net::IpAddr;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Inbound];
 
 #[derive(Debug)]
 pub struct IpFilter {

@@ -8,6 +8,9 @@ use super::set_body::is_json;
 use super::{Compiler, Outcome, PolicyError, Section, State};
 use crate::policy::xml::Element;
 
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Inbound, Section::Outbound, Section::OnError];
+
 #[derive(Debug)]
 pub struct JsonToXml {
     only_json: bool,

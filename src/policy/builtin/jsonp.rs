@@ -2,8 +2,11 @@
 //! callback the request names (`?cb=fn` → `fn(body)`), as
 //! `application/javascript`. Sections: outbound.
 
-use super::{Compiler, Outcome, PolicyError, State};
+use super::{Compiler, Outcome, PolicyError, Section, State};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Outbound];
 
 #[derive(Debug)]
 pub struct Jsonp {

@@ -2,8 +2,11 @@
 //! the operation's documented response for that status and content type
 //! (or an empty body) without calling the backend. Sections: all.
 
-use super::{Compiler, Outcome, PolicyError, State};
+use super::{Compiler, Outcome, PolicyError, Section, State};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &Section::ALL;
 
 #[derive(Debug)]
 pub struct MockResponse {

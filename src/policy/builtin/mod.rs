@@ -80,18 +80,35 @@ impl Section {
     }
 }
 
-use Section::{Backend as B, Inbound as I, OnError as E, Outbound as O};
+use Section::{Inbound as I, Outbound as O};
 
-/// Where APIM lets each policy appear (apim.md §2.6, §3); policies not
+/// Where APIM lets each policy appear (apim.md §2.6, §3): each built-in
+/// declares its own `SECTIONS`; policies of later releases are listed here
+/// so documents using them are placed correctly already. Policies not
 /// listed may appear in any section.
 pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
     Some(match policy {
-        "forward-request" => &[B],
-        "rewrite-uri"
-        | "cors"
-        | "ip-filter"
-        | "check-header"
-        | "rate-limit"
+        "choose" => choose::SECTIONS,
+        "set-variable" => set_variable::SECTIONS,
+        "set-header" => set_header::SECTIONS,
+        "set-query-parameter" => set_query_parameter::SECTIONS,
+        "rewrite-uri" => rewrite_uri::SECTIONS,
+        "set-backend-service" => set_backend_service::SECTIONS,
+        "set-method" => set_method::SECTIONS,
+        "set-status" => set_status::SECTIONS,
+        "set-body" => set_body::SECTIONS,
+        "return-response" => return_response::SECTIONS,
+        "mock-response" => mock_response::SECTIONS,
+        "forward-request" => forward_request::SECTIONS,
+        "find-and-replace" => find_and_replace::SECTIONS,
+        "json-to-xml" => json_to_xml::SECTIONS,
+        "xml-to-json" => xml_to_json::SECTIONS,
+        "check-header" => check_header::SECTIONS,
+        "ip-filter" => ip_filter::SECTIONS,
+        "cors" => cors::SECTIONS,
+        "trace" => trace::SECTIONS,
+        "jsonp" => jsonp::SECTIONS,
+        "rate-limit"
         | "rate-limit-by-key"
         | "quota"
         | "quota-by-key"
@@ -100,12 +117,7 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         | "authentication-basic"
         | "authentication-certificate"
         | "authentication-managed-identity" => &[I],
-        "set-backend-service" => &[I, B],
-        "set-query-parameter" => &[I, B],
-        "jsonp" | "cache-store" => &[O],
-        "set-method" => &[I, E],
-        "set-status" => &[I, O, B, E],
-        "json-to-xml" | "xml-to-json" => &[I, O, E],
+        "cache-store" => &[O],
         _ => return None,
     })
 }

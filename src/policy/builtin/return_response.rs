@@ -5,6 +5,9 @@
 use super::{Compiler, Outcome, PolicyError, Section, State, Step};
 use crate::policy::xml::Element;
 
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &Section::ALL;
+
 #[derive(Debug)]
 pub struct ReturnResponse {
     steps: Vec<Step>,

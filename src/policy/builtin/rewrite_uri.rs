@@ -4,9 +4,12 @@
 //! parameters of the request that the template does not set are kept
 //! unless `copy-unmatched-params="false"`. Sections: inbound.
 
-use super::{Compiler, Outcome, PolicyError, State, Val};
+use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::expr::context::{parse_query, COMPONENT};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Inbound];
 
 #[derive(Debug)]
 pub struct RewriteUri {

@@ -2,9 +2,12 @@
 //! URL for this request; the path after the API's path (or the one
 //! `rewrite-uri` set) and the query follow. Sections: inbound, backend.
 
-use super::{Compiler, Outcome, PolicyError, State, Val};
+use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::expr::context::Url;
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Inbound, Section::Backend];
 
 #[derive(Debug)]
 pub enum Target {

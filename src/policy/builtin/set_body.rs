@@ -9,6 +9,9 @@ use crate::expr::Value;
 use crate::policy::xml::Element;
 use std::sync::Arc;
 
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &Section::ALL;
+
 pub enum Body {
     Value(Val),
     Liquid(Arc<liquid::Template>),

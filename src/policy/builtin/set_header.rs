@@ -4,8 +4,11 @@
 //! Several values are joined with commas, except for headers that cannot
 //! be comma-joined (`Set-Cookie`, ...), which repeat. Sections: all.
 
-use super::{Compiler, Outcome, PolicyError, State, Val};
+use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &Section::ALL;
 
 /// Headers emitted as repeated lines rather than one comma list.
 const NO_COMMA: &[&str] = &[

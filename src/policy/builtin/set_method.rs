@@ -2,8 +2,11 @@
 //! backend (or of a `return-response`). Sections: inbound, on-error.
 
 use super::set_header::valid_name;
-use super::{Compiler, Outcome, PolicyError, State, Val};
+use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Inbound, Section::OnError];
 
 #[derive(Debug)]
 pub struct SetMethod {

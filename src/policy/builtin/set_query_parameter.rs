@@ -2,8 +2,11 @@
 //! the request to the backend. Sections: inbound, backend.
 
 use super::set_header::{action, Action};
-use super::{Compiler, Outcome, PolicyError, State, Val};
+use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Inbound, Section::Backend];
 
 #[derive(Debug)]
 pub struct SetQueryParameter {

@@ -1,7 +1,10 @@
 //! `<set-status code reason>`: the response status. Sections: all.
 
-use super::{Compiler, Outcome, PolicyError, State, Val};
+use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &Section::ALL;
 
 #[derive(Debug)]
 pub struct SetStatus {

@@ -1,8 +1,11 @@
 //! `<set-variable name value>`: stores a value in `context.Variables`
 //! (literal text is a string; an expression keeps its type). Sections: all.
 
-use super::{Compiler, Outcome, PolicyError, State, Val};
+use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &Section::ALL;
 
 #[derive(Debug)]
 pub struct SetVariable {

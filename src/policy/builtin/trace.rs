@@ -2,8 +2,11 @@
 //! records a message for this request (`context` traces, and the debug
 //! log). Sections: all.
 
-use super::{Compiler, Outcome, PolicyError, State, Val};
+use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::xml::Element;
+
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &Section::ALL;
 
 #[derive(Debug)]
 pub struct Trace {

@@ -11,6 +11,9 @@ use crate::policy::xml::Element;
 use quick_xml::events::Event;
 use serde_json::{Map, Value as J};
 
+/// The sections this policy may appear in.
+pub const SECTIONS: &[Section] = &[Section::Inbound, Section::Outbound, Section::OnError];
+
 #[derive(Debug)]
 pub struct XmlToJson {
     direct: bool,
