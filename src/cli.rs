@@ -144,7 +144,8 @@ fn init(dir: &std::path::Path) -> ExitCode {
 fn expr_eval(src: &str, context: Option<&std::path::Path>) -> ExitCode {
     use crate::expr;
     let ctx = match context {
-        None => expr::Ctx::default(),
+        // Without a sample: a GET request and nothing else.
+        None => expr::Ctx::from_sample(&serde_json::json!({"request": {}})).unwrap_or_default(),
         Some(path) => {
             let text = match std::fs::read_to_string(path) {
                 Ok(t) => t,
