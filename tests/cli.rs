@@ -538,6 +538,11 @@ fn policy_check_accepts_the_corpus() {
         "return-a-blob-url-signed-with-a-user-delegation-sas-token",
         // X509Certificate2: certificates arrive with TLS support.
         "get-oauth2-access-token-from-aad-using-client-id-and-certificate",
+        // Not C#: they call a property (`context.Request.MatchedParameters("x")`),
+        // which C# (and APIM) refuse.
+        "delete-a-from-to-blobstorage-account",
+        "get-a-file-from-blobstorage-account",
+        "put-a-file-to-blobstorage-account",
     ];
     for r in &rejected {
         let name = r.rsplit('/').next().unwrap_or(r);
@@ -546,7 +551,7 @@ fn policy_check_accepts_the_corpus() {
             "unexpected rejection of {r}: {text}"
         );
     }
-    assert!(ok >= 55, "only {ok} documents accepted");
+    assert!(ok >= 52, "only {ok} documents accepted");
     assert_eq!(out.status.code(), Some(1), "the mangled documents fail");
 }
 

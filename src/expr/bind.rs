@@ -378,6 +378,16 @@ impl Binder {
                     return Ty::Dyn;
                 };
                 if let Some((_, ty)) = members.iter().find(|(n, _)| *n == name) {
+                    let is_method = lib::host::METHODS.contains(&name);
+                    if is_call != is_method {
+                        let msg = if is_call {
+                            format!("'{m}.{name}' is a property, not a method: it cannot be called")
+                        } else {
+                            format!("'{m}.{name}' is a method: call it with (...)")
+                        };
+                        self.error(span, msg);
+                        return Ty::Dyn;
+                    }
                     if name == "Body" {
                         match m {
                             "IRequest" => self.facts.reads_request_body = true,
@@ -792,6 +802,11 @@ mod tests {
         assert_eq!(
             e,
             vec!["'IRequest' does not contain a definition for 'Heders' (did you mean 'Headers'?)"]
+        );
+        let e = errors("@(context.Request.MatchedParameters(\"id\"))");
+        assert_eq!(
+            e,
+            vec!["'IRequest.MatchedParameters' is a property, not a method: it cannot be called"]
         );
         let e = errors("@(contxt.Request)");
         assert_eq!(

@@ -282,6 +282,10 @@ fn guids_regex_uri_hashing() {
         "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
     );
     assert!(ev("@(new Random().Next(10))").parse::<i64>().unwrap() < 10);
+    assert_eq!(
+        ev("@(new Guid(Guid.Parse(\"0f8fad5b-d9cb-469f-a165-70867728950e\").ToByteArray()).ToString())"),
+        "0f8fad5b-d9cb-469f-a165-70867728950e"
+    );
 }
 
 #[test]

@@ -439,7 +439,7 @@ mod tests {
             failed.len()
         );
         assert!(
-            passed >= 52,
+            passed >= 49,
             "only {passed} corpus documents pass: {failed:#?}"
         );
         // Every rejection and its reason.
@@ -455,6 +455,11 @@ mod tests {
             "return-a-blob-url-signed-with-a-user-delegation-sas-token",
             // X509Certificate2: certificates arrive with TLS support.
             "get-oauth2-access-token-from-aad-using-client-id-and-certificate",
+            // Not C#: they call a property (`context.Request.MatchedParameters("x")`),
+            // which C# (and APIM) refuse.
+            "delete-a-from-to-blobstorage-account",
+            "get-a-file-from-blobstorage-account",
+            "put-a-file-to-blobstorage-account",
         ];
         let unexpected: Vec<&String> = failed
             .iter()
@@ -624,6 +629,60 @@ mod tests {
             .filter(|f| !mangled.iter().any(|m| f.starts_with(m)))
             .collect();
         assert!(unexpected.is_empty(), "{unexpected:#?}");
+    }
+
+    /// Every corpus expression that binds is evaluated against a sample
+    /// request (JSON body, JWT bearer, variables): results or .NET
+    /// exceptions, never a panic, and always within the limits.
+    #[test]
+    fn corpus_expressions_evaluate_without_panicking() {
+        let Some(docs) = corpus_documents() else {
+            return;
+        };
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwiYXVkIjoiYXBpIiwiZXhwIjo0MTAyNDQ0ODAwfQ.c2ln";
+        let sample = serde_json::json!({
+            "request": {
+                "method": "POST",
+                "url": "https://api.contoso.com/echo/items/42?x=1",
+                "headers": {"Authorization": format!("Bearer {jwt}"), "Content-Type": "application/json"},
+                "body": "{\"name\":\"widget\",\"items\":[1,2,3]}",
+                "ipAddress": "203.0.113.7"
+            },
+            "response": {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{\"ok\":true}"},
+            "deployment": {"region": "West US", "serviceName": "contoso"},
+            "variables": {"name": "value", "count": 3},
+            "subscription": {"id": "s1", "key": "k", "name": "Starter"},
+            "user": {"id": "u1", "email": "a@b.c"},
+            "api": {"id": "echo", "name": "Echo", "path": "echo", "serviceUrl": "http://backend/v1"},
+            "operation": {"id": "get", "method": "GET", "urlTemplate": "/items/{id}"},
+            "product": {"id": "starter", "name": "Starter"},
+            "lastError": {"source": "forward-request", "reason": "Timeout", "message": "m"}
+        });
+        let ctx = crate::expr::Ctx::from_sample(&sample).unwrap();
+        let (mut ran, mut values, mut exceptions) = (0, 0, 0);
+        for (_, text) in &docs {
+            let Ok(root) = xml::parse(text) else { continue };
+            let mut found = Vec::new();
+            expressions_of(&root, &mut found);
+            for (code, _) in found {
+                let code = substitute_named_values(&code);
+                let Ok(compiled) = crate::expr::compile(&code, 0) else {
+                    continue;
+                };
+                ran += 1;
+                match compiled.eval(&ctx, crate::expr::Limits::default()) {
+                    Ok(_) => values += 1,
+                    Err(e) => {
+                        assert_ne!(e.kind, crate::expr::eval::LIMIT, "{code}: {}", e.message);
+                        exceptions += 1;
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "corpus: {ran} expressions evaluated: {values} values, {exceptions} .NET exceptions"
+        );
+        assert!(ran >= 250, "only {ran} corpus expressions evaluated");
     }
 
     /// The corpus documents the gateway can run today: every document that

@@ -181,6 +181,17 @@ pub const MODEL: &[(&str, &[(&str, &str)])] = &[
     ("IGroup", &[("Id", "String"), ("Name", "String")]),
 ];
 
+/// The members of the model that are methods (the rest are properties).
+pub const METHODS: &[&str] = &[
+    "GetValueOrDefault",
+    "ContainsKey",
+    "TryGetValue",
+    "As",
+    "AsFormUrlEncodedContent",
+    "ToUri",
+    "Trace",
+];
+
 /// Whether a model type is enumerable (LINQ members apply).
 pub fn enumerable(ty: &str) -> bool {
     matches!(

@@ -1120,7 +1120,24 @@ pub fn construct(it: &mut Interp, ty: &str, args: &[Value]) -> EResult<Value> {
                     EvalError::format(format!("Unrecognized Guid format: '{s}'."))
                 })?),
                 Value::Null => Value::Guid(0),
-                _ => return Err(EvalError::argument("new Guid(string) expects a string")),
+                Value::Bytes(b) => {
+                    // .NET's layout: the first three fields little-endian.
+                    let b = b.lock().clone();
+                    if b.len() != 16 {
+                        return Err(EvalError::argument(
+                            "Byte array for Guid must be exactly 16 bytes long. (Parameter 'b')",
+                        ));
+                    }
+                    let mut be = [0u8; 16];
+                    be[..8].copy_from_slice(&[b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6]]);
+                    be[8..].copy_from_slice(&b[8..]);
+                    Value::Guid(u128::from_be_bytes(be))
+                }
+                _ => {
+                    return Err(EvalError::argument(
+                        "new Guid(...) expects a string or 16 bytes",
+                    ))
+                }
             }
         }
         "DateTime" => {
