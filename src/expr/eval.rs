@@ -91,6 +91,13 @@ impl EvalError {
         EvalError::new("ArgumentOutOfRangeException", message)
     }
 
+    pub fn index_out_of_range() -> EvalError {
+        EvalError::new(
+            "IndexOutOfRangeException",
+            "Index was outside the bounds of the array.",
+        )
+    }
+
     pub fn invalid_op(message: impl Into<String>) -> EvalError {
         EvalError::new("InvalidOperationException", message)
     }

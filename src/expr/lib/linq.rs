@@ -628,12 +628,7 @@ pub fn index_get(v: &Value, key: &Value) -> EResult<Value> {
             usize::try_from(i)
                 .ok()
                 .and_then(|i| items.lock().get(i).cloned())
-                .ok_or_else(|| {
-                    EvalError::new(
-                        "IndexOutOfRangeException",
-                        "Index was outside the bounds of the array.",
-                    )
-                })
+                .ok_or_else(EvalError::index_out_of_range)
         }
         Value::Bytes(b) => {
             let i = to_i64(key)?;
@@ -641,12 +636,7 @@ pub fn index_get(v: &Value, key: &Value) -> EResult<Value> {
                 .ok()
                 .and_then(|i| b.lock().get(i).copied())
                 .map(|x| Value::Int(x as i64))
-                .ok_or_else(|| {
-                    EvalError::new(
-                        "IndexOutOfRangeException",
-                        "Index was outside the bounds of the array.",
-                    )
-                })
+                .ok_or_else(EvalError::index_out_of_range)
         }
         Value::Dict(e) => e
             .lock()
@@ -671,10 +661,7 @@ pub fn index_set(v: &Value, key: &Value, x: Value) -> EResult<()> {
                     *slot = x;
                     Ok(())
                 }
-                None => Err(EvalError::new(
-                    "IndexOutOfRangeException",
-                    "Index was outside the bounds of the array.",
-                )),
+                None => Err(EvalError::index_out_of_range()),
             }
         }
         Value::Bytes(b) => {
@@ -686,10 +673,7 @@ pub fn index_set(v: &Value, key: &Value, x: Value) -> EResult<()> {
                     *slot = byte;
                     Ok(())
                 }
-                None => Err(EvalError::new(
-                    "IndexOutOfRangeException",
-                    "Index was outside the bounds of the array.",
-                )),
+                None => Err(EvalError::index_out_of_range()),
             }
         }
         Value::Dict(e) => {

@@ -933,12 +933,7 @@ pub fn index_get(it: &mut Interp, v: &Value, idx: &[Value]) -> EResult<Value> {
             s.chars()
                 .nth(usize::try_from(i).unwrap_or(usize::MAX))
                 .map(Value::Char)
-                .ok_or_else(|| {
-                    EvalError::new(
-                        "IndexOutOfRangeException",
-                        "Index was outside the bounds of the array.",
-                    )
-                })
+                .ok_or_else(EvalError::index_out_of_range)
         }
         Value::Json(_) => json::index_get(v, first),
         Value::Host(h) => host::index(it, h, first),

@@ -38,17 +38,8 @@ impl JsonToXml {
     }
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
-        if self.consider_accept {
-            let accept = st
-                .ctx
-                .request
-                .message
-                .headers
-                .joined("accept")
-                .unwrap_or_default();
-            if !accept.to_ascii_lowercase().contains("xml") {
-                return Ok(Outcome::Continue);
-            }
+        if self.consider_accept && !st.client_accepts("xml") {
+            return Ok(Outcome::Continue);
         }
         let msg = st.message_mut();
         let ct = msg.headers.joined("content-type").unwrap_or_default();

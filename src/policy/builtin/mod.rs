@@ -274,6 +274,16 @@ impl State {
         self.ctx.request.url = url;
     }
 
+    /// Whether the client's `Accept` header mentions `kind` (`xml`, `json`).
+    pub fn client_accepts(&self, kind: &str) -> bool {
+        self.ctx
+            .request
+            .message
+            .headers
+            .joined("accept")
+            .is_some_and(|a| a.to_ascii_lowercase().contains(kind))
+    }
+
     /// The response policies act on (created empty 200 when absent).
     pub fn response_mut(&mut self) -> &mut expr::context::Response {
         self.ctx
