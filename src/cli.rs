@@ -8,13 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Version string: package version and git commit.
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("TURNPIKE_GIT_COMMIT"),
-    ")"
-);
+pub use crate::telemetry::VERSION;
 
 #[derive(Parser, Debug)]
 #[command(name = "turnpike", version = VERSION, about = "A self-hosted API management appliance")]

@@ -4,13 +4,15 @@
 //!
 //! Layers import downward only:
 //!
-//! 0. [`error`], [`config`], [`telemetry`], [`shutdown`]: codes, settings,
-//!    logging, the shutdown signal.
+//! 0. [`error`], [`config`], [`telemetry`], [`shutdown`], [`durable`]: codes,
+//!    settings, logging, the shutdown signal, crash-safe files.
 //! 1. [`model`] (resource types, the [`model::Catalog`]), [`store`] (sled),
 //!    [`expr`] (the C# expression language; no HTTP, no sled).
 //! 2. [`policy`] (policy documents), [`snapshot`] (catalog → the immutable
 //!    runtime view).
-//! 3. [`gateway`] (data plane), [`mgmt`] (management REST API).
+//! 3. [`gateway`] (data plane), [`mgmt`] (management REST API and the
+//!    primary's cluster endpoints), [`cluster`] (the secondary: sync,
+//!    backup, heartbeats).
 //! 4. [`app`] (wiring, lifecycle, demo), [`cli`].
 //!
 //! Tests start the whole appliance in-process with [`app::run`] on
@@ -19,7 +21,9 @@
 
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod expr;
 pub mod gateway;

@@ -1,10 +1,13 @@
 //! Wiring and lifecycle: the only place that decides what runs, in which
 //! order, and how it stops.
 //!
-//! [`run`] opens the store, makes sure an admin key exists, seeds the demo
-//! when asked, compiles and publishes the first snapshot, binds every
-//! listener (port 0 allowed) and spawns the services. [`Running::wait`]
-//! drains them after the shutdown signal and flushes the store.
+//! [`run`] starts a primary or a secondary. A primary opens the store,
+//! makes sure an admin key exists, seeds the demo when asked, compiles and
+//! publishes the first snapshot, binds every listener (port 0 allowed) and
+//! spawns the services. A secondary gets its first configuration from its
+//! primary (or its backup), binds the gateway and spawns the sync and
+//! heartbeat loops. [`Running::wait`] drains the services after the
+//! shutdown signal and flushes the store.
 
 pub mod demo;
 pub mod echo;
@@ -58,25 +61,30 @@ pub enum StartError {
     Unsupported(String),
     #[error("demo: {0}")]
     Demo(String),
+    /// A secondary has no configuration to serve.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// A started appliance.
 pub struct Running {
     /// `(name, address)` per listener, in the order they were bound:
-    /// `gateway-http`, `management`.
+    /// `gateway-http`, then `management` (primary only).
     pub listeners: Vec<(&'static str, SocketAddr)>,
     /// Where the generated admin key was written (first start without
     /// `admin_key` in the configuration), else `None`.
     pub admin_key_file: Option<PathBuf>,
     /// Whether that key file was created by this start.
     pub admin_key_generated: bool,
-    /// The admin key in force.
-    pub admin_key: Secret,
+    /// The admin key in force (a secondary has none: no management API).
+    pub admin_key: Option<Secret>,
+    /// Where a secondary's first configuration came from.
+    pub origin: Option<crate::cluster::Origin>,
     /// The echo backend's address (demo mode).
     pub echo: Option<SocketAddr>,
     /// What the demo seeded (demo mode).
     pub demo: Option<DemoInfo>,
-    store: Arc<Store>,
+    store: Option<Arc<Store>>,
     tasks: Vec<JoinHandle<()>>,
     trigger: Trigger,
     grace: std::time::Duration,
@@ -112,7 +120,10 @@ impl Running {
                 t.abort();
             }
         }
-        let store = self.store.clone();
+        let Some(store) = self.store.clone() else {
+            tracing::info!("stopped");
+            return;
+        };
         let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
         match flushed {
             Ok(Ok(())) => tracing::info!("store flushed; stopped"),
@@ -142,28 +153,7 @@ fn admin_key_file(path: &Path) -> Result<(Secret, bool), StartError> {
     Ok((Secret::new(key), true))
 }
 
-/// Writes `bytes` to `path` readable by the owner only (0600), atomically.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    // Make the rename itself durable.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
+pub use crate::durable::write_private;
 
 async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
@@ -176,19 +166,94 @@ async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, Start
 pub async fn run(
     settings: Settings,
     options: Options,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) -> Result<Running, StartError> {
-    if *settings.node.role.get_ref() == Role::Secondary {
-        return Err(StartError::Unsupported(
-            "node.role = \"secondary\": cluster mode is not available in this build yet".into(),
-        ));
-    }
     let data_dir = settings.node.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.display().to_string(),
         source,
     })?;
+    if *settings.node.role.get_ref() == Role::Secondary {
+        if options.demo {
+            return Err(StartError::Unsupported(
+                "--demo seeds a primary's store; a secondary serves its primary's configuration"
+                    .into(),
+            ));
+        }
+        return run_secondary(settings, shutdown).await;
+    }
+    run_primary(settings, options, shutdown, data_dir).await
+}
 
+/// Relays the outside `shutdown` to a fresh internal trigger (which
+/// [`Running::shutdown`] also fires); the relay task is the first task.
+fn relay(mut shutdown: Shutdown) -> (Trigger, Shutdown, JoinHandle<()>) {
+    let (trigger, internal) = shutdown::channel();
+    let relay = trigger.clone();
+    let mut fired = internal.clone();
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.wait() => relay.fire(),
+            _ = fired.wait() => {}
+        }
+    });
+    (trigger, internal, task)
+}
+
+/// A secondary: first configuration, gateway listener, sync and heartbeats.
+async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running, StartError> {
+    let follower = Arc::new(crate::cluster::Follower::new(&settings));
+    let (first, origin) = follower.bootstrap().await.map_err(StartError::Cluster)?;
+    let revision = first.revision;
+    let snapshot = Arc::new(SnapshotHandle::new(first));
+    let (trigger, internal, relay_task) = relay(shutdown);
+    let mut tasks = vec![relay_task];
+    let grace = settings.node.shutdown_timeout;
+    let stats = Arc::new(crate::telemetry::RequestStats::default());
+
+    let gw_listener = bind("gateway-http", settings.gateway.http).await?;
+    let listeners = vec![("gateway-http", local(&gw_listener, settings.gateway.http))];
+    let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats.clone()));
+    tasks.push(tokio::spawn(gateway.serve(
+        gw_listener,
+        internal.clone(),
+        grace,
+    )));
+    tasks.push(tokio::spawn(
+        follower.clone().sync(snapshot.clone(), internal.clone()),
+    ));
+    tasks.push(tokio::spawn(follower.clone().heartbeats(
+        snapshot,
+        stats,
+        internal.clone(),
+    )));
+    tracing::info!(
+        primary = %follower.primary(),
+        region = %settings.node.region,
+        revision,
+        "turnpike started as a secondary"
+    );
+    Ok(Running {
+        listeners,
+        admin_key_file: None,
+        admin_key_generated: false,
+        admin_key: None,
+        origin: Some(origin),
+        echo: None,
+        demo: None,
+        store: None,
+        tasks,
+        trigger,
+        grace,
+    })
+}
+
+async fn run_primary(
+    settings: Settings,
+    options: Options,
+    shutdown: Shutdown,
+    data_dir: PathBuf,
+) -> Result<Running, StartError> {
     let (admin_key, admin_key_file_path, generated) = match &settings.management.admin_key {
         Some(k) => (k.clone(), None, false),
         None => {
@@ -215,22 +280,18 @@ pub async fn run(
     let snapshot = Arc::new(SnapshotHandle::new(first));
 
     // One internal trigger fans the outside signal out to every service.
-    let (trigger, internal) = shutdown::channel();
-    let relay = trigger.clone();
-    let mut fired = internal.clone();
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(async move {
-        tokio::select! {
-            _ = shutdown.wait() => relay.fire(),
-            _ = fired.wait() => {}
-        }
-    }));
+    let (trigger, internal, relay_task) = relay(shutdown);
+    let mut tasks = vec![relay_task];
 
     let mgmt_state = MgmtState {
         store: store.clone(),
         snapshot: snapshot.clone(),
         admin_key: admin_key.clone(),
         max_body: settings.management.max_body_bytes,
+        cluster: Arc::new(mgmt::cluster::ClusterSide::new(
+            internal.clone(),
+            settings.management.gateway_token_max_lifetime,
+        )),
     };
 
     let (echo, demo) = if options.demo {
@@ -250,7 +311,8 @@ pub async fn run(
 
     let gw_listener = bind("gateway-http", settings.gateway.http).await?;
     listeners.push(("gateway-http", local(&gw_listener, settings.gateway.http)));
-    let gateway = Arc::new(Gateway::new(&settings, snapshot.clone()));
+    let stats = Arc::new(crate::telemetry::RequestStats::default());
+    let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats));
     tasks.push(tokio::spawn(gateway.serve(
         gw_listener,
         internal.clone(),
@@ -282,10 +344,11 @@ pub async fn run(
         listeners,
         admin_key_file: admin_key_file_path,
         admin_key_generated: generated,
-        admin_key,
+        admin_key: Some(admin_key),
+        origin: None,
         echo,
         demo,
-        store,
+        store: Some(store),
         tasks,
         trigger,
         grace,

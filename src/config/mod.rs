@@ -106,6 +106,10 @@ pub struct Management {
     pub admin_key: Option<Secret>,
     /// Largest request body the management API reads, in bytes.
     pub max_body_bytes: usize,
+    /// Longest expiry `POST /mgmt/gateways/{gid}/token` grants (the
+    /// default expiry is 30 days, or this when shorter).
+    #[serde(deserialize_with = "duration")]
+    pub gateway_token_max_lifetime: Duration,
 }
 
 impl Default for Management {
@@ -114,6 +118,7 @@ impl Default for Management {
             listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
             admin_key: None,
             max_body_bytes: 4 * 1024 * 1024,
+            gateway_token_max_lifetime: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -147,6 +152,9 @@ pub struct Cluster {
     #[serde(deserialize_with = "duration")]
     pub heartbeat_interval: Duration,
     pub backup: bool,
+    /// Ask the primary to hold each poll open until the configuration
+    /// changes (at most `poll_interval`), so changes arrive at once.
+    pub long_poll: bool,
 }
 
 impl Default for Cluster {
@@ -158,6 +166,7 @@ impl Default for Cluster {
             poll_interval: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(60),
             backup: true,
+            long_poll: true,
         }
     }
 }
@@ -265,6 +274,75 @@ impl Settings {
                 }
             }
         }
+        if let Some(primary) = &self.cluster.primary {
+            let ok = primary
+                .parse::<http::Uri>()
+                .ok()
+                .filter(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https"))
+                        && u.authority().is_some()
+                        && u.query().is_none()
+                })
+                .is_some();
+            if !ok {
+                return Err(at(
+                    find_key(text, "primary"),
+                    format!(
+                        "cluster.primary must be the primary's management URL, like \"http://primary.example:8001\" (got {primary:?})"
+                    ),
+                ));
+            }
+        }
+        if let Some(gid) = &self.cluster.gateway_id {
+            let ok = !gid.is_empty()
+                && gid.len() <= 80
+                && gid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !ok {
+                return Err(at(
+                    find_key(text, "gateway_id"),
+                    "cluster.gateway_id: 1-80 letters, digits, '.', '_' or '-'".into(),
+                ));
+            }
+        }
+        if let (Some(gid), Some(token)) = (&self.cluster.gateway_id, &self.cluster.token) {
+            // The token names its gateway (`<gatewayId>&<expiry>&<sig>`).
+            let named = token.expose().split('&').next().unwrap_or("");
+            if named != gid {
+                return Err(at(
+                    find_key(text, "token"),
+                    format!(
+                        "cluster.token was minted for gateway {named:?}, not for \
+                         cluster.gateway_id {gid:?}"
+                    ),
+                ));
+            }
+        }
+        for (key, value, min) in [
+            (
+                "poll_interval",
+                self.cluster.poll_interval,
+                Duration::from_millis(10),
+            ),
+            (
+                "heartbeat_interval",
+                self.cluster.heartbeat_interval,
+                Duration::from_millis(10),
+            ),
+            (
+                "gateway_token_max_lifetime",
+                self.management.gateway_token_max_lifetime,
+                Duration::from_secs(1),
+            ),
+        ] {
+            if value < min {
+                return Err(at(
+                    find_key(text, key),
+                    format!("{key} must be at least {}", humantime::format_duration(min)),
+                ));
+            }
+        }
         if let Some(https) = &self.gateway.https {
             return Err(at(
                 https.span().start,
@@ -366,6 +444,30 @@ mod tests {
         let e = Settings::parse("c.toml", "\n[node]\nrole = \"secondary\"\n").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         assert!(e.message.contains("primary"), "{e}");
+    }
+
+    #[test]
+    fn cluster_keys_are_checked() {
+        let base = "[node]\nrole = \"secondary\"\n[cluster]\n";
+        let ok = format!(
+            "{base}primary = \"http://p:8001\"\ngateway_id = \"west\"\ntoken = \"west&1&abc\"\n"
+        );
+        let s = Settings::parse("c.toml", &ok).unwrap();
+        assert!(s.cluster.long_poll);
+        for (text, line, needle) in [
+            (ok.replace("http://p:8001", "p:8001"), 4, "management URL"),
+            (
+                ok.replace("west&1", "east&1"),
+                6,
+                "minted for gateway \"east\"",
+            ),
+            (ok.replace("\"west\"", "\"we st\""), 5, "gateway_id"),
+            (format!("{ok}poll_interval = \"0s\"\n"), 7, "at least"),
+        ] {
+            let e = Settings::parse("c.toml", &text).unwrap_err();
+            assert_eq!(e.line, line, "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+        }
     }
 
     #[test]

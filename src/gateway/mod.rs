@@ -57,10 +57,16 @@ pub struct Gateway {
     region: String,
     deployment: crate::expr::context::Deployment,
     access_log: bool,
+    stats: Arc<crate::telemetry::RequestStats>,
 }
 
 impl Gateway {
-    pub fn new(settings: &Settings, snapshot: Arc<SnapshotHandle>) -> Gateway {
+    /// A gateway serving `snapshot`, counting answered requests in `stats`.
+    pub fn new(
+        settings: &Settings,
+        snapshot: Arc<SnapshotHandle>,
+        stats: Arc<crate::telemetry::RequestStats>,
+    ) -> Gateway {
         Gateway {
             snapshot,
             upstream: Upstream::new(&settings.gateway),
@@ -75,6 +81,7 @@ impl Gateway {
                     .unwrap_or_else(|| "managed".into()),
             },
             access_log: settings.telemetry.access_log,
+            stats,
         }
     }
 
@@ -158,6 +165,7 @@ impl Gateway {
             }
             Err(err) => (err.into_response(), None, Some(err.reason)),
         };
+        self.stats.record(resp.status().as_u16());
         if self.access_log {
             let (api, operation, subscription, reason) = match &ctx {
                 Some(c) => (

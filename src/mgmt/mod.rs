@@ -9,12 +9,17 @@
 //! disk and the gateway serves it (or a newer revision). A refused write
 //! changes neither the store nor the running snapshot.
 //!
+//! The primary's side of the cluster protocol (`/cluster/v1/*`, gateway
+//! tokens instead of the admin key) is served here too: `cluster.rs`.
+//!
 //! May use: `store`, `model`, `snapshot`, `policy`, `error`.
 
 mod apis;
 mod auth;
 mod body;
+pub mod cluster;
 mod directory;
+mod gateways;
 mod policies;
 mod products;
 mod resource;
@@ -37,6 +42,8 @@ pub struct MgmtState {
     pub snapshot: Arc<SnapshotHandle>,
     pub admin_key: Secret,
     pub max_body: usize,
+    /// The primary's side of the cluster protocol.
+    pub cluster: Arc<cluster::ClusterSide>,
 }
 
 impl IntoResponse for ApiError {
@@ -93,7 +100,9 @@ async fn method_not_allowed() -> ApiError {
 
 /// The management router (everything under `/mgmt`, admin key required).
 pub fn router(state: MgmtState) -> Router {
-    use crate::model::{Api, Backend, Group, Location, NamedValue, Product, Subscription, User};
+    use crate::model::{
+        Api, Backend, Gateway, Group, Location, NamedValue, Product, Subscription, User,
+    };
     use resource::{
         delete_link, delete_one, get_link, get_one, list, list_links, put_link, put_one,
     };
@@ -244,6 +253,18 @@ pub fn router(state: MgmtState) -> Router {
                 .put(put_one::<Location>)
                 .delete(delete_one::<Location>),
         )
+        .route("/gateways", get(gateways::list))
+        .route(
+            "/gateways/{id}",
+            get(gateways::get)
+                .put(put_one::<Gateway>)
+                .delete(delete_one::<Gateway>),
+        )
+        .route("/gateways/{id}/token", post(gateways::token))
+        .route(
+            "/gateways/{id}/regenerateKey",
+            post(gateways::regenerate_key),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // `layer`, not `route_layer`: unknown routes need the key too.
@@ -251,6 +272,16 @@ pub fn router(state: MgmtState) -> Router {
             state.clone(),
             auth::require_admin,
         ))
+        .with_state(state.clone());
+    // Secondaries authenticate with gateway tokens, not the admin key.
+    let cluster = Router::new()
+        .route("/config", get(cluster::config))
+        .route("/heartbeat", post(cluster::heartbeat))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    Router::new().nest("/mgmt", mgmt).fallback(not_found)
+    Router::new()
+        .nest("/mgmt", mgmt)
+        .nest("/cluster/v1", cluster)
+        .fallback(not_found)
 }

@@ -7,8 +7,11 @@
 //!
 //! Imports only `error`. Knows nothing of sled, HTTP or policies.
 
+pub mod export;
+mod gateway;
 mod resources;
 
+pub use gateway::*;
 pub use resources::*;
 
 use crate::error::Detail;
@@ -78,7 +81,7 @@ impl PolicyScope {
 /// The whole configuration at one revision. Serialized as-is, it is the
 /// export a secondary receives (see `schemaVersion`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Catalog {
     pub schema_version: u32,
     pub revision: u64,
@@ -101,6 +104,11 @@ pub struct Catalog {
     pub named_values: BTreeMap<String, NamedValue>,
     pub backends: BTreeMap<String, Backend>,
     pub locations: BTreeMap<String, Location>,
+    /// Registered self-hosted gateways (secondaries).
+    pub gateways: BTreeMap<String, Gateway>,
+    /// Their signing keys: persisted on the primary, never exported.
+    #[serde(skip)]
+    pub gateway_keys: BTreeMap<String, GatewayKeys>,
 }
 
 /// One write to the configuration: `Some` puts, `None` (or `false` for a
@@ -121,6 +129,8 @@ pub enum Change {
     NamedValue(String, Option<NamedValue>),
     Backend(String, Option<Backend>),
     Location(String, Option<Location>),
+    Gateway(String, Option<Gateway>),
+    GatewayKeys(String, Option<GatewayKeys>),
 }
 
 /// A persisted record could not be read back.
@@ -184,6 +194,8 @@ impl Change {
             Change::NamedValue(id, v) => (format!("named-value/{id}"), opt(v)),
             Change::Backend(id, v) => (format!("backend/{id}"), opt(v)),
             Change::Location(id, v) => (format!("location/{id}"), opt(v)),
+            Change::Gateway(id, v) => (format!("gateway/{id}"), opt(v)),
+            Change::GatewayKeys(id, v) => (format!("gateway-keys/{id}"), opt(v)),
         }
     }
 }
@@ -242,6 +254,8 @@ impl Catalog {
             Change::NamedValue(id, v) => put_or_remove(&mut self.named_values, id, v),
             Change::Backend(id, v) => put_or_remove(&mut self.backends, id, v),
             Change::Location(id, v) => put_or_remove(&mut self.locations, id, v),
+            Change::Gateway(id, v) => put_or_remove(&mut self.gateways, id, v),
+            Change::GatewayKeys(id, v) => put_or_remove(&mut self.gateway_keys, id, v),
         }
     }
 
@@ -293,6 +307,8 @@ impl Catalog {
             "named-value" => Change::NamedValue(id, de(bytes).map_err(err)?),
             "backend" => Change::Backend(id, de(bytes).map_err(err)?),
             "location" => Change::Location(id, de(bytes).map_err(err)?),
+            "gateway" => Change::Gateway(id, de(bytes).map_err(err)?),
+            "gateway-keys" => Change::GatewayKeys(id, de(bytes).map_err(err)?),
             other => return Err(err(format!("unknown kind {other:?}"))),
         };
         self.apply(&change);
@@ -354,6 +370,12 @@ impl Catalog {
         for (id, v) in &self.locations {
             changes.push(Change::Location(id.clone(), Some(v.clone())));
         }
+        for (id, v) in &self.gateways {
+            changes.push(Change::Gateway(id.clone(), Some(v.clone())));
+        }
+        for (id, v) in &self.gateway_keys {
+            changes.push(Change::GatewayKeys(id.clone(), Some(v.clone())));
+        }
         changes
             .iter()
             .filter_map(|c| {
@@ -372,6 +394,7 @@ impl Catalog {
             && self.named_values.is_empty()
             && self.backends.is_empty()
             && self.policies.is_empty()
+            && self.gateways.is_empty()
             && self.groups.values().all(|g| g.built_in)
     }
 

@@ -523,12 +523,17 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
 #[derive(Default)]
 pub struct SnapshotHandle {
     current: ArcSwap<Snapshot>,
+    /// The revision in service, for whoever waits for the next one
+    /// (the primary's long-polls).
+    revision: tokio::sync::watch::Sender<u64>,
 }
 
 impl SnapshotHandle {
     pub fn new(snapshot: Snapshot) -> SnapshotHandle {
+        let (revision, _) = tokio::sync::watch::channel(snapshot.revision);
         SnapshotHandle {
             current: ArcSwap::from_pointee(snapshot),
+            revision,
         }
     }
 
@@ -540,13 +545,29 @@ impl SnapshotHandle {
     /// Publishes `next` unless a newer revision is already in place (two
     /// writers finishing out of order never move the gateway backwards).
     pub fn publish(&self, next: Arc<Snapshot>) {
-        self.current.rcu(|cur| {
+        let prev = self.current.rcu(|cur| {
             if cur.revision < next.revision {
                 next.clone()
             } else {
                 cur.clone()
             }
         });
+        if prev.revision < next.revision {
+            self.revision.send_replace(next.revision);
+        }
+    }
+
+    /// Puts `next` in service whatever its revision (a secondary follows
+    /// its primary, even one restored to an older revision).
+    pub fn replace(&self, next: Arc<Snapshot>) {
+        let revision = next.revision;
+        self.current.store(next);
+        self.revision.send_replace(revision);
+    }
+
+    /// Wakes on every published revision.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revision.subscribe()
     }
 }
 

@@ -2,13 +2,47 @@
 //!
 //! Owns: the `tracing` subscriber (pretty or JSON, `RUST_LOG`-style filters
 //! through `TURNPIKE_LOG` or `RUST_LOG`, default `info`), and the access-log
-//! target name. Fields first, then the message; never a secret.
+//! target name, the build's version string, and the gateway's request
+//! counters. Fields first, then the message; never a secret.
 
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 /// Target of the one event per gateway request.
 pub const ACCESS_TARGET: &str = "access";
+
+/// Version string: package version and git commit.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("TURNPIKE_GIT_COMMIT"),
+    ")"
+);
+
+/// Requests the gateway answered, since start (a secondary reports the
+/// difference in every heartbeat). Relaxed atomics: counts, not ordering.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    total: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl RequestStats {
+    /// Counts one answered request with `status`.
+    pub fn record(&self, status: u16) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.total.fetch_add(1, Relaxed);
+        if status >= 500 {
+            self.failed.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// `(total, failed)` so far.
+    pub fn read(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.total.load(Relaxed), self.failed.load(Relaxed))
+    }
+}
 
 /// Installs the global subscriber. Calling it twice is harmless (the second
 /// call does nothing), so tests may start several appliances.

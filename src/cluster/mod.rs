@@ -1,0 +1,377 @@
+//! The secondary's side of cluster mode (DESIGN.md §8): a gateway that
+//! follows a primary.
+//!
+//! Owns: start-up (first configuration from the primary, else from the
+//! backup, else a clear refusal), the sync loop (long-poll or plain poll,
+//! compile with the same compiler as the primary, swap atomically, keep
+//! the backup), fail-static (a lost primary changes nothing but the logs;
+//! retries back off with jitter) and the heartbeat loop.
+//!
+//! The primary's side (`/cluster/v1/*`) is part of the management API
+//! (`mgmt::cluster`). Imports `model`, `snapshot`, `config`, `telemetry`,
+//! `durable`, `shutdown`.
+
+pub mod backup;
+pub mod client;
+
+use crate::config::Settings;
+use crate::model::{export, Heartbeat, RequestCounts};
+use crate::shutdown::Shutdown;
+use crate::snapshot::{compile, Snapshot, SnapshotHandle};
+use crate::telemetry::RequestStats;
+use bytes::Bytes;
+use client::{CallError, Fetched, PrimaryClient};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest pause between two polls while the primary is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Where the configuration in service came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Primary,
+    /// The backup, because the primary could not give one (`reason`).
+    Backup {
+        reason: String,
+    },
+}
+
+/// A secondary's link to its primary.
+pub struct Follower {
+    client: PrimaryClient,
+    data_dir: PathBuf,
+    backup: bool,
+    poll_interval: Duration,
+    heartbeat_interval: Duration,
+    long_poll: bool,
+    gateway_id: String,
+    region: String,
+    from_backup: AtomicBool,
+    started: Instant,
+}
+
+/// Inflates, parses and compiles an export. Blocking.
+fn build(export: &[u8]) -> Result<Snapshot, String> {
+    let catalog = export::decode(export, export::MAX_EXPORT_BYTES).map_err(|e| e.to_string())?;
+    compile(&catalog).map_err(|problems| {
+        let all: Vec<String> = problems
+            .iter()
+            .take(5)
+            .map(|d| format!("{}: {}", d.target, d.message))
+            .collect();
+        format!("it does not compile: {}", all.join("; "))
+    })
+}
+
+async fn build_off_thread(export: Bytes) -> Result<Snapshot, String> {
+    tokio::task::spawn_blocking(move || build(&export))
+        .await
+        .map_err(|e| format!("the compile task failed: {e}"))?
+}
+
+/// `d` stretched or shrunk by up to 20%, so secondaries that lost the
+/// primary together do not retry in lock-step.
+fn jitter(d: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let r = match getrandom::fill(&mut b) {
+        Ok(()) => u16::from_le_bytes(b) as f64 / u16::MAX as f64,
+        Err(_) => 0.5,
+    };
+    d.mul_f64(0.8 + 0.4 * r)
+}
+
+/// The pause after `failures` consecutive failed polls: the poll interval
+/// doubling up to 8×, at most [`MAX_BACKOFF`] (never less than the
+/// interval), with jitter.
+fn backoff(poll_interval: Duration, failures: u32) -> Duration {
+    let exp = poll_interval.saturating_mul(1 << failures.saturating_sub(1).min(3));
+    jitter(exp.min(MAX_BACKOFF.max(poll_interval)))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default()
+}
+
+impl Follower {
+    /// A follower for a secondary's settings (validated: `[cluster]`
+    /// primary, gateway_id and token are present).
+    pub fn new(settings: &Settings) -> Follower {
+        let c = &settings.cluster;
+        Follower {
+            client: PrimaryClient::new(
+                c.primary.as_deref().unwrap_or_default(),
+                c.token.clone().unwrap_or_default(),
+            ),
+            data_dir: settings.node.data_dir.clone(),
+            backup: c.backup,
+            poll_interval: c.poll_interval,
+            heartbeat_interval: c.heartbeat_interval,
+            long_poll: c.long_poll,
+            gateway_id: c.gateway_id.clone().unwrap_or_default(),
+            region: settings.node.region.clone(),
+            from_backup: AtomicBool::new(false),
+            started: Instant::now(),
+        }
+    }
+
+    /// The primary's URL.
+    pub fn primary(&self) -> &str {
+        &self.client.base
+    }
+
+    /// The first configuration: from the primary, or else from the backup.
+    /// The error says why neither is possible, naming the primary.
+    pub async fn bootstrap(&self) -> Result<(Snapshot, Origin), String> {
+        let reason = match self.client.fetch(None, Duration::ZERO).await {
+            Ok(Fetched::Config { revision, export }) => {
+                match build_off_thread(export.clone()).await {
+                    Ok(snapshot) => {
+                        self.save_backup(revision, export).await;
+                        tracing::info!(
+                            primary = %self.client.base,
+                            revision,
+                            "configuration received from the primary"
+                        );
+                        return Ok((snapshot, Origin::Primary));
+                    }
+                    Err(e) => format!("its configuration revision {revision} was refused: {e}"),
+                }
+            }
+            Ok(Fetched::NotModified) => "it answered 304 to a first poll".to_string(),
+            Err(CallError::Refused(r)) => format!("it refused this gateway: {r}"),
+            Err(e) => format!("it is {e}"),
+        };
+        let url = &self.client.base;
+        if !self.backup {
+            return Err(format!(
+                "cannot start: no configuration from the primary {url} ({reason}), \
+                 and [cluster] backup = false, so there is no backup to start from"
+            ));
+        }
+        let dir = self.data_dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || backup::load(&dir))
+            .await
+            .map_err(|e| format!("cannot start: reading the backup failed: {e}"))?;
+        let saved = loaded.map_err(|e| {
+            format!("cannot start: no configuration from the primary {url} ({reason}), and {e}")
+        })?;
+        let snapshot = build_off_thread(Bytes::from(saved.export))
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot start: no configuration from the primary {url} ({reason}), \
+                     and the backup revision {} is unusable: {e}",
+                    saved.revision
+                )
+            })?;
+        tracing::warn!(
+            primary = %url,
+            revision = saved.revision,
+            backup = %backup::path(&self.data_dir).display(),
+            "the primary is out of reach ({reason}); serving the configuration backup"
+        );
+        self.from_backup.store(true, Ordering::Relaxed);
+        Ok((snapshot, Origin::Backup { reason }))
+    }
+
+    async fn save_backup(&self, revision: u64, export: Bytes) {
+        if !self.backup {
+            return;
+        }
+        let dir = self.data_dir.clone();
+        let url = self.client.base.clone();
+        let saved =
+            tokio::task::spawn_blocking(move || backup::save(&dir, revision, &export, &url)).await;
+        match saved {
+            Ok(Ok(())) => tracing::debug!(revision, "configuration backup written"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, revision, "cannot write the configuration backup")
+            }
+            Err(e) => tracing::error!(error = %e, "the backup task failed"),
+        }
+    }
+
+    /// Polls the primary until `shutdown`, swapping in every new revision
+    /// that compiles. Never stops serving: a lost primary, a refused token
+    /// or a bad payload are logged and retried.
+    pub async fn sync(self: Arc<Self>, handle: Arc<SnapshotHandle>, mut shutdown: Shutdown) {
+        let mut known = handle.load().revision;
+        let mut failures: u32 = 0;
+        loop {
+            let wait = if self.long_poll {
+                self.poll_interval
+            } else {
+                Duration::ZERO
+            };
+            let started = Instant::now();
+            let polled = tokio::select! {
+                r = self.client.fetch(Some(known), wait) => r,
+                _ = shutdown.wait() => return,
+            };
+            let pause = match polled {
+                Ok(fetched) => {
+                    if failures > 0 {
+                        tracing::info!(
+                            primary = %self.client.base,
+                            failed_polls = failures,
+                            "the primary is reachable again"
+                        );
+                    }
+                    failures = 0;
+                    self.from_backup.store(false, Ordering::Relaxed);
+                    match fetched {
+                        Fetched::Config { revision, export } => {
+                            known = revision;
+                            self.apply(&handle, revision, export).await;
+                            Duration::ZERO
+                        }
+                        // A long-poll that ran its course: ask again at once;
+                        // a plain poll (or a primary that does not hold
+                        // polls): wait out the interval.
+                        Fetched::NotModified => {
+                            let spent = started.elapsed();
+                            if !wait.is_zero() && spent >= wait / 2 {
+                                Duration::ZERO
+                            } else {
+                                self.poll_interval.saturating_sub(spent)
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let serving = handle.load().revision;
+                    match (&e, failures) {
+                        (CallError::Refused(reason), _) => tracing::error!(
+                            primary = %self.client.base,
+                            gateway = %self.gateway_id,
+                            serving,
+                            "THE PRIMARY REFUSED THIS GATEWAY'S TOKEN: {reason}; \
+                             still serving the last configuration. Mint a new token \
+                             (POST /mgmt/gateways/{}/token) and restart with it",
+                            self.gateway_id
+                        ),
+                        (_, 1) => tracing::warn!(
+                            primary = %self.client.base,
+                            serving,
+                            "lost the primary ({e}); still serving the last configuration"
+                        ),
+                        _ => tracing::debug!(primary = %self.client.base, "poll failed: {e}"),
+                    }
+                    backoff(self.poll_interval, failures)
+                }
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.wait() => return,
+                }
+            }
+        }
+    }
+
+    /// Compiles `export` and puts it in service, or logs why not and
+    /// keeps the old snapshot.
+    async fn apply(&self, handle: &SnapshotHandle, revision: u64, export: Bytes) {
+        let t = Instant::now();
+        match build_off_thread(export.clone()).await {
+            Ok(snapshot) => {
+                handle.replace(Arc::new(snapshot));
+                tracing::info!(
+                    revision,
+                    compile_ms = t.elapsed().as_millis() as u64,
+                    bytes = export.len(),
+                    "applied configuration from the primary"
+                );
+                self.save_backup(revision, export).await;
+            }
+            Err(e) => tracing::error!(
+                revision,
+                serving = handle.load().revision,
+                "REFUSED configuration revision {revision} from the primary: {e}; \
+                 still serving the previous one"
+            ),
+        }
+    }
+
+    /// Reports to the primary every `heartbeat_interval` (the first at
+    /// once) until `shutdown`.
+    pub async fn heartbeats(
+        self: Arc<Self>,
+        handle: Arc<SnapshotHandle>,
+        stats: Arc<RequestStats>,
+        mut shutdown: Shutdown,
+    ) {
+        let host = hostname();
+        let mut reported = (0u64, 0u64);
+        let mut failing = false;
+        loop {
+            let now = stats.read();
+            let beat = Heartbeat {
+                gateway_id: self.gateway_id.clone(),
+                region: self.region.clone(),
+                revision: handle.load().revision,
+                version: crate::telemetry::VERSION.to_string(),
+                uptime_seconds: self.started.elapsed().as_secs(),
+                hostname: host.clone(),
+                heartbeat_interval_seconds: self.heartbeat_interval.as_secs_f64(),
+                config_source: if self.from_backup.load(Ordering::Relaxed) {
+                    "backup".into()
+                } else {
+                    "primary".into()
+                },
+                requests: RequestCounts {
+                    total: now.0 - reported.0,
+                    failed: now.1 - reported.1,
+                },
+            };
+            let sent = tokio::select! {
+                r = self.client.heartbeat(&beat) => r,
+                _ = shutdown.wait() => return,
+            };
+            match sent {
+                Ok(_) => {
+                    reported = now;
+                    failing = false;
+                }
+                Err(CallError::Refused(reason)) => tracing::error!(
+                    gateway = %self.gateway_id,
+                    "THE PRIMARY REFUSED THIS GATEWAY'S HEARTBEAT: {reason}"
+                ),
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(primary = %self.client.base, "heartbeat failed: {e}");
+                }
+                Err(e) => tracing::debug!("heartbeat failed: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.heartbeat_interval) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let p = Duration::from_millis(200);
+        let b1 = backoff(p, 1);
+        assert!(b1 >= Duration::from_millis(160) && b1 <= Duration::from_millis(240));
+        let b9 = backoff(p, 9);
+        assert!(b9 >= Duration::from_millis(1280) && b9 <= Duration::from_millis(1920));
+        let long = backoff(Duration::from_secs(10), 10);
+        assert!(long <= Duration::from_secs(72), "{long:?}");
+        assert!(long >= Duration::from_secs(48), "{long:?}");
+    }
+}

@@ -1,0 +1,364 @@
+//! The primary's side of the cluster protocol (DESIGN.md §8), served on the
+//! management listener: `GET /cluster/v1/config` (the export, long-poll) and
+//! `POST /cluster/v1/heartbeat`, both authenticated with a gateway token
+//! (`Authorization: GatewayKey <token>`), not the admin key.
+//!
+//! Owns: token checks against the stored gateway keys, the export cache
+//! (one gzip encoding per revision, however many secondaries ask at once),
+//! long-polls that answer as soon as the revision moves, and the
+//! [`Registry`] of what each gateway last reported.
+
+use super::body;
+use super::MgmtState;
+use crate::error::{ApiError, Code};
+use crate::model::{export, unix_now, verify_token, Catalog, Heartbeat, RequestCounts};
+use crate::shutdown::Shutdown;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Longest long-poll a secondary may ask for.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// Largest heartbeat body read.
+const MAX_HEARTBEAT_BYTES: usize = 64 * 1024;
+
+/// The cluster side of the management state.
+pub struct ClusterSide {
+    pub registry: Registry,
+    exports: Mutex<Option<(u64, Arc<tokio::sync::OnceCell<Bytes>>)>>,
+    /// Ends long-polls when the appliance stops.
+    shutdown: Shutdown,
+    /// Longest expiry a minted gateway token may have.
+    pub token_max_lifetime: Duration,
+}
+
+impl ClusterSide {
+    pub fn new(shutdown: Shutdown, token_max_lifetime: Duration) -> ClusterSide {
+        ClusterSide {
+            registry: Registry::default(),
+            exports: Mutex::new(None),
+            shutdown,
+            token_max_lifetime,
+        }
+    }
+
+    /// The gzip export of `catalog`, encoded once per revision.
+    async fn export(&self, catalog: Arc<Catalog>) -> Result<Bytes, ApiError> {
+        let cell = {
+            let mut slot = self.exports.lock().unwrap_or_else(|p| p.into_inner());
+            match &*slot {
+                Some((rev, cell)) if *rev == catalog.revision => cell.clone(),
+                _ => {
+                    let cell = Arc::new(tokio::sync::OnceCell::new());
+                    *slot = Some((catalog.revision, cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_try_init(|| async move {
+            tokio::task::spawn_blocking(move || Bytes::from(export::encode(&catalog)))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "encoding the configuration export failed");
+                    ApiError::internal()
+                })
+        })
+        .await
+        .cloned()
+    }
+}
+
+/// What one gateway last told the primary.
+#[derive(Debug, Clone)]
+struct Seen {
+    at: SystemTime,
+    beat: Heartbeat,
+    /// Requests reported since this primary started.
+    totals: RequestCounts,
+}
+
+/// Heartbeats and config polls per gateway id. In memory: a restarted
+/// primary knows a gateway again at its next heartbeat.
+#[derive(Default)]
+pub struct Registry {
+    seen: Mutex<BTreeMap<String, Seen>>,
+    polled: Mutex<BTreeMap<String, SystemTime>>,
+}
+
+impl Registry {
+    fn beat(&self, beat: Heartbeat) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let totals = seen
+            .get(&beat.gateway_id)
+            .map(|s| s.totals)
+            .unwrap_or_default();
+        let totals = RequestCounts {
+            total: totals.total.saturating_add(beat.requests.total),
+            failed: totals.failed.saturating_add(beat.requests.failed),
+        };
+        seen.insert(
+            beat.gateway_id.clone(),
+            Seen {
+                at: SystemTime::now(),
+                beat,
+                totals,
+            },
+        );
+    }
+
+    fn polled(&self, gateway: &str) {
+        self.polled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(gateway.to_string(), SystemTime::now());
+    }
+
+    /// The runtime fields `GET /mgmt/gateways` shows for `gateway`, with
+    /// `current` the primary's revision.
+    pub fn view(&self, gateway: &str, current: u64) -> serde_json::Map<String, Value> {
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(gateway)
+            .cloned();
+        let polled = self
+            .polled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(gateway)
+            .copied();
+        let time = |t: SystemTime| Value::String(humantime::format_rfc3339_millis(t).to_string());
+        let mut m = serde_json::Map::new();
+        match seen {
+            None => {
+                m.insert("status".into(), "registered".into());
+                m.insert("lastHeartbeat".into(), Value::Null);
+            }
+            Some(s) => {
+                let interval = Duration::from_secs_f64(
+                    s.beat.heartbeat_interval_seconds.clamp(0.001, 86_400.0),
+                );
+                let age = SystemTime::now()
+                    .duration_since(s.at)
+                    .unwrap_or(Duration::ZERO);
+                let status = if age > interval * 3 {
+                    "stale"
+                } else {
+                    "connected"
+                };
+                m.insert("status".into(), status.into());
+                m.insert("lastHeartbeat".into(), time(s.at));
+                m.insert("region".into(), s.beat.region.into());
+                m.insert("revision".into(), s.beat.revision.into());
+                m.insert("lag".into(), current.saturating_sub(s.beat.revision).into());
+                m.insert("version".into(), s.beat.version.into());
+                m.insert("hostname".into(), s.beat.hostname.into());
+                m.insert("uptimeSeconds".into(), s.beat.uptime_seconds.into());
+                m.insert(
+                    "heartbeatIntervalSeconds".into(),
+                    json!(s.beat.heartbeat_interval_seconds),
+                );
+                m.insert("configSource".into(), s.beat.config_source.into());
+                m.insert(
+                    "requests".into(),
+                    json!({"total": s.totals.total, "failed": s.totals.failed}),
+                );
+            }
+        }
+        m.insert(
+            "lastConfigRequest".into(),
+            polled.map(time).unwrap_or(Value::Null),
+        );
+        m
+    }
+}
+
+/// 401 with the reason, and the scheme to use.
+fn refused(message: String) -> Response {
+    let mut resp = ApiError::new(Code::Unauthorized, message).into_response();
+    resp.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("GatewayKey"),
+    );
+    resp
+}
+
+/// The gateway a request's token belongs to, or why it is refused.
+fn authenticate(s: &MgmtState, headers: &HeaderMap) -> Result<String, String> {
+    let token = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(crate::model::TOKEN_SCHEME))
+        .map(|(_, token)| token.trim().to_string())
+        .ok_or_else(|| {
+            "missing gateway token: send Authorization: GatewayKey <token>".to_string()
+        })?;
+    let catalog = s.store.catalog();
+    verify_token(&token, |gid| catalog.gateway_keys.get(gid), unix_now()).map_err(|e| {
+        tracing::warn!(reason = %e, "refused a gateway token");
+        e.to_string()
+    })
+}
+
+/// The revision an `If-None-Match` names (`"7"`, `W/"7"`), if any.
+fn known_revision(headers: &HeaderMap) -> Option<u64> {
+    let v = headers.get(http::header::IF_NONE_MATCH)?.to_str().ok()?;
+    v.split(',').find_map(|t| {
+        t.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .parse()
+            .ok()
+    })
+}
+
+fn etag(revision: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| {
+            let mut parts = e.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    == Some(0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// `GET /cluster/v1/config[?wait=30s][&schemaVersion=1]`.
+pub async fn config(
+    State(s): State<MgmtState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let gid = match authenticate(&s, &headers) {
+        Ok(g) => g,
+        Err(reason) => return refused(reason),
+    };
+    let query = q.as_deref();
+    let wait = match crate::snapshot::routes::query_value(query, "wait") {
+        None => Duration::ZERO,
+        Some(w) => match crate::config::parse_duration(w) {
+            Ok(d) if d <= MAX_WAIT => d,
+            Ok(_) => {
+                return ApiError::invalid("wait", "must be at most 5m").into_response();
+            }
+            Err(e) => return ApiError::invalid("wait", e).into_response(),
+        },
+    };
+    if let Some(v) = crate::snapshot::routes::query_value(query, "schemaVersion") {
+        // Version 1 is the only format so far; every reader of a later
+        // version still reads it. A future format serves older readers here.
+        if v.parse::<u32>().map_or(true, |v| v == 0) {
+            return ApiError::invalid("schemaVersion", "must be a positive integer")
+                .into_response();
+        }
+    }
+    s.cluster.registry.polled(&gid);
+    let known = known_revision(&headers);
+    let mut changes = s.snapshot.watch();
+    if known == Some(s.store.revision()) && !wait.is_zero() {
+        let mut stop = s.cluster.shutdown.clone();
+        let store = s.store.clone();
+        let moved = async move {
+            while store.revision() == known.unwrap_or(0) {
+                if changes.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = moved => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait() => {}
+        }
+    }
+    let catalog = s.store.catalog();
+    if known == Some(catalog.revision) {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        resp.headers_mut()
+            .insert(http::header::ETAG, etag(catalog.revision));
+        return resp;
+    }
+    let revision = catalog.revision;
+    let gz = match s.cluster.export(catalog).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, export::CONTENT_TYPE)
+        .header(http::header::ETAG, etag(revision))
+        .header(http::header::VARY, "Accept-Encoding")
+        .header(http::header::CACHE_CONTROL, "no-store");
+    let body = if accepts_gzip(&headers) {
+        builder = builder.header(http::header::CONTENT_ENCODING, "gzip");
+        gz
+    } else {
+        match export::inflate(&gz, export::MAX_EXPORT_BYTES) {
+            Ok(json) => Bytes::from(json),
+            Err(e) => {
+                tracing::error!(error = %e, "inflating the configuration export failed");
+                return ApiError::internal().into_response();
+            }
+        }
+    };
+    tracing::debug!(gateway = %gid, revision, bytes = body.len(), "served the configuration");
+    builder
+        .body(Body::from(body))
+        .unwrap_or_else(|_| ApiError::internal().into_response())
+}
+
+/// `POST /cluster/v1/heartbeat` → `{"revision": <primary's revision>}`.
+pub async fn heartbeat(State(s): State<MgmtState>, headers: HeaderMap, req: Body) -> Response {
+    let gid = match authenticate(&s, &headers) {
+        Ok(g) => g,
+        Err(reason) => return refused(reason),
+    };
+    let bytes = match body::read(req, &headers, MAX_HEARTBEAT_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let beat: Heartbeat = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::new(
+                Code::MalformedBody,
+                format!("the heartbeat is not valid JSON: {e}"),
+            )
+            .into_response()
+        }
+    };
+    if beat.gateway_id != gid {
+        return ApiError::invalid(
+            "gatewayId",
+            format!(
+                "must be the token's gateway ({gid:?}), not {:?}",
+                crate::model::truncate(&beat.gateway_id, 80)
+            ),
+        )
+        .into_response();
+    }
+    tracing::debug!(gateway = %gid, revision = beat.revision, "heartbeat");
+    s.cluster.registry.beat(beat);
+    axum::Json(json!({ "revision": s.store.revision() })).into_response()
+}
