@@ -26,9 +26,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Longest pause between two polls while the primary is unreachable.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
 /// Where the configuration in service came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -83,12 +80,14 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.8 + 0.4 * r)
 }
 
-/// The pause after `failures` consecutive failed polls: the poll interval
-/// doubling up to 8×, at most [`MAX_BACKOFF`] (never less than the
-/// interval), with jitter.
+/// The pause after `failures` consecutive failed polls: from one second
+/// (or the poll interval, when shorter), doubling, up to the poll interval,
+/// with jitter. An outage never makes a secondary poll more often than it
+/// normally does, and the primary's return is noticed within one interval.
 fn backoff(poll_interval: Duration, failures: u32) -> Duration {
-    let exp = poll_interval.saturating_mul(1 << failures.saturating_sub(1).min(3));
-    jitter(exp.min(MAX_BACKOFF.max(poll_interval)))
+    let base = poll_interval.min(Duration::from_secs(1));
+    let exp = base.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    jitter(exp.min(poll_interval.max(base)))
 }
 
 fn hostname() -> String {
@@ -341,15 +340,19 @@ impl Follower {
                     reported = now;
                     failing = false;
                 }
-                Err(CallError::Refused(reason)) => tracing::error!(
-                    gateway = %self.gateway_id,
-                    "THE PRIMARY REFUSED THIS GATEWAY'S HEARTBEAT: {reason}"
-                ),
-                Err(e) if !failing => {
+                // Said once per outage, not once per beat.
+                Err(_) if failing => {}
+                Err(CallError::Refused(reason)) => {
+                    failing = true;
+                    tracing::error!(
+                        gateway = %self.gateway_id,
+                        "THE PRIMARY REFUSED THIS GATEWAY'S HEARTBEAT: {reason}"
+                    );
+                }
+                Err(e) => {
                     failing = true;
                     tracing::warn!(primary = %self.client.base, "heartbeat failed: {e}");
                 }
-                Err(e) => tracing::debug!("heartbeat failed: {e}"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.heartbeat_interval) => {}
@@ -365,13 +368,20 @@ mod tests {
 
     #[test]
     fn backoff_grows_caps_and_jitters() {
-        let p = Duration::from_millis(200);
-        let b1 = backoff(p, 1);
-        assert!(b1 >= Duration::from_millis(160) && b1 <= Duration::from_millis(240));
-        let b9 = backoff(p, 9);
-        assert!(b9 >= Duration::from_millis(1280) && b9 <= Duration::from_millis(1920));
-        let long = backoff(Duration::from_secs(10), 10);
-        assert!(long <= Duration::from_secs(72), "{long:?}");
-        assert!(long >= Duration::from_secs(48), "{long:?}");
+        let within = |d: Duration, lo: u64, hi: u64| {
+            assert!(
+                d >= Duration::from_millis(lo) && d <= Duration::from_millis(hi),
+                "{d:?} not in {lo}..{hi} ms"
+            )
+        };
+        let ten = Duration::from_secs(10);
+        within(backoff(ten, 1), 800, 1200);
+        within(backoff(ten, 2), 1600, 2400);
+        within(backoff(ten, 4), 6400, 9600);
+        within(backoff(ten, 5), 8000, 12000);
+        within(backoff(ten, 40), 8000, 12000);
+        let short = Duration::from_millis(200);
+        within(backoff(short, 1), 160, 240);
+        within(backoff(short, 9), 160, 240);
     }
 }

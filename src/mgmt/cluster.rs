@@ -11,7 +11,7 @@
 use super::body;
 use super::MgmtState;
 use crate::error::{ApiError, Code};
-use crate::model::{export, unix_now, verify_token, Catalog, Heartbeat, RequestCounts};
+use crate::model::{export, unix_now, verify_token, Catalog, Heartbeat, RequestCounts, Verified};
 use crate::shutdown::Shutdown;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -192,7 +192,7 @@ fn refused(message: String) -> Response {
 }
 
 /// The gateway a request's token belongs to, or why it is refused.
-fn authenticate(s: &MgmtState, headers: &HeaderMap) -> Result<String, String> {
+fn authenticate(s: &MgmtState, headers: &HeaderMap) -> Result<Verified, String> {
     let token = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -250,10 +250,11 @@ pub async fn config(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let gid = match authenticate(&s, &headers) {
-        Ok(g) => g,
+    let token = match authenticate(&s, &headers) {
+        Ok(t) => t,
         Err(reason) => return refused(reason),
     };
+    let gid = token.gateway_id;
     let query = q.as_deref();
     let wait = match crate::snapshot::routes::query_value(query, "wait") {
         None => Duration::ZERO,
@@ -273,6 +274,8 @@ pub async fn config(
                 .into_response();
         }
     }
+    // A held poll never outlives the token that opened it.
+    let wait = wait.min(Duration::from_secs(token.expiry.saturating_sub(unix_now())));
     s.cluster.registry.polled(&gid);
     let known = known_revision(&headers);
     let mut changes = s.snapshot.watch();
@@ -331,7 +334,7 @@ pub async fn config(
 /// `POST /cluster/v1/heartbeat` → `{"revision": <primary's revision>}`.
 pub async fn heartbeat(State(s): State<MgmtState>, headers: HeaderMap, req: Body) -> Response {
     let gid = match authenticate(&s, &headers) {
-        Ok(g) => g,
+        Ok(t) => t.gateway_id,
         Err(reason) => return refused(reason),
     };
     let bytes = match body::read(req, &headers, MAX_HEARTBEAT_BYTES).await {

@@ -107,13 +107,21 @@ pub enum TokenError {
     Expired { gateway: String, expired: String },
 }
 
+/// A token that passed [`verify_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub gateway_id: String,
+    /// Unix seconds.
+    pub expiry: u64,
+}
+
 /// Checks a token (the part after `GatewayKey `) against the keys
-/// `keys_of` finds for its gateway; returns the gateway id.
+/// `keys_of` finds for its gateway.
 pub fn verify_token<'k>(
     token: &str,
     keys_of: impl FnOnce(&str) -> Option<&'k GatewayKeys>,
     now: u64,
-) -> Result<String, TokenError> {
+) -> Result<Verified, TokenError> {
     let mut parts = token.trim().split('&');
     let (Some(gid), Some(expiry), Some(sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -142,7 +150,10 @@ pub fn verify_token<'k>(
             expired: rfc3339(expiry),
         });
     }
-    Ok(gid.to_string())
+    Ok(Verified {
+        gateway_id: gid.to_string(),
+        expiry,
+    })
 }
 
 /// `seconds` since the Unix epoch as RFC 3339 (UTC, whole seconds).
@@ -210,7 +221,13 @@ mod tests {
         let k = keys();
         for which in [KeyType::Primary, KeyType::Secondary] {
             let t = mint_token("west-1", &k, which, 2_000);
-            assert_eq!(verify_token(&t, |_| Some(&k), 1_000), Ok("west-1".into()));
+            assert_eq!(
+                verify_token(&t, |_| Some(&k), 1_000),
+                Ok(Verified {
+                    gateway_id: "west-1".into(),
+                    expiry: 2_000
+                })
+            );
             assert!(matches!(
                 verify_token(&t, |_| Some(&k), 2_000),
                 Err(TokenError::Expired { .. })

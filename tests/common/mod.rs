@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod procs;
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;
