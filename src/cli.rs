@@ -1,5 +1,5 @@
 //! The command line (DESIGN.md §3): argument parsing and the `serve`,
-//! `init`, `policy check`, `expr eval` and `version` verbs. Wiring only; the work is in `app`.
+//! `init`, `policy check`, `expr eval`, `cluster join` and `version` verbs. Wiring only; the work is in `app`.
 
 use crate::app::{self, Options};
 use crate::config::{ConfigError, Settings};
@@ -47,8 +47,52 @@ enum Command {
         #[command(subcommand)]
         command: ExprCommand,
     },
+    /// Cluster mode helpers.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Register a secondary gateway on a running primary, mint its token and
+    /// write its configuration file; then start it with
+    /// `turnpike serve --config FILE`. Running it again mints a new token.
+    Join {
+        /// The primary's management URL.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8001")]
+        primary: String,
+        /// File holding the primary's admin key (e.g. its data/admin.key).
+        #[arg(long, value_name = "FILE", conflicts_with = "admin_key")]
+        admin_key_file: Option<PathBuf>,
+        /// The primary's admin key (prefer --admin-key-file or
+        /// TURNPIKE_ADMIN_KEY: command lines are visible to other users).
+        #[arg(
+            long,
+            value_name = "KEY",
+            env = "TURNPIKE_ADMIN_KEY",
+            hide_env_values = true
+        )]
+        admin_key: Option<String>,
+        /// The gateway's id on the primary.
+        #[arg(long, value_name = "ID")]
+        gateway_id: String,
+        /// Its region (context.Deployment.Region).
+        #[arg(long, value_name = "NAME")]
+        region: String,
+        /// Its gateway listener.
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+        http: std::net::SocketAddr,
+        /// Its data directory (configuration backup); default ./data-<ID>.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Where to write its configuration; default ./<ID>.toml.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -94,7 +138,138 @@ pub fn main() -> ExitCode {
             data_dir,
             demo,
         } => serve(config, data_dir, demo),
+        Command::Cluster {
+            command:
+                ClusterCommand::Join {
+                    primary,
+                    admin_key_file,
+                    admin_key,
+                    gateway_id,
+                    region,
+                    http,
+                    data_dir,
+                    output,
+                },
+        } => {
+            let key = match (admin_key_file, admin_key) {
+                (Some(path), _) => match std::fs::read_to_string(&path) {
+                    Ok(k) => k.trim().to_string(),
+                    Err(e) => return fail(format!("cannot read {}: {e}", path.display()), 2),
+                },
+                (None, Some(k)) => k,
+                (None, None) => {
+                    return fail(
+                        "the primary's admin key is needed: --admin-key-file FILE (or TURNPIKE_ADMIN_KEY)",
+                        2,
+                    )
+                }
+            };
+            let join = Join {
+                data_dir: data_dir.unwrap_or_else(|| PathBuf::from(format!("./data-{gateway_id}"))),
+                output: output.unwrap_or_else(|| PathBuf::from(format!("{gateway_id}.toml"))),
+                primary,
+                admin_key: key,
+                gateway_id,
+                region,
+                http,
+            };
+            cluster_join(join)
+        }
     }
+}
+
+struct Join {
+    primary: String,
+    admin_key: String,
+    gateway_id: String,
+    region: String,
+    http: std::net::SocketAddr,
+    data_dir: PathBuf,
+    output: PathBuf,
+}
+
+/// TOML basic string: quoted, with `\` and `"` escaped.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn cluster_join(j: Join) -> ExitCode {
+    use crate::cluster::client::admin_call;
+    use http::Method;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the runtime: {e}"), 1),
+    };
+    let primary = j.primary.trim_end_matches('/').to_string();
+    let gid = j.gateway_id.clone();
+    let called = runtime.block_on(async {
+        let put = admin_call(
+            &primary,
+            &j.admin_key,
+            Method::PUT,
+            &format!("/mgmt/gateways/{gid}"),
+            serde_json::json!({ "locationData": { "name": j.region } }),
+        )
+        .await?;
+        if !put.0.is_success() {
+            return Ok(put);
+        }
+        admin_call(
+            &primary,
+            &j.admin_key,
+            Method::POST,
+            &format!("/mgmt/gateways/{gid}/token"),
+            serde_json::json!({}),
+        )
+        .await
+    });
+    let token = match called {
+        Err(e) => return fail(format!("the primary {primary}: {e}"), 1),
+        Ok((status, body)) if !status.is_success() => {
+            let message = body
+                .pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("");
+            return fail(
+                format!("the primary {primary} answered {status}: {message}"),
+                1,
+            );
+        }
+        Ok((_, body)) => match body["value"].as_str() {
+            Some(t) => t.to_string(),
+            None => return fail(format!("the primary {primary} sent no token"), 1),
+        },
+    };
+    let text = format!(
+        "# A secondary gateway of {primary}, written by `turnpike cluster join`.\n\
+         # Start it with: turnpike serve --config {output}\n\
+         # The token expires; run `turnpike cluster join` again for a new one.\n\n\
+         [node]\nrole = \"secondary\"\nregion = {region}\ndata_dir = {data_dir}\n\n\
+         [gateway]\nhttp = \"{http}\"\n\n\
+         [cluster]\nprimary = {primary_q}\ngateway_id = {gid_q}\ntoken = {token}\n\
+         poll_interval = \"10s\"\nheartbeat_interval = \"60s\"\nbackup = true\n",
+        output = j.output.display(),
+        region = toml_string(&j.region),
+        data_dir = toml_string(&j.data_dir.display().to_string()),
+        http = j.http,
+        primary_q = toml_string(&primary),
+        gid_q = toml_string(&gid),
+        token = toml_string(&token),
+    );
+    if let Err(e) = app::write_private(&j.output, text.as_bytes()) {
+        return fail(format!("cannot write {}: {e}", j.output.display()), 1);
+    }
+    println!(
+        "registered gateway {gid} ({}) on {primary}; wrote {} (token inside, mode 0600)\n\
+         start it with: turnpike serve --config {}",
+        j.region,
+        j.output.display(),
+        j.output.display()
+    );
+    ExitCode::SUCCESS
 }
 
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {

@@ -654,3 +654,70 @@ fn expr_eval_prints_results_as_json_and_reports_errors() {
         "cannot read missing.json",
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_join_registers_a_gateway_and_writes_a_secondary_config() {
+    let app = common::TestApp::spawn().await;
+    let primary = app.mgmt.trim_end_matches("/mgmt").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (p, d) = (primary.clone(), dir.path().to_path_buf());
+    let out = tokio::task::spawn_blocking(move || {
+        turnpike(
+            &[
+                "cluster",
+                "join",
+                "--primary",
+                &p,
+                "--admin-key",
+                common::ADMIN,
+                "--gateway-id",
+                "west-us-1",
+                "--region",
+                "West \"US\"",
+                "--http",
+                "127.0.0.1:0",
+            ],
+            &d,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("west-us-1.toml")).unwrap();
+    let settings = turnpike::Settings::parse("west-us-1.toml", &text).unwrap();
+    assert_eq!(settings.node.region, "West \"US\"");
+    assert_eq!(settings.cluster.primary.as_deref(), Some(primary.as_str()));
+    assert!(settings.cluster.token.is_some());
+    let g = app.get_json("/gateways/west-us-1").await;
+    assert_eq!(g["locationData"]["name"], "West \"US\"");
+
+    // A wrong admin key: a clear error, nothing written.
+    let (p, d) = (primary.clone(), dir.path().to_path_buf());
+    let out = tokio::task::spawn_blocking(move || {
+        turnpike(
+            &[
+                "cluster",
+                "join",
+                "--primary",
+                &p,
+                "--admin-key",
+                "wrong-key-0123456789",
+                "--gateway-id",
+                "east-1",
+                "--region",
+                "East Asia",
+            ],
+            &d,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401"), "{err}");
+    assert!(!dir.path().join("east-1.toml").exists());
+}

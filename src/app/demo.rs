@@ -2,7 +2,9 @@
 //!
 //! Seeds (only when the store holds nothing but the built-in groups): the
 //! `echo` API on the built-in echo backend with GET/POST/PUT/DELETE `/*`
-//! operations, a published `starter` product containing it, a `demo` user
+//! operations and a policy that names the answering region and gateway
+//! (`x-turnpike-region`, `x-turnpike-gateway`: handy in a cluster), a
+//! published `starter` product containing it, a `demo` user
 //! and an active subscription. On a store that is not empty it seeds
 //! nothing; it only re-points the seeded `echo` API at this run's echo
 //! backend (whose port changes on every start) if that API is still the
@@ -11,8 +13,8 @@
 use crate::error::ApiError;
 use crate::mgmt::{commit, MgmtState};
 use crate::model::{
-    Api, Catalog, Change, Operation, Product, ProductState, Subscription, SubscriptionState, User,
-    UserState,
+    Api, Catalog, Change, Operation, PolicyDoc, PolicyScope, Product, ProductState, Subscription,
+    SubscriptionState, User, UserState,
 };
 use std::net::SocketAddr;
 
@@ -38,8 +40,33 @@ fn echo_api(echo: SocketAddr) -> Api {
     }
 }
 
+/// The echo API's policy: which region and gateway answered.
+const ECHO_POLICY: &str = r#"<policies>
+  <inbound><base /></inbound>
+  <backend><base /></backend>
+  <outbound>
+    <base />
+    <set-header name="x-turnpike-region" exists-action="override">
+      <value>@(context.Deployment.Region)</value>
+    </set-header>
+    <set-header name="x-turnpike-gateway" exists-action="override">
+      <value>@(context.Deployment.GatewayId)</value>
+    </set-header>
+  </outbound>
+  <on-error><base /></on-error>
+</policies>
+"#;
+
 fn seed_changes(echo: SocketAddr, key: &str, secondary: &str, now: &str) -> Vec<Change> {
-    let mut changes = vec![Change::Api("echo".into(), Some(echo_api(echo)))];
+    let mut changes = vec![
+        Change::Api("echo".into(), Some(echo_api(echo))),
+        Change::Policy(
+            PolicyScope::Api("echo".into()),
+            Some(PolicyDoc {
+                xml: ECHO_POLICY.into(),
+            }),
+        ),
+    ];
     for method in ["GET", "POST", "PUT", "DELETE"] {
         changes.push(Change::Operation(
             "echo".into(),

@@ -189,6 +189,28 @@ impl PrimaryClient {
     }
 }
 
+/// One management call with the admin key (used by `turnpike cluster
+/// join`): returns the status and the JSON body (`Null` when empty).
+pub async fn admin_call(
+    base: &str,
+    admin_key: &str,
+    method: Method,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<(StatusCode, serde_json::Value), CallError> {
+    let client = PrimaryClient::new(base, Secret::new(""));
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", client.base))
+        .header(header::AUTHORIZATION, format!("Bearer {admin_key}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| CallError::Protocol(format!("cannot build the request: {e}")))?;
+    let (parts, bytes) = client.call(req, ANSWER_TIMEOUT, 1024 * 1024).await?;
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Ok((parts.status, json))
+}
+
 /// The error a non-success answer means; 401 carries the primary's reason.
 fn refusal(status: StatusCode, body: &[u8]) -> CallError {
     let message = serde_json::from_slice::<serde_json::Value>(body)
