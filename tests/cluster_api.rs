@@ -910,3 +910,22 @@ async fn silent_gateways_go_stale() {
     assert_eq!(g["status"], "connected", "{g}");
     assert_eq!(g["requests"]["total"], 2);
 }
+
+#[tokio::test]
+async fn a_huge_max_lifetime_does_not_overflow() {
+    let app = TestApp::spawn_with(|s| {
+        s.management.gateway_token_max_lifetime = Duration::from_secs(u64::MAX);
+    })
+    .await;
+    register(&app, "west-1").await;
+    let asked = rfc3339_in(3600);
+    let (token, expiry) = mint(&app, "west-1", Some(json!({"expiry": asked}))).await;
+    assert_eq!(expiry, asked);
+    assert_eq!(config(&app, Some(&token), "", &[]).await.status(), 200);
+    let (_, expiry) = mint(&app, "west-1", None).await;
+    let at = unix(humantime::parse_rfc3339(&expiry).unwrap());
+    assert!(
+        at.abs_diff(unix(SystemTime::now()) + 30 * DAY) <= 60,
+        "{expiry}"
+    );
+}

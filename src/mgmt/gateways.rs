@@ -160,7 +160,7 @@ pub async fn token(
             if at <= now {
                 return Err(ApiError::invalid("expiry", "must be in the future"));
             }
-            if at > now + max {
+            if at > now.saturating_add(max) {
                 return Err(ApiError::invalid(
                     "expiry",
                     format!(
