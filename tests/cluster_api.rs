@@ -929,3 +929,32 @@ async fn a_huge_max_lifetime_does_not_overflow() {
         "{expiry}"
     );
 }
+
+#[tokio::test]
+async fn a_registration_made_again_starts_unseen() {
+    let app = TestApp::spawn().await;
+    register(&app, "west-1").await;
+    let (token, _) = mint(&app, "west-1", None).await;
+    let r = heartbeat_raw(&app, &token, &beat("west-1", 0, 30.0, 9, 0).to_string()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(config(&app, Some(&token), "", &[]).await.status(), 200);
+    assert_eq!(
+        app.get_json("/gateways/west-1").await["status"],
+        "connected"
+    );
+
+    // Deleted and registered again: nothing of the old one shows.
+    assert_eq!(app.delete("/gateways/west-1").await.status(), 204);
+    register(&app, "west-1").await;
+    let g = app.get_json("/gateways/west-1").await;
+    assert_eq!(g["status"], "registered", "{g}");
+    assert!(g["lastHeartbeat"].is_null(), "{g}");
+    assert!(g["lastConfigRequest"].is_null(), "{g}");
+    assert!(g.get("requests").is_none(), "{g}");
+    // Its first heartbeat counts from zero.
+    let (token, _) = mint(&app, "west-1", None).await;
+    let r = heartbeat_raw(&app, &token, &beat("west-1", 0, 30.0, 1, 0).to_string()).await;
+    assert_eq!(r.status(), 200);
+    let g = app.get_json("/gateways/west-1").await;
+    assert_eq!(g["requests"], json!({"total": 1, "failed": 0}), "{g}");
+}
