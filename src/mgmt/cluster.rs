@@ -113,6 +113,19 @@ impl Registry {
         );
     }
 
+    /// Drops what `gateway` reported: a registration made again under the
+    /// same id starts unseen.
+    pub fn forget(&self, gateway: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(gateway);
+        self.polled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(gateway);
+    }
+
     fn polled(&self, gateway: &str) {
         self.polled
             .lock()

@@ -116,6 +116,21 @@ pub async fn get(State(s): State<MgmtState>, Path(id): Path<String>) -> Result<R
     Ok(with_etag(StatusCode::OK, view(&s, &c, &id, g), &etag(g)))
 }
 
+/// `DELETE /mgmt/gateways/{gid}`: the registration, its keys, and what the
+/// primary remembers of its heartbeats.
+pub async fn delete(
+    state: State<MgmtState>,
+    id: Path<String>,
+    query: RawQuery,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let s = state.0.clone();
+    let gid = id.0.clone();
+    let status = super::resource::delete_one::<Gateway>(state, id, query, headers).await?;
+    s.cluster.registry.forget(&gid);
+    Ok(status)
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TokenRequest {
@@ -160,7 +175,7 @@ pub async fn token(
             if at <= now {
                 return Err(ApiError::invalid("expiry", "must be in the future"));
             }
-            if at > now + max {
+            if at > now.saturating_add(max) {
                 return Err(ApiError::invalid(
                     "expiry",
                     format!(

@@ -258,7 +258,7 @@ pub fn router(state: MgmtState) -> Router {
             "/gateways/{id}",
             get(gateways::get)
                 .put(put_one::<Gateway>)
-                .delete(delete_one::<Gateway>),
+                .delete(gateways::delete),
         )
         .route("/gateways/{id}/token", post(gateways::token))
         .route(
