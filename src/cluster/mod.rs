@@ -48,6 +48,8 @@ pub struct Follower {
     region: String,
     from_backup: AtomicBool,
     started: Instant,
+    /// Random per process: tells the primary which beats belong together.
+    instance_id: String,
 }
 
 /// Inflates, parses and compiles an export. Blocking.
@@ -117,6 +119,7 @@ impl Follower {
             region: settings.node.region.clone(),
             from_backup: AtomicBool::new(false),
             started: Instant::now(),
+            instance_id: crate::error::random_hex(8).unwrap_or_default(),
         }
     }
 
@@ -311,8 +314,10 @@ impl Follower {
         let host = hostname();
         let mut reported = (0u64, 0u64);
         let mut failing = false;
+        let mut sequence = 0u64;
         loop {
             let now = stats.read();
+            sequence += 1;
             let beat = Heartbeat {
                 gateway_id: self.gateway_id.clone(),
                 region: self.region.clone(),
@@ -330,6 +335,12 @@ impl Follower {
                     total: now.0 - reported.0,
                     failed: now.1 - reported.1,
                 },
+                requests_since_start: Some(RequestCounts {
+                    total: now.0,
+                    failed: now.1,
+                }),
+                instance_id: self.instance_id.clone(),
+                sequence,
             };
             let sent = tokio::select! {
                 r = self.client.heartbeat(&beat) => r,

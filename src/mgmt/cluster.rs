@@ -95,13 +95,31 @@ pub struct Registry {
 impl Registry {
     fn beat(&self, beat: Heartbeat) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let totals = seen
-            .get(&beat.gateway_id)
-            .map(|s| s.totals)
-            .unwrap_or_default();
+        let prev = seen.get(&beat.gateway_id);
+        let same_instance = prev.is_some_and(|p| {
+            !beat.instance_id.is_empty() && p.beat.instance_id == beat.instance_id
+        });
+        if same_instance && prev.is_some_and(|p| beat.sequence <= p.beat.sequence) {
+            // Sent before one already recorded, delivered late: stale.
+            return;
+        }
+        let totals = prev.map(|s| s.totals).unwrap_or_default();
+        // Count from the running totals when the gateway sends them (exact
+        // even if an unacknowledged beat got through); else trust deltas.
+        let delta = match (beat.requests_since_start, prev) {
+            (Some(now), Some(p)) if same_instance => match p.beat.requests_since_start {
+                Some(before) => RequestCounts {
+                    total: now.total.saturating_sub(before.total),
+                    failed: now.failed.saturating_sub(before.failed),
+                },
+                None => beat.requests,
+            },
+            (Some(now), _) => now,
+            (None, _) => beat.requests,
+        };
         let totals = RequestCounts {
-            total: totals.total.saturating_add(beat.requests.total),
-            failed: totals.failed.saturating_add(beat.requests.failed),
+            total: totals.total.saturating_add(delta.total),
+            failed: totals.failed.saturating_add(delta.failed),
         };
         seen.insert(
             beat.gateway_id.clone(),
@@ -377,4 +395,51 @@ pub async fn heartbeat(State(s): State<MgmtState>, headers: HeaderMap, req: Body
     tracing::debug!(gateway = %gid, revision = beat.revision, "heartbeat");
     s.cluster.registry.beat(beat);
     axum::Json(json!({ "revision": s.store.revision() })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(seq: u64, total: u64, since_last: u64, revision: u64) -> Heartbeat {
+        Heartbeat {
+            gateway_id: "west".into(),
+            revision,
+            heartbeat_interval_seconds: 60.0,
+            requests: RequestCounts {
+                total: since_last,
+                failed: 0,
+            },
+            requests_since_start: Some(RequestCounts { total, failed: 0 }),
+            instance_id: "i1".into(),
+            sequence: seq,
+            ..Heartbeat::default()
+        }
+    }
+
+    #[test]
+    fn late_beats_are_ignored_and_requests_counted_once() {
+        let r = Registry::default();
+        r.beat(beat(1, 10, 10, 4));
+        // Beat 2 (23 more requests) timed out at the gateway but reaches the
+        // primary; beat 3 reports those 23 again as "since the last ack".
+        r.beat(beat(2, 33, 23, 4));
+        r.beat(beat(3, 40, 30, 5));
+        // A duplicate of beat 2 delivered after beat 3: stale.
+        r.beat(beat(2, 33, 23, 4));
+        let v = r.view("west", 5);
+        assert_eq!(v["requests"]["total"], 40, "{v:?}");
+        assert_eq!(v["revision"], 5);
+        // A restarted gateway (new instance) starts counting from its total.
+        let mut restarted = beat(1, 7, 7, 5);
+        restarted.instance_id = "i2".into();
+        r.beat(restarted);
+        assert_eq!(r.view("west", 5)["requests"]["total"], 47);
+        // An older gateway that sends only deltas.
+        let mut old = beat(0, 0, 5, 5);
+        old.instance_id = String::new();
+        old.requests_since_start = None;
+        r.beat(old);
+        assert_eq!(r.view("west", 5)["requests"]["total"], 52);
+    }
 }

@@ -191,9 +191,21 @@ pub struct Heartbeat {
     /// Where its configuration came from: `primary` or `backup`.
     #[serde(default)]
     pub config_source: String,
-    /// Requests since the previous heartbeat.
+    /// Requests since the previous acknowledged heartbeat.
     #[serde(default)]
     pub requests: RequestCounts,
+    /// Requests since this process started. With `instanceId` and
+    /// `sequence` it lets the primary count exactly once, even when a beat
+    /// it never acknowledged arrives late (after a partition heals).
+    #[serde(default)]
+    pub requests_since_start: Option<RequestCounts>,
+    /// Random per process start.
+    #[serde(default)]
+    pub instance_id: String,
+    /// 1, 2, 3, ... per process; a beat not newer than the last one
+    /// recorded from the same instance is stale and ignored.
+    #[serde(default)]
+    pub sequence: u64,
 }
 
 /// Gateway request counters.
