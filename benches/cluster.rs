@@ -380,6 +380,7 @@ fn big_catalog() -> Catalog {
                     template_parameters: Vec::new(),
                     request: None,
                     responses: Vec::new(),
+                    tags: Vec::new(),
                 }),
             ));
         }

@@ -79,6 +79,7 @@ fn seed_changes(echo: SocketAddr, key: &str, secondary: &str, now: &str) -> Vec<
                 template_parameters: vec![],
                 request: None,
                 responses: vec![],
+                tags: vec![],
             }),
         ));
     }

@@ -109,6 +109,13 @@ pub struct Catalog {
     /// Their signing keys: persisted on the primary, never exported.
     #[serde(skip)]
     pub gateway_keys: BTreeMap<String, GatewayKeys>,
+    /// api id → the API definition it was imported from (kept on the
+    /// primary for the portal and for export; not shipped to secondaries).
+    #[serde(skip)]
+    pub api_specs: BTreeMap<String, ApiSpec>,
+    /// user id → portal sign-in credentials (primary only, never exported).
+    #[serde(skip)]
+    pub user_credentials: BTreeMap<String, UserCredentials>,
 }
 
 /// One write to the configuration: `Some` puts, `None` (or `false` for a
@@ -131,6 +138,8 @@ pub enum Change {
     Location(String, Option<Location>),
     Gateway(String, Option<Gateway>),
     GatewayKeys(String, Option<GatewayKeys>),
+    ApiSpec(String, Option<ApiSpec>),
+    UserCredentials(String, Option<UserCredentials>),
 }
 
 /// A persisted record could not be read back.
@@ -196,6 +205,8 @@ impl Change {
             Change::Location(id, v) => (format!("location/{id}"), opt(v)),
             Change::Gateway(id, v) => (format!("gateway/{id}"), opt(v)),
             Change::GatewayKeys(id, v) => (format!("gateway-keys/{id}"), opt(v)),
+            Change::ApiSpec(id, v) => (format!("api-spec/{id}"), opt(v)),
+            Change::UserCredentials(id, v) => (format!("user-credentials/{id}"), opt(v)),
         }
     }
 }
@@ -256,6 +267,8 @@ impl Catalog {
             Change::Location(id, v) => put_or_remove(&mut self.locations, id, v),
             Change::Gateway(id, v) => put_or_remove(&mut self.gateways, id, v),
             Change::GatewayKeys(id, v) => put_or_remove(&mut self.gateway_keys, id, v),
+            Change::ApiSpec(id, v) => put_or_remove(&mut self.api_specs, id, v),
+            Change::UserCredentials(id, v) => put_or_remove(&mut self.user_credentials, id, v),
         }
     }
 
@@ -309,6 +322,8 @@ impl Catalog {
             "location" => Change::Location(id, de(bytes).map_err(err)?),
             "gateway" => Change::Gateway(id, de(bytes).map_err(err)?),
             "gateway-keys" => Change::GatewayKeys(id, de(bytes).map_err(err)?),
+            "api-spec" => Change::ApiSpec(id, de(bytes).map_err(err)?),
+            "user-credentials" => Change::UserCredentials(id, de(bytes).map_err(err)?),
             other => return Err(err(format!("unknown kind {other:?}"))),
         };
         self.apply(&change);
@@ -375,6 +390,12 @@ impl Catalog {
         }
         for (id, v) in &self.gateway_keys {
             changes.push(Change::GatewayKeys(id.clone(), Some(v.clone())));
+        }
+        for (id, v) in &self.api_specs {
+            changes.push(Change::ApiSpec(id.clone(), Some(v.clone())));
+        }
+        for (id, v) in &self.user_credentials {
+            changes.push(Change::UserCredentials(id.clone(), Some(v.clone())));
         }
         changes
             .iter()

@@ -92,6 +92,9 @@ pub struct Api {
     pub subscription_key_parameter_names: KeyParameterNames,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// Free-form labels (the portal filters its catalog by them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl Default for Api {
@@ -105,6 +108,7 @@ impl Default for Api {
             subscription_required: true,
             subscription_key_parameter_names: KeyParameterNames::default(),
             api_version: None,
+            tags: Vec::new(),
         }
     }
 }
@@ -167,6 +171,9 @@ pub struct Operation {
     /// Response documentation, used by the portal and `mock-response`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub responses: Vec<serde_json::Value>,
+    /// Labels the portal groups operations by (OpenAPI `tags`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl Operation {
@@ -651,4 +658,25 @@ pub struct Location {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyDoc {
     pub xml: String,
+}
+
+/// The definition an API was imported from, kept as received
+/// (`GET /mgmt/apis/{apiId}?export=openapi` returns it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiSpec {
+    /// The import format: `openapi`, `openapi+json`, `swagger-json`.
+    pub format: String,
+    /// The document text (without a byte-order mark).
+    pub document: String,
+}
+
+/// A portal user's sign-in secret: an argon2 PHC string, and a counter
+/// that signs out every session when bumped (password change, blocking).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserCredentials {
+    pub password_hash: Secret,
+    #[serde(default)]
+    pub session_epoch: u64,
 }
