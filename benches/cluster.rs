@@ -166,6 +166,7 @@ fn base_settings(dir: &Path) -> Settings {
     let mut s = Settings::defaults();
     s.gateway.http = "127.0.0.1:0".parse().expect("address");
     s.management.listen = "127.0.0.1:0".parse().expect("address");
+    s.portal.listen = "127.0.0.1:0".parse().expect("address");
     s.management.admin_key = Some(Secret::new(ADMIN));
     s.node.data_dir = dir.to_path_buf();
     s.node.shutdown_timeout = Duration::from_secs(5);

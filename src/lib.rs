@@ -9,10 +9,11 @@
 //! 1. [`model`] (resource types, the [`model::Catalog`]), [`store`] (sled),
 //!    [`expr`] (the C# expression language; no HTTP, no sled).
 //! 2. [`policy`] (policy documents), [`snapshot`] (catalog → the immutable
-//!    runtime view).
+//!    runtime view), [`writer`] (the one write path: store write + compile
+//!    + publish).
 //! 3. [`gateway`] (data plane), [`mgmt`] (management REST API and the
-//!    primary's cluster endpoints), [`cluster`] (the secondary: sync,
-//!    backup, heartbeats).
+//!    primary's cluster endpoints), [`portal`] (the developer portal),
+//!    [`cluster`] (the secondary: sync, backup, heartbeats).
 //! 4. [`app`] (wiring, lifecycle, demo), [`cli`].
 //!
 //! Tests start the whole appliance in-process with [`app::run`] on
@@ -30,10 +31,12 @@ pub mod gateway;
 pub mod mgmt;
 pub mod model;
 pub mod policy;
+pub mod portal;
 pub mod shutdown;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod writer;
 
 pub use app::{run, Options, Running};
 pub use config::Settings;

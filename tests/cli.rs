@@ -27,7 +27,7 @@ fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[gateway]\nhttp = \"127.0.0.1:0\"\n[management]\nlisten = \"127.0.0.1:0\"\nadmin_key = \"{}\"\n[telemetry]\naccess_log = false\n{extra}",
+            "[gateway]\nhttp = \"127.0.0.1:0\"\n[management]\nlisten = \"127.0.0.1:0\"\nadmin_key = \"{}\"\n[portal]\nlisten = \"127.0.0.1:0\"\n[telemetry]\naccess_log = false\n{extra}",
             common::ADMIN
         ),
     )
@@ -262,7 +262,7 @@ async fn demo_serves_a_200_with_the_printed_key() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("c.toml"),
-        "[gateway]\nhttp = \"127.0.0.1:0\"\n[management]\nlisten = \"127.0.0.1:0\"\n",
+        "[gateway]\nhttp = \"127.0.0.1:0\"\n[management]\nlisten = \"127.0.0.1:0\"\n[portal]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let mut served = Served::start(dir.path(), &["serve", "--config", "c.toml", "--demo"]);

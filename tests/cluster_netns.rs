@@ -142,6 +142,7 @@ fn primary_config(dir: &Path, mgmt: SocketAddr) -> String {
         "[node]\nregion = \"Central\"\ndata_dir = \"{}\"\nshutdown_timeout = \"2s\"\n\
          [gateway]\nhttp = \"127.0.0.1:0\"\n\
          [management]\nlisten = \"{mgmt}\"\nadmin_key = \"{ADMIN}\"\n\
+         [portal]\nlisten = \"127.0.0.1:0\"\n\
          [telemetry]\naccess_log = false\n",
         dir.join("primary-data").display()
     )

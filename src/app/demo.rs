@@ -108,6 +108,7 @@ fn seed_changes(echo: SocketAddr, key: &str, secondary: &str, now: &str) -> Vec<
             state: UserState::Active,
             note: None,
             registration_date: now.into(),
+            password: None,
         }),
     ));
     changes.push(Change::GroupUser("developers".into(), "demo".into(), true));

@@ -50,7 +50,7 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
-    #[error("admin key file {path}: {source}")]
+    #[error("key file {path}: {source}")]
     AdminKey {
         path: String,
         source: std::io::Error,
@@ -135,6 +135,12 @@ impl Running {
 
 /// Reads the admin key from `path`, or generates one there (mode 0600).
 fn admin_key_file(path: &Path) -> Result<(Secret, bool), StartError> {
+    secret_file(path)
+}
+
+/// Reads a secret kept in a private file, generating it (256 bits, hex,
+/// 0600, durably) on first start. Returns whether it was generated.
+fn secret_file(path: &Path) -> Result<(Secret, bool), StartError> {
     let err = |source| StartError::AdminKey {
         path: path.display().to_string(),
         source,
@@ -324,6 +330,7 @@ async fn run_primary(
         "management",
         local(&mgmt_listener, settings.management.listen),
     ));
+    let cluster_side = mgmt_state.cluster.clone();
     let router = mgmt::router(mgmt_state);
     let mut mgmt_shutdown = internal.clone();
     tasks.push(tokio::spawn(async move {
@@ -334,6 +341,36 @@ async fn run_primary(
             tracing::error!(error = %e, "management listener failed");
         }
     }));
+
+    if settings.portal.enabled {
+        let (key, _) = secret_file(&data_dir.join("portal.key"))?;
+        let portal_listener = bind("portal", settings.portal.listen).await?;
+        listeners.push(("portal", local(&portal_listener, settings.portal.listen)));
+        let gateway_addr = listeners
+            .iter()
+            .find(|(n, _)| *n == "gateway-http")
+            .map(|(_, a)| *a)
+            .unwrap_or(settings.gateway.http);
+        let view_store = store.clone();
+        let state = crate::portal::PortalState::new(crate::portal::PortalOptions {
+            store: store.clone(),
+            snapshot: snapshot.clone(),
+            key,
+            settings: settings.portal.clone(),
+            gateway_addr,
+            gateways: Arc::new(move || mgmt::gateways::views(&cluster_side, &view_store.catalog())),
+        });
+        let app = crate::portal::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let mut portal_shutdown = internal.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(portal_listener, app)
+                .with_graceful_shutdown(async move { portal_shutdown.wait().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "portal listener failed");
+            }
+        }));
+    }
 
     tracing::info!(
         revision = store.revision(),

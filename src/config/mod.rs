@@ -129,6 +129,14 @@ impl Default for Management {
 pub struct Portal {
     pub listen: SocketAddr,
     pub enabled: bool,
+    /// Anonymous visitors are sent to the sign-in page.
+    pub require_sign_in: bool,
+    /// The gateway's public base URL shown to developers (default: the
+    /// portal's host name on the gateway's port).
+    pub gateway_url: Option<String>,
+    /// How long a portal sign-in lasts.
+    #[serde(deserialize_with = "duration")]
+    pub session_lifetime: Duration,
 }
 
 impl Default for Portal {
@@ -136,6 +144,9 @@ impl Default for Portal {
         Portal {
             listen: SocketAddr::from(([0, 0, 0, 0], 8002)),
             enabled: true,
+            require_sign_in: false,
+            gateway_url: None,
+            session_lifetime: Duration::from_secs(12 * 3600),
         }
     }
 }

@@ -3,8 +3,11 @@
 use super::body::{self, ensure_valid, flag, now};
 use super::resource::{Link, Resource};
 use super::MgmtState;
-use crate::error::{ApiError, Detail};
-use crate::model::{user_of_owner, Backend, Catalog, Change, Group, Location, NamedValue, User};
+use crate::error::{ApiError, Detail, Secret};
+use crate::model::{
+    credentials, user_of_owner, Backend, Catalog, Change, Group, Location, NamedValue, User,
+    UserCredentials,
+};
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +28,13 @@ impl Resource for User {
     ) -> Result<Vec<Change>, ApiError> {
         let mut details = Vec::new();
         new.normalize(&mut details);
+        let password = new.password.take();
+        if let Some(problem) = password
+            .as_ref()
+            .and_then(|p| credentials::password_problem(p.expose(), &new.email))
+        {
+            details.push(Detail::new("password", problem));
+        }
         ensure_valid(details)?;
         if let Some((other, _)) = c
             .users
@@ -38,6 +48,24 @@ impl Resource for User {
         }
         new.registration_date = old.map(|o| o.registration_date.clone()).unwrap_or_else(now);
         let mut changes = vec![Change::User(id.into(), Some(new))];
+        if let Some(password) = password {
+            // A new password signs every portal session of the user out.
+            let epoch = c
+                .user_credentials
+                .get(id)
+                .map_or(0, |cr| cr.session_epoch + 1);
+            let hash = credentials::hash_password(password.expose()).map_err(|e| {
+                tracing::error!(error = %e, "user password");
+                ApiError::internal()
+            })?;
+            changes.push(Change::UserCredentials(
+                id.into(),
+                Some(UserCredentials {
+                    password_hash: Secret::new(hash),
+                    session_epoch: epoch,
+                }),
+            ));
+        }
         if old.is_none() {
             // Every user is a developer (APIM's built-in Developers group).
             changes.push(Change::GroupUser("developers".into(), id.into(), true));
@@ -61,6 +89,9 @@ impl Resource for User {
             )));
         }
         let mut changes = vec![Change::User(id.into(), None)];
+        if c.user_credentials.contains_key(id) {
+            changes.push(Change::UserCredentials(id.into(), None));
+        }
         changes.extend(
             subs.into_iter()
                 .map(|sid| Change::Subscription(sid.clone(), None)),

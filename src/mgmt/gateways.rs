@@ -3,6 +3,7 @@
 //! regeneration.
 
 use super::body::{self, etag, with_etag};
+use super::cluster::ClusterSide;
 use super::resource::Resource;
 use super::{commit, MgmtState};
 use crate::error::{random_hex, ApiError, Detail, Secret};
@@ -87,11 +88,24 @@ impl Resource for Gateway {
 }
 
 fn view(s: &MgmtState, c: &Catalog, id: &str, g: &Gateway) -> Value {
+    view_with(&s.cluster, c, id, g)
+}
+
+fn view_with(cluster: &ClusterSide, c: &Catalog, id: &str, g: &Gateway) -> Value {
     let mut v = g.view(id);
     if let Some(obj) = v.as_object_mut() {
-        obj.extend(s.cluster.registry.view(id, c.revision));
+        obj.extend(cluster.registry.view(id, c.revision));
     }
     v
+}
+
+/// Every registered gateway with its heartbeat state, as `GET
+/// /mgmt/gateways` shows it (the portal's admin corner shows them too).
+pub fn views(cluster: &ClusterSide, c: &Catalog) -> Vec<Value> {
+    c.gateways
+        .iter()
+        .map(|(id, g)| view_with(cluster, c, id, g))
+        .collect()
 }
 
 fn not_found(id: &str) -> ApiError {

@@ -19,7 +19,7 @@ mod auth;
 mod body;
 pub mod cluster;
 mod directory;
-mod gateways;
+pub mod gateways;
 mod policies;
 mod products;
 mod resource;
@@ -27,8 +27,8 @@ mod subscriptions;
 
 use crate::error::{ApiError, Code, Secret};
 use crate::model::{Catalog, Change};
-use crate::snapshot::{compile, SnapshotHandle};
-use crate::store::{Store, WriteError};
+use crate::snapshot::SnapshotHandle;
+use crate::store::Store;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -54,36 +54,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Runs one write: `plan` turns the current catalog into changes (or
-/// refuses); the result must compile; then it is persisted, flushed and
-/// published to the gateway. Returns the catalog as of the write.
+/// Runs one write through [`crate::writer::commit`].
 pub async fn commit<F>(state: &MgmtState, plan: F) -> Result<Arc<Catalog>, ApiError>
 where
     F: FnOnce(&Catalog) -> Result<Vec<Change>, ApiError> + Send + 'static,
 {
-    let store = state.store.clone();
-    let handle = state.snapshot.clone();
-    let joined = tokio::task::spawn_blocking(move || {
-        let written = store.write(plan, |next| {
-            compile(next).map(Arc::new).map_err(ApiError::invalid_all)
-        });
-        match written {
-            Ok(c) => {
-                handle.publish(c.artifact);
-                Ok(c.catalog)
-            }
-            Err(WriteError::Rejected(e)) => Err(e),
-            Err(WriteError::Storage(e)) => {
-                tracing::error!(error = %e, "management write failed in the store");
-                Err(ApiError::internal())
-            }
-        }
-    })
-    .await;
-    joined.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "management write task failed");
-        Err(ApiError::internal())
-    })
+    crate::writer::commit(&state.store, &state.snapshot, plan).await
 }
 
 async fn revision(axum::extract::State(state): axum::extract::State<MgmtState>) -> Response {

@@ -7,6 +7,7 @@
 //!
 //! Imports only `error`. Knows nothing of sled, HTTP or policies.
 
+pub mod credentials;
 pub mod export;
 mod gateway;
 mod resources;

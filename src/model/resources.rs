@@ -386,6 +386,10 @@ pub struct User {
     /// Set by the server (RFC 3339).
     #[serde(default)]
     pub registration_date: String,
+    /// Write-only: a portal password given on PUT. Never stored here (it
+    /// becomes the user's [`UserCredentials`]) and never shown.
+    #[serde(default, skip_serializing)]
+    pub password: Option<Secret>,
 }
 
 impl User {

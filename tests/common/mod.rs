@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod portal;
 pub mod procs;
 
 use serde_json::{json, Value};
@@ -15,6 +16,8 @@ pub const ADMIN: &str = "test-admin-key-0123456789abcdef";
 pub struct TestApp {
     pub gw: String,
     pub mgmt: String,
+    /// The developer portal's base URL.
+    pub portal: String,
     pub client: reqwest::Client,
     pub echo: SocketAddr,
     pub dir: Option<tempfile::TempDir>,
@@ -26,6 +29,7 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     let mut s = Settings::defaults();
     s.gateway.http = "127.0.0.1:0".parse().unwrap();
     s.management.listen = "127.0.0.1:0".parse().unwrap();
+    s.portal.listen = "127.0.0.1:0".parse().unwrap();
     s.management.admin_key = Some(turnpike::error::Secret::new(ADMIN));
     s.node.data_dir = dir.to_path_buf();
     s.node.shutdown_timeout = std::time::Duration::from_secs(5);
@@ -55,6 +59,7 @@ impl TestApp {
         TestApp {
             gw: format!("http://{}", running.addr("gateway-http").unwrap()),
             mgmt: format!("http://{}/mgmt", running.addr("management").unwrap()),
+            portal: format!("http://{}", running.addr("portal").unwrap()),
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
             echo,
             dir: Some(dir),
