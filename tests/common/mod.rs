@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod chrome;
 pub mod portal;
 pub mod procs;
 
