@@ -30,8 +30,6 @@ pub async fn start() -> Option<Chrome> {
         eprintln!("\n!!!!!!!! SKIPPING BROWSER TEST: {msg} !!!!!!!!\n");
         return None;
     }
-    // fantoccini's client uses rustls; pick the provider the crate uses.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let port = super::procs::free_port();
     let driver = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
@@ -57,8 +55,9 @@ pub async fn start() -> Option<Chrome> {
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     let client = loop {
-        match ClientBuilder::rustls()
-            .unwrap()
+        // chromedriver speaks plain HTTP on loopback: no TLS stack needed.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
             .capabilities(caps.clone())
             .connect(&url)
             .await
