@@ -726,6 +726,29 @@ async fn subscriptions_limit_per_user() {
     )
     .await;
     assert_eq!(app.get_json("/users/u1/subscriptions").await["count"], 1);
+    // A cancelled subscription gives its place back (the portal counts the
+    // same way); it cannot come back while the place is taken.
+    app.put_ok(
+        "/subscriptions/a",
+        json!({"scope": "/products/p", "ownerId": "/users/u1", "state": "cancelled"}),
+    )
+    .await;
+    app.put_ok(
+        "/subscriptions/b",
+        json!({"scope": "/products/p", "ownerId": "/users/u1"}),
+    )
+    .await;
+    assert_mgmt_error(
+        app.put(
+            "/subscriptions/a",
+            json!({"scope": "/products/p", "ownerId": "/users/u1", "state": "active"}),
+        )
+        .await,
+        409,
+        "Conflict",
+    )
+    .await;
+    assert_eq!(app.get_json("/users/u1/subscriptions").await["count"], 2);
 }
 
 #[tokio::test]

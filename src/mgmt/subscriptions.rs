@@ -103,22 +103,20 @@ fn pick_key(given: Secret, old: Option<&Secret>) -> Result<Secret, ApiError> {
     }
 }
 
-/// A product's `subscriptionsLimit` caps one user's subscriptions to it.
+/// A product's `subscriptionsLimit` caps one user's subscriptions to it
+/// (those not cancelled, rejected or expired: see
+/// [`Catalog::held_subscriptions`]).
 fn check_limit(id: &str, new: &Subscription, uid: &str, c: &Catalog) -> Result<(), ApiError> {
     let Some(SubscriptionScope::Product(p)) = SubscriptionScope::parse(&new.scope) else {
         return Ok(());
     };
+    if !new.state.holds_a_place() {
+        return Ok(());
+    }
     let Some(limit) = c.products.get(&p).and_then(|p| p.subscriptions_limit) else {
         return Ok(());
     };
-    let owner = format!("/users/{uid}");
-    let held = c
-        .subscriptions
-        .iter()
-        .filter(|(sid, s)| {
-            *sid != id && s.owner_id.as_deref() == Some(owner.as_str()) && s.scope == new.scope
-        })
-        .count();
+    let held = c.held_subscriptions(uid, &p, Some(id));
     if held >= limit as usize {
         return Err(ApiError::conflict(format!(
             "user {uid:?} already has {held} subscription(s) to product {p:?}, its limit"

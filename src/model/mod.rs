@@ -428,6 +428,26 @@ impl Catalog {
             .map(|(p, _)| p.as_str())
     }
 
+    /// How many of product `product`'s `subscriptionsLimit` places user
+    /// `uid` holds: their subscriptions to it that are not cancelled,
+    /// rejected or expired, leaving out subscription `except` (the one
+    /// being replaced). The management API and the portal count alike.
+    pub fn held_subscriptions(&self, uid: &str, product: &str, except: Option<&str>) -> usize {
+        let owner = format!("/users/{uid}");
+        self.subscriptions
+            .iter()
+            .filter(|(sid, s)| {
+                Some(sid.as_str()) != except
+                    && s.state.holds_a_place()
+                    && s.owner_id.as_deref() == Some(owner.as_str())
+                    && matches!(
+                        SubscriptionScope::parse(&s.scope),
+                        Some(SubscriptionScope::Product(p)) if p == product
+                    )
+            })
+            .count()
+    }
+
     /// The subscription (id) that holds `key` as primary or secondary key.
     pub fn subscription_with_key(&self, key: &str) -> Option<&str> {
         self.subscriptions

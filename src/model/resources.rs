@@ -256,6 +256,18 @@ pub enum SubscriptionState {
     Expired,
 }
 
+impl SubscriptionState {
+    /// Whether a subscription in this state takes one of its owner's
+    /// places under a product's `subscriptionsLimit`: active, suspended and
+    /// submitted ones do; cancelled, rejected and expired ones do not.
+    pub fn holds_a_place(self) -> bool {
+        matches!(
+            self,
+            SubscriptionState::Active | SubscriptionState::Suspended | SubscriptionState::Submitted
+        )
+    }
+}
+
 /// A subscription (`/mgmt/subscriptions/{sid}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
