@@ -198,7 +198,7 @@ pub async fn signup(
 }
 
 /// A redirect to `to` that carries a fresh session cookie for `uid`.
-fn signed_in(s: &PortalState, uid: &str, epoch: u64, to: &str) -> Response {
+pub(super) fn signed_in(s: &PortalState, uid: &str, epoch: u64, to: &str) -> Response {
     let lifetime = s.inner.settings.session_lifetime.as_secs().max(60);
     let value = s.inner.keys.mint(&Claims {
         uid: uid.to_string(),

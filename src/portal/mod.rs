@@ -15,7 +15,10 @@
 //! May use: `store`, `snapshot`, `writer`, `model`, `config`, `error`.
 
 mod account;
+mod admin;
 mod assets;
+mod products;
+mod profile;
 mod session;
 mod visibility;
 
@@ -56,6 +59,7 @@ struct Inner {
     throttle: session::Throttle,
     settings: config::Portal,
     /// Where this node's gateway listens (the try-it console's only target).
+    #[allow(dead_code)] // until the catalog and console pages use it
     gateway_addr: SocketAddr,
     gateways: GatewayView,
     /// Whether the portal is served over TLS (cookies get `Secure`).
@@ -104,6 +108,7 @@ impl PortalState {
 
     /// The gateway base URL shown to developers: `[portal] gateway_url`, or
     /// this host on the gateway's port.
+    #[allow(dead_code)] // until the catalog and console pages use it
     fn gateway_url(&self, host: Option<&str>) -> String {
         if let Some(url) = &self.inner.settings.gateway_url {
             return url.trim_end_matches('/').to_string();
@@ -124,6 +129,18 @@ pub fn router(state: PortalState) -> Router {
         .route("/signup", get(account::signup_page).post(account::signup))
         .route("/signin", get(account::signin_page).post(account::signin))
         .route("/signout", post(account::signout))
+        // Products, profile and admin
+        .route("/products", get(products::list))
+        .route("/products/{id}", get(products::detail))
+        .route("/products/{id}/subscribe", post(products::subscribe))
+        .route("/profile", get(profile::page).post(profile::update))
+        .route("/profile/password", post(profile::change_password))
+        .route("/subscriptions/{sid}/regenerate", post(profile::regenerate))
+        .route("/subscriptions/{sid}/rename", post(profile::rename))
+        .route("/subscriptions/{sid}/cancel", post(profile::cancel))
+        .route("/admin", get(admin::page))
+        .route("/admin/subscriptions/{sid}/approve", post(admin::approve))
+        .route("/admin/subscriptions/{sid}/reject", post(admin::reject))
         .route("/static/{file}", get(assets::serve))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
