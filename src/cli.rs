@@ -463,6 +463,13 @@ fn announce(running: &app::Running) {
             "try: curl -H \"Ocp-Apim-Subscription-Key: {}\" http://{host}/echo/hello?name=world",
             demo.key
         );
+        if let Some(path) = &demo.admin_password_file {
+            let _ = writeln!(
+                out,
+                "demo portal admin: admin@example.com, password in {}",
+                path.display()
+            );
+        }
     }
     let _ = out.flush();
 }

@@ -4,19 +4,31 @@
 //! `echo` API on the built-in echo backend with GET/POST/PUT/DELETE `/*`
 //! operations and a policy that names the answering region and gateway
 //! (`x-turnpike-region`, `x-turnpike-gateway`: handy in a cluster), a
-//! published `starter` product containing it, a `demo` user
-//! and an active subscription. On a store that is not empty it seeds
+//! published `starter` product containing it, a `demo` user (no portal
+//! password) and an active subscription, and a portal administrator
+//! (`admin@example.com` in `administrators`) whose random password is
+//! written to `data_dir/portal-admin.password` (0600) and never printed.
+//! On a store that is not empty it seeds
 //! nothing; it only re-points the seeded `echo` API at this run's echo
 //! backend (whose port changes on every start) if that API is still the
 //! untouched demo one.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Secret};
 use crate::mgmt::{commit, MgmtState};
 use crate::model::{
-    Api, Catalog, Change, Operation, PolicyDoc, PolicyScope, Product, ProductState, Subscription,
-    SubscriptionState, User, UserState,
+    credentials, Api, Catalog, Change, Operation, PolicyDoc, PolicyScope, Product, ProductState,
+    Subscription, SubscriptionState, User, UserCredentials, UserState,
 };
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The seeded portal administrator's user id and email.
+const ADMIN_ID: &str = "admin";
+const ADMIN_EMAIL: &str = "admin@example.com";
+
+/// The file (in the data directory) holding the seeded administrator's
+/// portal password.
+pub const ADMIN_PASSWORD_FILE: &str = "portal-admin.password";
 
 /// Description that marks the seeded API.
 const DEMO_DESCRIPTION: &str = "Echoes every request back as JSON (turnpike demo).";
@@ -28,6 +40,9 @@ pub struct DemoInfo {
     pub key: String,
     /// Whether this run seeded the store.
     pub seeded: bool,
+    /// Where the seeded portal administrator's password is (while that
+    /// file and the administrator exist).
+    pub admin_password_file: Option<PathBuf>,
 }
 
 fn echo_api(echo: SocketAddr) -> Api {
@@ -56,6 +71,34 @@ const ECHO_POLICY: &str = r#"<policies>
   <on-error><base /></on-error>
 </policies>
 "#;
+
+/// The portal administrator: a user in `developers` and `administrators`
+/// with the password whose argon2 hash is `hash`.
+fn admin_changes(hash: String, now: &str) -> Vec<Change> {
+    vec![
+        Change::User(
+            ADMIN_ID.into(),
+            Some(User {
+                email: ADMIN_EMAIL.into(),
+                first_name: "Portal".into(),
+                last_name: "Administrator".into(),
+                state: UserState::Active,
+                note: Some("Seeded by turnpike serve --demo.".into()),
+                registration_date: now.into(),
+                password: None,
+            }),
+        ),
+        Change::UserCredentials(
+            ADMIN_ID.into(),
+            Some(UserCredentials {
+                password_hash: Secret::new(hash),
+                session_epoch: 0,
+            }),
+        ),
+        Change::GroupUser("developers".into(), ADMIN_ID.into(), true),
+        Change::GroupUser("administrators".into(), ADMIN_ID.into(), true),
+    ]
+}
 
 fn seed_changes(echo: SocketAddr, key: &str, secondary: &str, now: &str) -> Vec<Change> {
     let mut changes = vec![
@@ -131,17 +174,47 @@ fn seed_changes(echo: SocketAddr, key: &str, secondary: &str, now: &str) -> Vec<
 }
 
 /// Seeds (or re-points) the demo. Returns what to print.
-pub async fn prepare(state: &MgmtState, echo: SocketAddr) -> Result<Option<DemoInfo>, ApiError> {
+pub async fn prepare(
+    state: &MgmtState,
+    echo: SocketAddr,
+    data_dir: &Path,
+) -> Result<Option<DemoInfo>, ApiError> {
     let key = crate::error::random_hex(16)?;
     let secondary = crate::error::random_hex(16)?;
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let password_file = data_dir.join(ADMIN_PASSWORD_FILE);
+    // The administrator's password reaches its file before the store
+    // holds its hash, so a seeded administrator always has a known one.
+    let admin_hash = if state.store.catalog().is_pristine() {
+        let password = format!("tp-{}", crate::error::random_hex(12)?);
+        let pw = password.clone();
+        let hash = tokio::task::spawn_blocking(move || credentials::hash_password(&pw))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(|e| {
+                tracing::error!(error = %e, "demo administrator password");
+                ApiError::internal()
+            })?;
+        crate::durable::write_private(&password_file, format!("{password}\n").as_bytes())
+            .map_err(|e| {
+                tracing::error!(error = %e, path = %password_file.display(), "cannot write the demo administrator's password");
+                ApiError::internal()
+            })?;
+        Some(hash)
+    } else {
+        None
+    };
     let seeded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = seeded.clone();
     let (k, s2) = (key.clone(), secondary.clone());
     let catalog = commit(state, move |c: &Catalog| {
         if c.is_pristine() {
             flag.store(true, std::sync::atomic::Ordering::Relaxed);
-            return Ok(seed_changes(echo, &k, &s2, &now));
+            let mut changes = seed_changes(echo, &k, &s2, &now);
+            if let Some(hash) = admin_hash {
+                changes.extend(admin_changes(hash, &now));
+            }
+            return Ok(changes);
         }
         match c.apis.get("echo") {
             Some(api) if api.description.as_deref() == Some(DEMO_DESCRIPTION) => {
@@ -159,8 +232,15 @@ pub async fn prepare(state: &MgmtState, echo: SocketAddr) -> Result<Option<DemoI
     })
     .await?;
     let seeded = seeded.load(std::sync::atomic::Ordering::Relaxed);
+    let admin_password_file = (catalog
+        .users
+        .get(ADMIN_ID)
+        .is_some_and(|u| u.email == ADMIN_EMAIL)
+        && password_file.is_file())
+    .then_some(password_file);
     Ok(catalog.subscriptions.get("demo").map(|s| DemoInfo {
         key: s.primary_key.expose().to_string(),
         seeded,
+        admin_password_file,
     }))
 }

@@ -304,7 +304,7 @@ async fn run_primary(
         let echo = echo::spawn(internal.clone())
             .await
             .map_err(|e| StartError::Demo(format!("cannot start the echo backend: {e}")))?;
-        let info = demo::prepare(&mgmt_state, echo)
+        let info = demo::prepare(&mgmt_state, echo, &data_dir)
             .await
             .map_err(|e| StartError::Demo(e.to_string()))?;
         (Some(echo), info)
