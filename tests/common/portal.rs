@@ -116,3 +116,62 @@ impl Browser {
         .await
     }
 }
+
+impl Page {
+    /// The text inside the element with `id="{id}"` (up to its first
+    /// child tag or end tag).
+    pub fn text_of(&self, id: &str) -> Option<String> {
+        let at = self.body.find(&format!("id=\"{id}\""))?;
+        let rest = &self.body[at..];
+        let start = rest.find('>')? + 1;
+        let rest = &rest[start..];
+        Some(rest[..rest.find('<')?].trim().to_string())
+    }
+
+    /// Whether an element has `id="{id}"`.
+    pub fn has_id(&self, id: &str) -> bool {
+        self.body.contains(&format!("id=\"{id}\""))
+    }
+
+    /// The rest of every `id="{prefix}…"`, in page order.
+    pub fn ids_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let needle = format!("id=\"{prefix}");
+        self.body
+            .match_indices(&needle)
+            .filter_map(|(at, _)| {
+                let rest = &self.body[at + needle.len()..];
+                Some(rest[..rest.find('"')?].to_string())
+            })
+            .collect()
+    }
+}
+
+impl Browser {
+    /// Subscribes to `product` through its page's form.
+    pub async fn subscribe(&self, product: &str, name: &str, accept_terms: bool) -> Page {
+        let mut fields = vec![("name", name)];
+        if accept_terms {
+            fields.push(("acceptTerms", "on"));
+        }
+        self.submit(
+            &format!("/products/{product}"),
+            &format!("/products/{product}/subscribe"),
+            &fields,
+        )
+        .await
+    }
+
+    /// The subscription ids on the profile, newest first.
+    pub async fn subscription_ids(&self) -> Vec<String> {
+        self.get("/profile").await.ids_with_prefix("sub-")
+    }
+
+    /// The `(primary, secondary)` keys the profile shows for `sid`.
+    pub async fn keys(&self, sid: &str) -> Option<(String, String)> {
+        let page = self.get("/profile").await;
+        Some((
+            page.text_of(&format!("key-primary-{sid}"))?,
+            page.text_of(&format!("key-secondary-{sid}"))?,
+        ))
+    }
+}
