@@ -297,6 +297,20 @@ async fn demo_serves_a_200_with_the_printed_key() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["path"], "/hello");
     assert_eq!(v["query"], "name=world");
+    // The portal administrator's password is in a private file; only the
+    // file's path is printed.
+    let admin = served.wait_for("demo portal admin: ");
+    assert!(admin.contains("admin@example.com"), "{admin}");
+    assert!(admin.ends_with("portal-admin.password"), "{admin}");
+    let file = dir.path().join("data/portal-admin.password");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(!password.is_empty());
+    assert!(
+        served.lines.iter().all(|l| !l.contains(&password)),
+        "the password is never printed"
+    );
     let status = served.terminate();
     assert!(status.success(), "{status:?}");
 
