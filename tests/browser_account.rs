@@ -7,16 +7,20 @@ use common::TestApp;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// Waits until the browser's URL ends with `tail` (a click returns
-/// before the page it leads to has loaded).
-async fn wait_url(b: &common::chrome::Chrome, tail: &str) {
+/// Waits until the browser is on `target` (path and query): a click
+/// returns before the page it leads to has loaded.
+async fn wait_url(b: &common::chrome::Chrome, target: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let now = b.client.current_url().await.unwrap().to_string();
-        if now.ends_with(tail) {
+        let url = b.client.current_url().await.unwrap();
+        let now = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        if now == target {
             return;
         }
-        assert!(Instant::now() < deadline, "still on {now}, not …{tail}");
+        assert!(Instant::now() < deadline, "still on {now}, not {target}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -55,17 +59,15 @@ async fn subscribe_show_and_regenerate_keys_in_the_browser() {
     b.goto(&format!("{portal}/products")).await;
     b.shot("products").await;
     b.click("a[href='/products/gold']").await;
+    wait_url(&b, "/products/gold").await;
     assert_eq!(b.text("h1").await, "Gold");
     b.click("a[href='/signup?returnUrl=/products/gold']").await;
+    wait_url(&b, "/signup?returnUrl=/products/gold").await;
     b.fill("#email", "grace@example.com").await;
     b.fill("#password", "compilers 1952").await;
     b.fill("#confirm", "compilers 1952").await;
     b.click("form.form button[type=submit]").await;
-    assert_eq!(
-        b.path().await,
-        "/products/gold",
-        "back where they came from"
-    );
+    wait_url(&b, "/products/gold").await; // back where they came from
     b.fill("#sub-name", "Grace's app").await;
     b.click("#subscribe input[name=acceptTerms]").await;
     b.shot("product").await;
