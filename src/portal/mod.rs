@@ -19,6 +19,7 @@ mod admin;
 mod assets;
 mod products;
 mod profile;
+mod reference;
 mod session;
 mod visibility;
 
