@@ -17,6 +17,7 @@
 mod account;
 mod admin;
 mod assets;
+mod console;
 mod products;
 mod profile;
 mod reference;
@@ -142,6 +143,8 @@ pub fn router(state: PortalState) -> Router {
         .route("/admin", get(admin::page))
         .route("/admin/subscriptions/{sid}/approve", post(admin::approve))
         .route("/admin/subscriptions/{sid}/reject", post(admin::reject))
+        // Catalog and reference
+        .route("/console/send", post(console::send))
         .route("/static/{file}", get(assets::serve))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
