@@ -11,6 +11,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/portal.css"),
     ),
     (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/console.js"),
+    ),
+    (
         "logo.svg",
         "image/svg+xml",
         include_bytes!("../../static/logo.svg"),

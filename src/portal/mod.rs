@@ -17,6 +17,7 @@
 mod account;
 mod admin;
 mod assets;
+mod catalog;
 mod console;
 mod products;
 mod profile;
@@ -144,6 +145,10 @@ pub fn router(state: PortalState) -> Router {
         .route("/admin/subscriptions/{sid}/approve", post(admin::approve))
         .route("/admin/subscriptions/{sid}/reject", post(admin::reject))
         // Catalog and reference
+        .route("/apis", get(catalog::list))
+        .route("/apis/{api}", get(catalog::api))
+        .route("/apis/{api}/openapi", get(catalog::openapi))
+        .route("/apis/{api}/operations/{op}", get(catalog::operation))
         .route("/console/send", post(console::send))
         .route("/static/{file}", get(assets::serve))
         .fallback(not_found)
