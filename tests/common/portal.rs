@@ -175,3 +175,25 @@ impl Browser {
         ))
     }
 }
+
+impl Browser {
+    /// Posts `body` as JSON with an optional `X-CSRF-Token` header (what
+    /// the console script does); returns the status and the JSON answer.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        csrf: Option<&str>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path} -> {status}: not JSON ({e}): {text}"));
+        (status, v)
+    }
+}
