@@ -62,7 +62,6 @@ struct Inner {
     throttle: session::Throttle,
     settings: config::Portal,
     /// Where this node's gateway listens (the try-it console's only target).
-    #[allow(dead_code)] // until the catalog and console pages use it
     gateway_addr: SocketAddr,
     gateways: GatewayView,
     /// Whether the portal is served over TLS (cookies get `Secure`).
@@ -111,7 +110,6 @@ impl PortalState {
 
     /// The gateway base URL shown to developers: `[portal] gateway_url`, or
     /// this host on the gateway's port.
-    #[allow(dead_code)] // until the catalog and console pages use it
     fn gateway_url(&self, host: Option<&str>) -> String {
         if let Some(url) = &self.inner.settings.gateway_url {
             return url.trim_end_matches('/').to_string();
