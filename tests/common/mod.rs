@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod large_spec;
 pub mod procs;
 
 use serde_json::{json, Value};
