@@ -5,7 +5,8 @@
 //! A schema is inlined by copying it with every `$ref` replaced by its
 //! target. A reference met again inside its own expansion is left as
 //! `{"$ref": "...", "circular": true}`; references deeper than
-//! [`EXPAND_DEPTH`] levels are left as `{"$ref": "..."}`. Every node
+//! [`EXPAND_DEPTH`] levels, or past [`EXPAND_CHAIN`] expansions in
+//! progress, are left as `{"$ref": "..."}`. Every node
 //! copied for the whole import is counted against [`MAX_NODES`]: past it,
 //! the import is refused with the pointer being expanded, so a reference
 //! bomb (each schema referring to the previous one ten times) costs
@@ -21,6 +22,10 @@ pub const MAX_NODES: usize = 1_000_000;
 
 /// References met deeper than this (in JSON nesting) are not expanded.
 const EXPAND_DEPTH: usize = 32;
+
+/// References being expanded at once, at most (a chain of schemas each
+/// only a reference to the next must not exhaust the stack).
+const EXPAND_CHAIN: usize = 64;
 
 /// Nesting deeper than this is refused: stored records must read back
 /// under serde_json's recursion limit (128).
@@ -159,7 +164,7 @@ impl<'a> Cx<'a> {
         }
         let ref_at = Loc::Key(at, "$ref");
         let pointer = target(self.doc, r, &ref_at.render())?;
-        if depth >= EXPAND_DEPTH {
+        if depth >= EXPAND_DEPTH || stack.len() >= EXPAND_CHAIN {
             return Ok(json!({"$ref": r}));
         }
         let Some(resolved) = resolve(self.doc, &pointer) else {
@@ -422,6 +427,37 @@ mod tests {
             .schema(&doc["components"]["schemas"]["s11"], "/x")
             .unwrap_err();
         assert!(e.message.contains("exceed"), "{}", e.message);
+    }
+
+    #[test]
+    fn long_chains_and_deep_nesting_are_bounded() {
+        let mut schemas = Map::new();
+        for i in 0..10_000 {
+            schemas.insert(
+                format!("s{i}"),
+                json!({"$ref": format!("#/components/schemas/s{}", i + 1)}),
+            );
+        }
+        schemas.insert("s10000".into(), json!({"type": "string"}));
+        let doc = json!({"components": {"schemas": schemas}});
+        let start = json!({"$ref": "#/components/schemas/s0"});
+        let mut cx = Cx::new(&doc);
+        let s = cx.schema(&start, "/x").unwrap();
+        assert_eq!(s, json!({"$ref": "#/components/schemas/s64"}));
+
+        let mut deep = json!({"type": "string"});
+        for _ in 0..60 {
+            deep = json!({"type": "object", "properties": {"a": deep}});
+        }
+        let doc = json!({"deep": deep});
+        let mut cx = Cx::new(&doc);
+        let e = cx.schema(&doc["deep"], "/deep").unwrap_err();
+        assert!(e.message.contains("levels deep"), "{}", e.message);
+        assert!(
+            e.target.starts_with("/deep/properties/a/properties/a"),
+            "{}",
+            e.target
+        );
     }
 
     #[test]
