@@ -198,7 +198,7 @@ async fn every_corpus_document_imports() {
 
     // Callbacks are not operations.
     let ops = operations(&app, "api3").await;
-    assert_eq!(ops.keys().collect::<Vec<_>>(), [&format!("post-streams")]);
+    assert_eq!(ops.keys().collect::<Vec<_>>(), ["post-streams"]);
     assert_eq!(
         ops["post-streams"]["request"]["queryParameters"][0]["name"],
         "callbackUrl"
@@ -216,14 +216,10 @@ async fn every_corpus_document_imports() {
     let api = app.get_json("/apis/api5").await;
     assert_eq!(api["serviceUrl"], "http://petstore.swagger.io/api");
     let ops = operations(&app, "api5").await;
+    // "find pet by id" is sanitised.
     assert_eq!(
         ops.keys().collect::<Vec<_>>(),
-        ["addPet", "deletePet", "find pet by id", "findPets"]
-            .iter()
-            .map(|s| s.replace(' ', "-"))
-            .collect::<Vec<_>>()
-            .iter()
-            .collect::<Vec<_>>()
+        ["addPet", "deletePet", "find-pet-by-id", "findPets"]
     );
     let schema = &ops["findPets"]["responses"][0]["representations"][0]["schema"];
     assert_eq!(schema["items"]["allOf"][0]["required"], json!(["name"]));

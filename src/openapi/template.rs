@@ -74,9 +74,11 @@ pub fn parse(key: &str) -> Result<Template, String> {
                 shape.push_str("{}");
                 shape.push_str(&seg[close + 1..].to_ascii_lowercase());
             }
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "segment {seg:?}: the gateway supports at most one {{parameter}} per path segment"
-            )),
+            ))
+            }
         }
     }
     let path_params = names.clone();
