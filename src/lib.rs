@@ -7,7 +7,8 @@
 //! 0. [`error`], [`config`], [`telemetry`], [`shutdown`], [`durable`]: codes,
 //!    settings, logging, the shutdown signal, crash-safe files.
 //! 1. [`model`] (resource types, the [`model::Catalog`]), [`store`] (sled),
-//!    [`expr`] (the C# expression language; no HTTP, no sled).
+//!    [`expr`] (the C# expression language; no HTTP, no sled), [`openapi`]
+//!    (OpenAPI / Swagger documents → API and operations; no HTTP, no sled).
 //! 2. [`policy`] (policy documents), [`snapshot`] (catalog → the immutable
 //!    runtime view), [`writer`] (the one write path: store write + compile
 //!    + publish).
@@ -30,6 +31,7 @@ pub mod expr;
 pub mod gateway;
 pub mod mgmt;
 pub mod model;
+pub mod openapi;
 pub mod policy;
 pub mod portal;
 pub mod shutdown;

@@ -49,9 +49,13 @@ impl Resource for Api {
     }
 
     /// Deleting an API removes its operations, its policies, its product
-    /// links and the subscriptions scoped to it, atomically.
+    /// links, the subscriptions scoped to it and the definition it was
+    /// imported from, atomically.
     fn plan_delete(id: &str, c: &Catalog, _q: Option<&str>) -> Result<Vec<Change>, ApiError> {
         let mut changes = vec![Change::Api(id.into(), None)];
+        if c.api_specs.contains_key(id) {
+            changes.push(Change::ApiSpec(id.into(), None));
+        }
         if c.policies.contains_key(&PolicyScope::Api(id.into()).key()) {
             changes.push(Change::Policy(PolicyScope::Api(id.into()), None));
         }
@@ -70,7 +74,8 @@ impl Resource for Api {
     }
 }
 
-fn delete_operation_changes(c: &Catalog, api: &str, op: &str) -> Vec<Change> {
+/// Deleting an operation deletes its policy too.
+pub(super) fn delete_operation_changes(c: &Catalog, api: &str, op: &str) -> Vec<Change> {
     let mut changes = vec![Change::Operation(api.into(), op.into(), None)];
     let scope = PolicyScope::Operation(api.into(), op.into());
     if c.policies.contains_key(&scope.key()) {

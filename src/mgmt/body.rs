@@ -69,6 +69,11 @@ pub fn parse<T: DeserializeOwned>(
     for key in read_only {
         obj.remove(*key);
     }
+    from_value(value)
+}
+
+/// Deserializes a JSON value into `T`; an error names the property.
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let target = e.path().to_string();
         let target = if target == "." { String::new() } else { target };

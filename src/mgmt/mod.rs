@@ -12,7 +12,7 @@
 //! The primary's side of the cluster protocol (`/cluster/v1/*`, gateway
 //! tokens instead of the admin key) is served here too: `cluster.rs`.
 //!
-//! May use: `store`, `model`, `snapshot`, `policy`, `error`.
+//! May use: `store`, `model`, `snapshot`, `policy`, `openapi`, `error`.
 
 mod apis;
 mod auth;
@@ -20,6 +20,7 @@ mod body;
 pub mod cluster;
 mod directory;
 pub mod gateways;
+mod import;
 mod policies;
 mod products;
 mod resource;
@@ -88,8 +89,8 @@ pub fn router(state: MgmtState) -> Router {
         .route("/apis", get(list::<Api>))
         .route(
             "/apis/{id}",
-            get(get_one::<Api>)
-                .put(put_one::<Api>)
+            get(import::get_api)
+                .put(import::put_api)
                 .delete(delete_one::<Api>),
         )
         .route("/apis/{id}/operations", get(apis::list_operations))

@@ -88,10 +88,20 @@ pub async fn put_one<R: Resource>(
 ) -> Result<Response, ApiError> {
     R::check_id(&id).map_err(|d| ApiError::invalid_all(vec![d]))?;
     let bytes = body::read(body, &headers, s.max_body).await?;
-    let new: R = body::parse(&bytes, &id, R::READ_ONLY)?;
+    put_bytes::<R>(&s, id, headers, &bytes).await
+}
+
+/// [`put_one`] once the body is read.
+pub async fn put_bytes<R: Resource>(
+    s: &MgmtState,
+    id: String,
+    headers: HeaderMap,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
+    let new: R = body::parse(bytes, &id, R::READ_ONLY)?;
     let created = Arc::new(AtomicBool::new(false));
     let (pid, flag) = (id.clone(), created.clone());
-    let c = commit(&s, move |c| {
+    let c = commit(s, move |c| {
         let old = R::all(c).get(&pid);
         check_if_match(&headers, old.map(etag).as_deref())?;
         flag.store(old.is_none(), Ordering::Relaxed);

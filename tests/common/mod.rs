@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod chrome;
+pub mod large_spec;
 pub mod portal;
 pub mod procs;
 
