@@ -662,7 +662,6 @@ async fn definition_download_serves_the_stored_document() {
 }
 
 #[tokio::test]
-#[ignore = "needs OpenAPI import"]
 async fn definition_download_of_an_imported_api() {
     let app = TestApp::spawn().await;
     let doc = json!({
