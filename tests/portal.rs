@@ -181,3 +181,21 @@ async fn management_sets_passwords_and_a_new_password_ends_sessions() {
         "the old session is gone"
     );
 }
+
+#[tokio::test]
+async fn require_sign_in_sends_anonymous_visitors_to_the_sign_in_page() {
+    let app = TestApp::spawn_with(|s| s.portal.require_sign_in = true).await;
+    let b = Browser::new(&app.portal);
+    let r = b.get("/apis?q=pets").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/signin?returnUrl=%2Fapis%3Fq%3Dpets")
+    );
+    assert_eq!(b.get("/signin").await.status, 200);
+    assert_eq!(b.get("/signup").await.status, 200);
+    assert_eq!(b.get("/static/portal.css").await.status, 200);
+    let up = b.sign_up("fay@example.com", PASSWORD).await;
+    assert_eq!(up.status, 303);
+    assert_eq!(b.get("/apis?q=pets").await.status, 200);
+}
