@@ -24,6 +24,7 @@
 //! Layer 1: imports only `error` and `model`.
 
 mod ids;
+mod params;
 mod parse;
 mod refs;
 mod schema;

@@ -2,12 +2,16 @@
 //! (`body` and `formData` become request representations), `consumes` ×
 //! body schema and `produces` × response schemas.
 
+use super::params::{merge, parameters, template_parameters, P};
 use super::schema::{default_example, example, type_of, Param};
 use super::{
     is_form, is_json, path_key, ptr, service_url, status_codes, strings_of, tag_names, template,
     text_of, Converted, Cx, Draft, METHODS,
 };
 use crate::error::Detail;
+
+/// Where a parameter may be (`in`).
+const LOCATIONS: &[&str] = &["path", "query", "header", "body", "formData"];
 use serde_json::{json, Map, Value};
 
 /// The methods Swagger 2.0 path items may hold (no `trace`).
@@ -86,66 +90,6 @@ fn media_list(v: &Value, key: &str) -> Option<Vec<String>> {
         .then(|| strings_of(v, key))
 }
 
-#[derive(Clone)]
-struct P<'a> {
-    v: &'a Value,
-    at: String,
-    name: String,
-    location: String,
-}
-
-fn parameters<'a>(cx: &Cx<'a>, list: Option<&'a Value>, at: &str) -> Result<Vec<P<'a>>, Detail> {
-    let items = match list {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(Detail::new(at, "must be an array of parameters")),
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, p) in items.iter().enumerate() {
-        let (v, p_at) = cx.deref(p, &format!("{at}/{i}"))?;
-        if !v.is_object() {
-            return Err(Detail::new(p_at, "a parameter must be an object"));
-        }
-        let Some(name) = v.get("name").and_then(Value::as_str) else {
-            return Err(Detail::new(
-                ptr(&p_at, "name"),
-                "required: the parameter's name",
-            ));
-        };
-        let location = match v.get("in").and_then(Value::as_str) {
-            Some(l @ ("path" | "query" | "header" | "body" | "formData")) => l,
-            _ => {
-                return Err(Detail::new(
-                    ptr(&p_at, "in"),
-                    "must be \"path\", \"query\", \"header\", \"body\" or \"formData\"",
-                ))
-            }
-        };
-        out.push(P {
-            v,
-            at: p_at.clone(),
-            name: name.to_string(),
-            location: location.to_string(),
-        });
-    }
-    Ok(out)
-}
-
-fn merge<'a>(shared: &[P<'a>], own: Vec<P<'a>>) -> Vec<P<'a>> {
-    let mut out = shared.to_vec();
-    for p in own {
-        let same = |q: &P| {
-            (q.name == p.name && q.location == p.location)
-                || (q.location == "body" && p.location == "body")
-        };
-        match out.iter_mut().find(|q| same(q)) {
-            Some(q) => *q = p,
-            None => out.push(p),
-        }
-    }
-    out
-}
-
 fn path_item<'a>(
     cx: &mut Cx<'a>,
     media: &Media,
@@ -160,7 +104,12 @@ fn path_item<'a>(
     };
     let path = path_key(key);
     let t = template::parse(&path).map_err(|m| Detail::new(&at, m))?;
-    let shared = parameters(cx, obj.get("parameters"), &ptr(&item_at, "parameters"))?;
+    let shared = parameters(
+        cx,
+        obj.get("parameters"),
+        &ptr(&item_at, "parameters"),
+        LOCATIONS,
+    )?;
     for (method_key, op) in obj {
         let Some(method) = is_method(method_key) else {
             continue;
@@ -169,8 +118,16 @@ fn path_item<'a>(
         if !op.is_object() {
             return Err(Detail::new(op_at, "an operation must be an object"));
         }
-        let own = parameters(cx, op.get("parameters"), &ptr(&op_at, "parameters"))?;
-        let params = merge(&shared, own);
+        let own = parameters(
+            cx,
+            op.get("parameters"),
+            &ptr(&op_at, "parameters"),
+            LOCATIONS,
+        )?;
+        let params = merge(&shared, own, |q, p| {
+            (q.name == p.name && q.location == p.location)
+                || (q.location == "body" && p.location == "body")
+        });
         out.push(operation(cx, media, &path, &t, method, op, op_at, &params)?);
     }
     Ok(())
@@ -193,33 +150,7 @@ fn operation<'a>(
     let produces = media_list(op, "produces")
         .or_else(|| media.produces.clone())
         .unwrap_or_default();
-    let mut template_parameters = Vec::new();
-    for name in &t.path_params {
-        template_parameters.push(
-            match params
-                .iter()
-                .find(|p| p.location == "path" && p.name == *name)
-            {
-                Some(p) => contract(cx, p)?,
-                None => Param::undocumented(name),
-            },
-        );
-    }
-    for (query_name, name) in &t.query_params {
-        template_parameters.push(
-            match params
-                .iter()
-                .find(|p| p.location == "query" && p.name == *query_name)
-            {
-                Some(p) => {
-                    let mut c = contract(cx, p)?;
-                    c["name"] = Value::String(name.clone());
-                    c
-                }
-                None => Param::undocumented(name),
-            },
-        );
-    }
+    let template_parameters = template_parameters(cx, t, params, contract)?;
     let mut query = Vec::new();
     let mut headers = Vec::new();
     let mut form = Vec::new();

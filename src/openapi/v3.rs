@@ -7,12 +7,16 @@
 //! `Content-Type` or `Authorization` are ignored, as the specification
 //! says; cookie parameters are not documented (APIM has no place for them).
 
+use super::params::{merge, parameters, template_parameters, P};
 use super::schema::{default_example, example, type_of, Param};
 use super::{
     is_form, is_json, join_url, path_key, ptr, service_url, status_codes, strings_of, tag_names,
     template, text_of, Converted, Cx, Draft, METHODS,
 };
 use crate::error::Detail;
+
+/// Where a parameter may be (`in`).
+const LOCATIONS: &[&str] = &["path", "query", "header", "cookie"];
 use serde_json::{json, Map, Value};
 
 pub(super) fn convert(cx: &mut Cx<'_>, base: Option<&str>) -> Result<Converted, Detail> {
@@ -82,68 +86,6 @@ pub(super) fn substitute(url: &str, variables: Option<&Value>) -> String {
     out
 }
 
-/// A parameter object, resolved.
-#[derive(Clone)]
-struct P<'a> {
-    v: &'a Value,
-    at: String,
-    name: String,
-    location: String,
-}
-
-fn parameters<'a>(cx: &Cx<'a>, list: Option<&'a Value>, at: &str) -> Result<Vec<P<'a>>, Detail> {
-    let items = match list {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(Detail::new(at, "must be an array of parameters")),
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, p) in items.iter().enumerate() {
-        let (v, p_at) = cx.deref(p, &format!("{at}/{i}"))?;
-        if !v.is_object() {
-            return Err(Detail::new(p_at, "a parameter must be an object"));
-        }
-        let Some(name) = v.get("name").and_then(Value::as_str) else {
-            return Err(Detail::new(
-                ptr(&p_at, "name"),
-                "required: the parameter's name",
-            ));
-        };
-        let location = match v.get("in").and_then(Value::as_str) {
-            Some(l @ ("path" | "query" | "header" | "cookie")) => l,
-            _ => {
-                return Err(Detail::new(
-                    ptr(&p_at, "in"),
-                    "must be \"path\", \"query\", \"header\" or \"cookie\"",
-                ))
-            }
-        };
-        out.push(P {
-            v,
-            at: p_at.clone(),
-            name: name.to_string(),
-            location: location.to_string(),
-        });
-    }
-    Ok(out)
-}
-
-/// Path-level parameters with the operation's laid over them (same name
-/// and location: the operation's wins).
-fn merge<'a>(shared: &[P<'a>], own: Vec<P<'a>>) -> Vec<P<'a>> {
-    let mut out = shared.to_vec();
-    for p in own {
-        match out
-            .iter_mut()
-            .find(|q| q.name == p.name && q.location == p.location)
-        {
-            Some(q) => *q = p,
-            None => out.push(p),
-        }
-    }
-    out
-}
-
 fn path_item<'a>(
     cx: &mut Cx<'a>,
     key: &str,
@@ -157,7 +99,12 @@ fn path_item<'a>(
     };
     let path = path_key(key);
     let t = template::parse(&path).map_err(|m| Detail::new(&at, m))?;
-    let shared = parameters(cx, obj.get("parameters"), &ptr(&item_at, "parameters"))?;
+    let shared = parameters(
+        cx,
+        obj.get("parameters"),
+        &ptr(&item_at, "parameters"),
+        LOCATIONS,
+    )?;
     for (method_key, op) in obj {
         let Some(method) = METHODS.iter().find(|m| **m == method_key.as_str()) else {
             continue;
@@ -166,8 +113,15 @@ fn path_item<'a>(
         if !op.is_object() {
             return Err(Detail::new(op_at, "an operation must be an object"));
         }
-        let own = parameters(cx, op.get("parameters"), &ptr(&op_at, "parameters"))?;
-        let params = merge(&shared, own);
+        let own = parameters(
+            cx,
+            op.get("parameters"),
+            &ptr(&op_at, "parameters"),
+            LOCATIONS,
+        )?;
+        let params = merge(&shared, own, |q, p| {
+            q.name == p.name && q.location == p.location
+        });
         out.push(operation(cx, &path, &t, method, op, op_at, &params)?);
     }
     Ok(())
@@ -182,33 +136,7 @@ fn operation<'a>(
     at: String,
     params: &[P<'a>],
 ) -> Result<Draft, Detail> {
-    let mut template_parameters = Vec::new();
-    for name in &t.path_params {
-        template_parameters.push(
-            match params
-                .iter()
-                .find(|p| p.location == "path" && p.name == *name)
-            {
-                Some(p) => contract(cx, p)?,
-                None => Param::undocumented(name),
-            },
-        );
-    }
-    for (query_name, name) in &t.query_params {
-        template_parameters.push(
-            match params
-                .iter()
-                .find(|p| p.location == "query" && p.name == *query_name)
-            {
-                Some(p) => {
-                    let mut c = contract(cx, p)?;
-                    c["name"] = Value::String(name.clone());
-                    c
-                }
-                None => Param::undocumented(name),
-            },
-        );
-    }
+    let template_parameters = template_parameters(cx, t, params, contract)?;
     let mut query = Vec::new();
     let mut headers = Vec::new();
     for p in params {
