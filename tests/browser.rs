@@ -8,17 +8,8 @@ mod common;
 
 use common::TestApp;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
 
 const CORPUS: &str = "../shared/corpus/openapi";
-
-async fn wait_path(b: &common::chrome::Chrome, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while b.path().await != path {
-        assert!(Instant::now() < deadline, "never reached {path}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_developer_finds_subscribes_and_calls_an_api_in_the_browser() {
@@ -53,18 +44,19 @@ async fn a_developer_finds_subscribes_and_calls_an_api_in_the_browser() {
     b.goto(&format!("{portal}/")).await;
     b.shot("journey-home").await;
     b.click("a[href='/apis']").await;
-    wait_path(&b, "/apis").await;
+    b.wait_url("/apis").await;
     b.fill("#q", "petstore").await;
     b.click("form.search button").await;
     b.click("a[href='/apis/petstore']").await;
-    wait_path(&b, "/apis/petstore").await;
+    b.wait_url("/apis/petstore").await;
     assert!(b.text("h1").await.contains("Swagger Petstore"));
     b.shot("journey-api").await;
 
     // Read the reference of one operation.
     b.click("a[href='/apis/petstore/operations/findPetsByStatus']")
         .await;
-    wait_path(&b, "/apis/petstore/operations/findPetsByStatus").await;
+    b.wait_url("/apis/petstore/operations/findPetsByStatus")
+        .await;
     let page = b.page().await;
     assert!(page.contains("Finds Pets by status."));
     assert!(page.contains("/pet/findByStatus"));
@@ -79,12 +71,12 @@ async fn a_developer_finds_subscribes_and_calls_an_api_in_the_browser() {
     b.fill("#password", "analytical engine 1843").await;
     b.fill("#confirm", "analytical engine 1843").await;
     b.click("form.form button[type=submit]").await;
-    wait_path(&b, "/profile").await;
+    b.wait_url("/profile").await;
     b.goto(&format!("{portal}/products/starter")).await;
     b.fill("#sub-name", "Ada's app").await;
     b.shot("journey-product").await;
     b.click("#subscribe button[type=submit]").await;
-    wait_path(&b, "/profile").await;
+    b.wait_url("/profile?done=subscribed").await;
     let sid = b
         .css("li.sub")
         .await

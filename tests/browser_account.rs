@@ -5,25 +5,6 @@ mod common;
 
 use common::TestApp;
 use serde_json::json;
-use std::time::{Duration, Instant};
-
-/// Waits until the browser is on `target` (path and query): a click
-/// returns before the page it leads to has loaded.
-async fn wait_url(b: &common::chrome::Chrome, target: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let url = b.client.current_url().await.unwrap();
-        let now = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
-        if now == target {
-            return;
-        }
-        assert!(Instant::now() < deadline, "still on {now}, not {target}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_show_and_regenerate_keys_in_the_browser() {
@@ -59,20 +40,20 @@ async fn subscribe_show_and_regenerate_keys_in_the_browser() {
     b.goto(&format!("{portal}/products")).await;
     b.shot("products").await;
     b.click("a[href='/products/gold']").await;
-    wait_url(&b, "/products/gold").await;
+    b.wait_url("/products/gold").await;
     assert_eq!(b.text("h1").await, "Gold");
     b.click("a[href='/signup?returnUrl=/products/gold']").await;
-    wait_url(&b, "/signup?returnUrl=/products/gold").await;
+    b.wait_url("/signup?returnUrl=/products/gold").await;
     b.fill("#email", "grace@example.com").await;
     b.fill("#password", "compilers 1952").await;
     b.fill("#confirm", "compilers 1952").await;
     b.click("form.form button[type=submit]").await;
-    wait_url(&b, "/products/gold").await; // back where they came from
+    b.wait_url("/products/gold").await; // back where they came from
     b.fill("#sub-name", "Grace's app").await;
     b.click("#subscribe input[name=acceptTerms]").await;
     b.shot("product").await;
     b.click("#subscribe button[type=submit]").await;
-    wait_url(&b, "/profile?done=subscribed").await;
+    b.wait_url("/profile?done=subscribed").await;
     assert!(b.text("p.notice").await.contains("You are subscribed"));
 
     let sid = b
@@ -96,7 +77,7 @@ async fn subscribe_show_and_regenerate_keys_in_the_browser() {
         "#sub-{sid} form.regenerate button[name=key][value=primary]"
     ))
     .await;
-    wait_url(&b, "/profile?done=regenerated").await;
+    b.wait_url("/profile?done=regenerated").await;
     assert!(b.text("p.notice").await.contains("new key"));
     b.click(&format!("#sub-{sid} tr:first-child summary")).await;
     let new_key = b.text(&key_sel).await;
@@ -107,7 +88,7 @@ async fn subscribe_show_and_regenerate_keys_in_the_browser() {
     // A request for the VIP product waits for an administrator.
     b.goto(&format!("{portal}/products/vip")).await;
     b.click("#subscribe button[type=submit]").await;
-    wait_url(&b, "/profile?done=requested").await;
+    b.wait_url("/profile?done=requested").await;
     assert!(b.text("p.notice").await.contains("request was sent"));
     b.shot("profile-pending").await;
     b.client.set_window_size(390, 900).await.unwrap();
@@ -122,12 +103,12 @@ async fn subscribe_show_and_regenerate_keys_in_the_browser() {
     app.put_ok("/groups/administrators/users/boss", json!({}))
         .await;
     b.click("button.link").await; // sign out
-    wait_url(&b, "/").await;
+    b.wait_url("/").await;
     b.goto(&format!("{portal}/signin")).await;
     b.fill("#email", "boss@example.com").await;
     b.fill("#password", "boss password 1").await;
     b.click("form.form button[type=submit]").await;
-    wait_url(&b, "/").await;
+    b.wait_url("/").await;
     b.goto(&format!("{portal}/admin")).await;
     assert_eq!(b.text("h1").await, "Admin");
     assert!(b.text("#pending").await.contains("grace@example.com"));
@@ -137,7 +118,7 @@ async fn subscribe_show_and_regenerate_keys_in_the_browser() {
     b.shot("admin-narrow").await;
     b.client.set_window_size(1280, 1000).await.unwrap();
     b.click("#pending form.approve button").await;
-    wait_url(&b, "/admin?done=approved").await;
+    b.wait_url("/admin?done=approved").await;
     assert!(b.text("p.notice").await.contains("approved"));
     b.close().await;
 }

@@ -118,6 +118,24 @@ impl Chrome {
         self.client.current_url().await.unwrap().path().to_string()
     }
 
+    /// Waits until the browser is on `target` (path, and query when it
+    /// has one): a click returns before the page it leads to has loaded.
+    pub async fn wait_url(&self, target: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = self.client.current_url().await.unwrap();
+            let now = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_string(),
+            };
+            if now == target {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still on {now}, not {target}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Saves a full-window screenshot as `target/portal-screenshots/{name}.png`.
     pub async fn shot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
