@@ -688,7 +688,7 @@ mod tests {
     /// The corpus documents the gateway can run today: every document that
     /// passes the check is compiled for execution (named values resolve to
     /// a placeholder, fragments to an empty fragment). The rest name a policy
-    /// of a later release (rate limits, caching, send-request, validate-jwt,
+    /// of a later release (rate limits, caching, send-request,
     /// authentication, ...); that is the only reason allowed.
     #[test]
     fn corpus_documents_compile_for_execution() {
@@ -706,6 +706,9 @@ mod tests {
                 let l = n.to_ascii_lowercase();
                 Some(if l.contains("url") || l.contains("host") {
                     "https://backend.example".to_string()
+                } else if l.contains("key") || l.contains("secret") {
+                    // Signing keys are base64.
+                    "c2VjcmV0".to_string()
                 } else {
                     "1".to_string()
                 })

@@ -31,6 +31,7 @@ pub mod set_query_parameter;
 pub mod set_status;
 pub mod set_variable;
 pub mod trace;
+pub mod validate_jwt;
 pub mod xml_to_json;
 
 use super::xml::{Element, Node};
@@ -108,11 +109,11 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         "cors" => cors::SECTIONS,
         "trace" => trace::SECTIONS,
         "jsonp" => jsonp::SECTIONS,
+        "validate-jwt" => validate_jwt::SECTIONS,
         "rate-limit"
         | "rate-limit-by-key"
         | "quota"
         | "quota-by-key"
-        | "validate-jwt"
         | "cache-lookup"
         | "authentication-basic"
         | "authentication-certificate"
@@ -347,6 +348,7 @@ pub enum Policy {
     Cors(cors::Cors),
     Trace(trace::Trace),
     Jsonp(jsonp::Jsonp),
+    ValidateJwt(validate_jwt::ValidateJwt),
 }
 
 impl Step {
@@ -377,6 +379,7 @@ impl Step {
             Policy::Cors(p) => p.apply(st),
             Policy::Trace(p) => p.apply(st),
             Policy::Jsonp(p) => p.apply(st),
+            Policy::ValidateJwt(p) => p.apply(st),
         };
         r.map_err(|mut e| {
             if e.source.is_empty() {
@@ -712,6 +715,7 @@ impl<'a> Compiler<'a> {
                 self.note_response_body();
                 Policy::Jsonp(jsonp::Jsonp::parse(self, e)?)
             }
+            "validate-jwt" => Policy::ValidateJwt(validate_jwt::ValidateJwt::parse(self, e)?),
             other => {
                 self.error(
                     e.span.start,
