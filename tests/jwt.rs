@@ -407,13 +407,120 @@ async fn unsupported_parts_are_refused_when_saved() {
     let r = app
         .put_xml(
             "/apis/echo/policy",
-            r#"<policies><inbound><validate-jwt><openid-config url="https://id.example/.well-known/openid-configuration" /></validate-jwt></inbound></policies>"#,
+            r#"<policies><inbound><validate-jwt><issuer-signing-keys><key certificate-id="c1" /></issuer-signing-keys></validate-jwt></inbound></policies>"#,
         )
         .await;
     assert_eq!(r.status(), 400);
     let body = r.text().await.unwrap();
-    assert!(
-        body.contains("openid-config discovery is not supported yet"),
-        "{body}"
-    );
+    assert!(body.contains("certificates are not supported"), "{body}");
+}
+
+/// An identity provider: metadata, a JWKS with the RSA test key and `ec`,
+/// and how many times each was fetched.
+async fn provider(
+    ec_x: String,
+    ec_y: String,
+) -> (String, std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let h = hits.clone();
+    let addr = common::backend::spawn(move |req| {
+        let h = h.clone();
+        let (x, y) = (ec_x.clone(), ec_y.clone());
+        async move {
+            let host = req.headers()["host"].to_str().unwrap().to_string();
+            let body = match req.uri().path() {
+                "/.well-known/openid-configuration" => {
+                    h[0].fetch_add(1, Ordering::SeqCst);
+                    json!({"issuer": "https://issuer.example", "jwks_uri": format!("http://{host}/jwks")})
+                }
+                _ => {
+                    h[1].fetch_add(1, Ordering::SeqCst);
+                    json!({"keys": [
+                        {"kty": "RSA", "kid": "rsa1", "use": "sig", "n": RSA_N, "e": RSA_E},
+                        {"kty": "EC", "kid": "ec1", "crv": "P-256", "x": x, "y": y},
+                    ]})
+                }
+            };
+            let mut r = hyper::Response::new(common::backend::full(body.to_string()));
+            r.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            r
+        }
+    })
+    .await;
+    (
+        format!("http://{addr}/.well-known/openid-configuration"),
+        hits,
+    )
+}
+
+#[tokio::test]
+async fn openid_config_discovers_rsa_and_ec_keys_once() {
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use std::sync::atomic::Ordering;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = pair.public_key().as_ref();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (x, y) = (b64.encode(&point[1..33]), b64.encode(&point[33..65]));
+    let (url, hits) = provider(x, y).await;
+
+    let app = TestApp::spawn().await;
+    let key = app.standard().await;
+    policy(
+        &app,
+        &format!(
+            r#"<policies><inbound><base /><validate-jwt header-name="Authorization" require-scheme="Bearer"><openid-config url="{url}" /><audiences><audience>api://turnpike</audience></audiences></validate-jwt></inbound>
+<on-error><base /><set-header name="X-Reason" exists-action="override"><value>@(context.LastError.Reason)</value></set-header></on-error></policies>"#
+        ),
+    )
+    .await;
+    let r = bearer(&app, &key, &rs(Algorithm::RS256, &claims())).await;
+    assert_eq!(r.status(), 200);
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some("ec1".into());
+    let es =
+        jsonwebtoken::encode(&h, &claims(), &EncodingKey::from_ec_der(pkcs8.as_ref())).unwrap();
+    let r = bearer(&app, &key, &es).await;
+    assert_eq!(r.status(), 200);
+    // The metadata's issuer is the allowed one.
+    let r = bearer(
+        &app,
+        &key,
+        &rs(
+            Algorithm::PS256,
+            &with(claims(), "iss", json!("https://evil.example")),
+        ),
+    )
+    .await;
+    assert_eq!(r.headers()["x-reason"], "TokenIssuerNotAllowed");
+    // No key of the token's kind: a refetch is due only after 5 minutes.
+    let r = bearer(&app, &key, &hs(Algorithm::HS256, &claims())).await;
+    assert_eq!(r.headers()["x-reason"], "TokenSignatureKeyNotFound");
+    let r = bearer(&app, &key, &rs(Algorithm::RS512, &claims())).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(hits[0].load(Ordering::SeqCst), 1, "metadata fetched once");
+    assert_eq!(hits[1].load(Ordering::SeqCst), 1, "JWKS fetched once");
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_fails_validation() {
+    let app = TestApp::spawn().await;
+    let key = app.standard().await;
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    policy(
+        &app,
+        &format!(
+            r#"<policies><inbound><base /><validate-jwt><openid-config url="http://127.0.0.1:{port}/.well-known/openid-configuration" /></validate-jwt></inbound></policies>"#
+        ),
+    )
+    .await;
+    let r = bearer(&app, &key, &rs(Algorithm::RS256, &claims())).await;
+    assert_gateway_error(r, 401, DEFAULT_MESSAGE).await;
 }

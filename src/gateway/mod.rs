@@ -10,6 +10,7 @@
 //! `.await`, and parses nothing from configuration per request.
 
 pub mod error;
+pub mod oidc;
 pub mod pipeline;
 pub mod proxy;
 

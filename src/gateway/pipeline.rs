@@ -19,6 +19,7 @@ use super::{empty_body, Body};
 use crate::expr::context::{LastError, Response as CtxResponse};
 use crate::policy::builtin::{
     forward_request::{ForwardRequest, HttpVersion},
+    validate_jwt::ValidateJwt,
     Doc, Outcome, Policy, PolicyError, Section, State, Step,
 };
 use crate::snapshot::{ApiEntry, OperationEntry, Snapshot};
@@ -207,6 +208,14 @@ fn run_steps<'a>(
                 Next::Branch(b) => {
                     run_steps(ctx, snap, upstream, b, section, level, reads_response).await?
                 }
+                Next::Jwt(v, path, id) => super::oidc::validate(&mut ctx.state, upstream, v)
+                    .await
+                    .map_err(|mut e| {
+                        e.source = "validate-jwt".into();
+                        e.path = path.to_string();
+                        e.policy_id = id.as_deref().unwrap_or("").to_string();
+                        scoped(e, level, section)
+                    })?,
                 Next::Forward(f, path, id) => {
                     forward(ctx, upstream, &f, reads_response)
                         .await
@@ -235,6 +244,8 @@ enum Next<'a> {
     Base,
     Branch(&'a [Step]),
     Forward(ForwardRequest, Arc<str>, Option<Arc<str>>),
+    /// `validate-jwt` with `openid-config`: fetches keys first.
+    Jwt(Arc<ValidateJwt>, Arc<str>, Option<Arc<str>>),
 }
 
 /// Runs a step that needs no await; says what to do for the others.
@@ -254,6 +265,9 @@ fn next_of<'a>(
             Some(b) => Next::Branch(b),
             None => Next::Done(Outcome::Continue),
         },
+        Policy::ValidateJwt(v) if !v.discovery_urls().is_empty() && !ctx.state.preflight => {
+            Next::Jwt(v.clone(), step.path.clone(), step.id.clone())
+        }
         Policy::ForwardRequest(f) if !ctx.state.preflight => {
             Next::Forward(f.clone(), step.path.clone(), step.id.clone())
         }

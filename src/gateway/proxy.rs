@@ -54,6 +54,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub struct Upstream {
     client: Client<Connector, Body>,
     response_timeout: Duration,
+    /// `validate-jwt`'s discovered keys by `openid-config` URL.
+    pub oidc: super::oidc::OidcCache,
 }
 
 impl Upstream {
@@ -75,6 +77,7 @@ impl Upstream {
         Upstream {
             client,
             response_timeout: cfg.backend_timeout,
+            oidc: Default::default(),
         }
     }
 

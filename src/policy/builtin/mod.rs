@@ -348,7 +348,8 @@ pub enum Policy {
     Cors(cors::Cors),
     Trace(trace::Trace),
     Jsonp(jsonp::Jsonp),
-    ValidateJwt(validate_jwt::ValidateJwt),
+    /// Shared: the gateway holds it across the await of key discovery.
+    ValidateJwt(Arc<validate_jwt::ValidateJwt>),
 }
 
 impl Step {
@@ -715,7 +716,9 @@ impl<'a> Compiler<'a> {
                 self.note_response_body();
                 Policy::Jsonp(jsonp::Jsonp::parse(self, e)?)
             }
-            "validate-jwt" => Policy::ValidateJwt(validate_jwt::ValidateJwt::parse(self, e)?),
+            "validate-jwt" => {
+                Policy::ValidateJwt(Arc::new(validate_jwt::ValidateJwt::parse(self, e)?))
+            }
             other => {
                 self.error(
                     e.span.start,

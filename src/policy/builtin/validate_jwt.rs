@@ -11,8 +11,13 @@
 //! `failed-validation-httpcode` (401) with `failed-validation-error-message`
 //! and leaves APIM's reason in `context.LastError.Reason`.
 //!
-//! Not run yet, refused when compiling: `<openid-config>` discovery,
-//! `certificate-id` keys and `<decryption-keys>` (encrypted tokens).
+//! With `<openid-config url>` the gateway also fetches the provider's
+//! metadata and JWKS (RSA and EC P-256/P-384 keys, so ES256/384 too) and
+//! passes them to [`ValidateJwt::apply_with`]; the metadata's `issuer` is
+//! then the allowed issuer unless `<issuers>` lists others.
+//!
+//! Not run yet, refused when compiling: `certificate-id` keys and
+//! `<decryption-keys>` (encrypted tokens).
 //! Keys and tokens never appear in messages. Sections: inbound.
 
 use super::{Compiler, Outcome, PolicyError, Section, State, Val};
@@ -34,6 +39,48 @@ pub const DEFAULT_MESSAGE: &str = "Unauthorized. Access token is missing or inva
 pub enum KeyKind {
     Hmac,
     Rsa,
+    EcP256,
+    EcP384,
+}
+
+/// What `openid-config` discovery found: the provider's issuer and keys.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    pub issuer: Option<String>,
+    pub keys: Vec<SigningKey>,
+}
+
+/// The signing keys of a JWKS document (`{"keys": [...]}`): RSA (`n`,
+/// `e`) and EC (`crv` P-256 or P-384, `x`, `y`) keys meant for signatures;
+/// other keys are skipped.
+pub fn jwks_keys(jwks: &serde_json::Value) -> Vec<SigningKey> {
+    let Some(keys) = jwks.get("keys").and_then(|k| k.as_array()) else {
+        return Vec::new();
+    };
+    let s = |k: &serde_json::Value, f: &str| k.get(f).and_then(|v| v.as_str()).map(str::to_string);
+    keys.iter()
+        .filter(|k| s(k, "use").is_none_or(|u| u == "sig"))
+        .filter_map(|k| {
+            let (kind, key) = match s(k, "kty").as_deref() {
+                Some("RSA") => (KeyKind::Rsa, rsa_key(&s(k, "n")?, &s(k, "e")?).ok()?),
+                Some("EC") => {
+                    let kind = match s(k, "crv").as_deref() {
+                        Some("P-256") => KeyKind::EcP256,
+                        Some("P-384") => KeyKind::EcP384,
+                        _ => return None,
+                    };
+                    let key = DecodingKey::from_ec_components(&s(k, "x")?, &s(k, "y")?).ok()?;
+                    (kind, key)
+                }
+                _ => return None,
+            };
+            Some(SigningKey {
+                id: s(k, "kid"),
+                kind,
+                key,
+            })
+        })
+        .collect()
 }
 
 /// One signing key (its material is never shown).
@@ -120,6 +167,7 @@ pub struct ValidateJwt {
     audiences: Vec<Val>,
     issuers: Vec<Val>,
     claims: Vec<Claim>,
+    openid: Vec<String>,
 }
 
 /// A literal attribute: expressions are refused where this gateway reads
@@ -188,15 +236,18 @@ impl ValidateJwt {
         let mut audiences = Vec::new();
         let mut issuers = Vec::new();
         let mut claims = Vec::new();
+        let mut openid = Vec::new();
         for c in e.elements() {
             match c.name.as_str() {
-                "openid-config" => {
-                    cx.error(
-                        c.span.start,
-                        "<validate-jwt> with <openid-config> does not run yet: openid-config discovery is not supported yet; use issuer-signing-keys".into(),
-                    );
-                    ok = false;
-                }
+                "openid-config" => match literal(cx, c, "url") {
+                    Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                        openid.push(u)
+                    }
+                    _ => {
+                        cx.error(c.span.start, "<openid-config> needs an http(s) url".into());
+                        ok = false;
+                    }
+                },
                 "decryption-keys" => {
                     cx.error(
                         c.span.start,
@@ -255,7 +306,7 @@ impl ValidateJwt {
                 }
             }
         }
-        if require_signed && keys.is_empty() && ok {
+        if require_signed && keys.is_empty() && openid.is_empty() && ok {
             cx.error(
                 e.span.start,
                 "<validate-jwt> needs <issuer-signing-keys> to check signatures (or require-signed-tokens=\"false\")".into(),
@@ -274,7 +325,13 @@ impl ValidateJwt {
             audiences,
             issuers,
             claims,
+            openid,
         })
+    }
+
+    /// The `openid-config` URLs whose keys the gateway must fetch.
+    pub fn discovery_urls(&self) -> &[String] {
+        &self.openid
     }
 
     fn fail(&self, st: &State, reason: &str) -> PolicyError {
@@ -331,11 +388,20 @@ impl ValidateJwt {
     }
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        self.apply_with(st, &[])
+    }
+
+    /// Validates with the inline keys and what discovery found.
+    pub fn apply_with(
+        &self,
+        st: &mut State,
+        found: &[Arc<Discovered>],
+    ) -> Result<Outcome, PolicyError> {
         let token = match self.token(st)? {
             Ok(t) => t,
             Err(reason) => return Err(self.fail(st, reason)),
         };
-        let jwt = match self.check(st, &token)? {
+        let jwt = match self.check(st, &token, found)? {
             Ok(j) => j,
             Err(reason) => return Err(self.fail(st, reason)),
         };
@@ -348,7 +414,12 @@ impl ValidateJwt {
     }
 
     /// Validates `token`: the decoded token, or APIM's failure reason.
-    fn check(&self, st: &State, token: &str) -> Result<Result<Jwt, &'static str>, PolicyError> {
+    fn check(
+        &self,
+        st: &State,
+        token: &str,
+        found: &[Arc<Discovered>],
+    ) -> Result<Result<Jwt, &'static str>, PolicyError> {
         let parts: Vec<&str> = token.split('.').collect();
         if parts.len() != 3 {
             // Five parts is an encrypted token (JWE), which is not supported.
@@ -375,12 +446,17 @@ impl ValidateJwt {
                 | Algorithm::PS256
                 | Algorithm::PS384
                 | Algorithm::PS512 => KeyKind::Rsa,
-                // No inline key form serves ES*/EdDSA (they need JWKS).
-                _ => return Ok(Err("TokenSignatureKeyNotFound")),
+                Algorithm::ES256 => KeyKind::EcP256,
+                Algorithm::ES384 => KeyKind::EcP384,
+                Algorithm::EdDSA => return Ok(Err("TokenSignatureKeyNotFound")),
             };
             let kid = jwt.header.get("kid").and_then(|k| k.as_str());
-            let mut candidates: Vec<&SigningKey> =
-                self.keys.iter().filter(|k| k.kind == kind).collect();
+            let mut candidates: Vec<&SigningKey> = self
+                .keys
+                .iter()
+                .chain(found.iter().flat_map(|d| d.keys.iter()))
+                .filter(|k| k.kind == kind)
+                .collect();
             if let Some(kid) = kid {
                 if candidates.iter().any(|k| k.id.as_deref() == Some(kid)) {
                     candidates.retain(|k| k.id.as_deref() == Some(kid));
@@ -437,8 +513,13 @@ impl ValidateJwt {
                 return Ok(Err("TokenAudienceNotAllowed"));
             }
         }
-        if !self.issuers.is_empty() {
-            let allowed = texts(&self.issuers, st)?;
+        let discovered: Vec<String> = found.iter().filter_map(|d| d.issuer.clone()).collect();
+        if !self.issuers.is_empty() || !discovered.is_empty() {
+            let allowed = if self.issuers.is_empty() {
+                discovered
+            } else {
+                texts(&self.issuers, st)?
+            };
             let ok = claim("iss").is_some_and(|iss| iss.iter().any(|i| allowed.contains(i)));
             if !ok {
                 return Ok(Err("TokenIssuerNotAllowed"));
@@ -531,7 +612,7 @@ fn parse_keys(cx: &mut Compiler, e: &Element, out: &mut Vec<SigningKey>) -> bool
 #[cfg(test)]
 mod tests {
     use super::super::*;
-    use super::{rsa_key, symmetric_key};
+    use super::{jwks_keys, rsa_key, symmetric_key, KeyKind};
 
     #[test]
     fn symmetric_keys_are_base64_in_either_alphabet() {
@@ -566,12 +647,11 @@ mod tests {
                 "<policies><inbound><validate-jwt>{inner}</validate-jwt></inbound></policies>"
             ))
         };
-        let e =
-            doc(r#"<openid-config url="https://id.example/.well-known/openid-configuration" />"#)
-                .unwrap_err();
-        assert!(e[0]
-            .message
-            .contains("openid-config discovery is not supported yet"));
+        assert!(doc(
+            r#"<openid-config url="https://id.example/.well-known/openid-configuration" />"#
+        )
+        .is_ok());
+        assert!(doc(r#"<openid-config url="ftp://id.example/" />"#).is_err());
         let e = doc(r#"<issuer-signing-keys><key certificate-id="c1" /></issuer-signing-keys>"#)
             .unwrap_err();
         assert!(e[0].message.contains("certificate"));
@@ -586,5 +666,31 @@ mod tests {
             doc(r#"<issuer-signing-keys><key id="k1">c2VjcmV0</key></issuer-signing-keys>"#)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn jwks_keeps_signing_rsa_and_ec_keys() {
+        let n = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            [0xC5u8; 256],
+        );
+        let xy =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, [7u8; 32]);
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "RSA", "kid": "r1", "use": "sig", "n": n, "e": "AQAB"},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": n, "e": "AQAB"},
+            {"kty": "EC", "kid": "e1", "crv": "P-256", "x": xy, "y": xy},
+            {"kty": "EC", "kid": "e2", "crv": "P-521", "x": xy, "y": xy},
+            {"kty": "oct", "kid": "o1", "k": "c2VjcmV0"},
+            {"kty": "RSA", "kid": "short", "n": "AQAB", "e": "AQAB"},
+        ]});
+        let keys = jwks_keys(&jwks);
+        let got: Vec<(Option<&str>, KeyKind)> =
+            keys.iter().map(|k| (k.id.as_deref(), k.kind)).collect();
+        assert_eq!(
+            got,
+            vec![(Some("r1"), KeyKind::Rsa), (Some("e1"), KeyKind::EcP256)]
+        );
+        assert!(jwks_keys(&serde_json::json!({"nope": 1})).is_empty());
     }
 }
