@@ -15,12 +15,16 @@
 pub mod check_header;
 pub mod choose;
 pub mod cors;
+pub mod counting;
 pub mod find_and_replace;
 pub mod forward_request;
 pub mod ip_filter;
 pub mod json_to_xml;
 pub mod jsonp;
+pub mod limit_concurrency;
 pub mod mock_response;
+pub mod quota;
+pub mod rate_limit;
 pub mod return_response;
 pub mod rewrite_uri;
 pub mod set_backend_service;
@@ -34,7 +38,7 @@ pub mod trace;
 pub mod xml_to_json;
 
 use super::xml::{Element, Node};
-use super::{line_col, Diagnostic};
+use super::{counters, line_col, Diagnostic};
 use crate::expr::context::{Ctx, Url};
 use crate::expr::{self, Compiled, Limits, Value};
 use std::collections::HashMap;
@@ -108,11 +112,10 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         "cors" => cors::SECTIONS,
         "trace" => trace::SECTIONS,
         "jsonp" => jsonp::SECTIONS,
-        "rate-limit"
-        | "rate-limit-by-key"
-        | "quota"
-        | "quota-by-key"
-        | "validate-jwt"
+        "rate-limit" | "rate-limit-by-key" => rate_limit::SECTIONS,
+        "quota" | "quota-by-key" => quota::SECTIONS,
+        "limit-concurrency" => limit_concurrency::SECTIONS,
+        "validate-jwt"
         | "cache-lookup"
         | "authentication-basic"
         | "authentication-certificate"
@@ -251,6 +254,11 @@ pub struct State {
     pub cors: Option<CorsHeaders>,
     /// Whether the request is a CORS preflight the pipeline answers.
     pub preflight: bool,
+    /// The gateway's counters (rate limits, quotas, concurrency); they
+    /// outlive snapshots.
+    pub counters: Arc<counters::Counters>,
+    /// Counting work left for the end of the request.
+    pub pending: counting::Pending,
 }
 
 impl State {
@@ -347,6 +355,11 @@ pub enum Policy {
     Cors(cors::Cors),
     Trace(trace::Trace),
     Jsonp(jsonp::Jsonp),
+    RateLimit(rate_limit::RateLimit),
+    RateLimitByKey(rate_limit::RateLimitByKey),
+    Quota(quota::Quota),
+    QuotaByKey(quota::QuotaByKey),
+    LimitConcurrency(limit_concurrency::LimitConcurrency),
 }
 
 impl Step {
@@ -358,7 +371,10 @@ impl Step {
             return Ok(Outcome::Continue);
         }
         let r = match &self.policy {
-            Policy::Base | Policy::Choose(_) | Policy::ForwardRequest(_) => Ok(Outcome::Continue),
+            Policy::Base
+            | Policy::Choose(_)
+            | Policy::ForwardRequest(_)
+            | Policy::LimitConcurrency(_) => Ok(Outcome::Continue),
             Policy::SetVariable(p) => p.apply(st),
             Policy::SetHeader(p) => p.apply(st),
             Policy::SetQueryParameter(p) => p.apply(st),
@@ -377,6 +393,10 @@ impl Step {
             Policy::Cors(p) => p.apply(st),
             Policy::Trace(p) => p.apply(st),
             Policy::Jsonp(p) => p.apply(st),
+            Policy::RateLimit(p) => p.apply(st),
+            Policy::RateLimitByKey(p) => p.apply(st),
+            Policy::Quota(p) => p.apply(st),
+            Policy::QuotaByKey(p) => p.apply(st),
         };
         r.map_err(|mut e| {
             if e.source.is_empty() {
@@ -712,6 +732,15 @@ impl<'a> Compiler<'a> {
                 self.note_response_body();
                 Policy::Jsonp(jsonp::Jsonp::parse(self, e)?)
             }
+            "rate-limit" => Policy::RateLimit(rate_limit::RateLimit::parse(self, e)?),
+            "rate-limit-by-key" => {
+                Policy::RateLimitByKey(rate_limit::RateLimitByKey::parse(self, e)?)
+            }
+            "quota" => Policy::Quota(quota::Quota::parse(self, e)?),
+            "quota-by-key" => Policy::QuotaByKey(quota::QuotaByKey::parse(self, e)?),
+            "limit-concurrency" => Policy::LimitConcurrency(
+                limit_concurrency::LimitConcurrency::parse(self, e, section, path)?,
+            ),
             other => {
                 self.error(
                     e.span.start,
@@ -780,7 +809,7 @@ pub fn check_placement(xml: &str, root: &Element, out: &mut Vec<Diagnostic>) {
             }
             if matches!(
                 child.name.as_str(),
-                "choose" | "when" | "otherwise" | "retry" | "wait"
+                "choose" | "when" | "otherwise" | "retry" | "wait" | "limit-concurrency"
             ) {
                 walk(xml, child, section, out);
             }
@@ -805,6 +834,8 @@ pub fn test_state(section: Section) -> State {
         responses: Arc::new(Vec::new()),
         cors: None,
         preflight: false,
+        counters: Arc::new(counters::Counters::local()),
+        pending: counting::Pending::default(),
     }
 }
 
@@ -823,6 +854,10 @@ pub fn run_plain(steps: &[Step], st: &mut State) -> Result<Outcome, PolicyError>
                 Some(branch) => run_plain(branch, st)?,
                 None => Outcome::Continue,
             },
+            Policy::LimitConcurrency(l) => {
+                let _permit = l.enter(st)?;
+                run_plain(&l.steps, st)?
+            }
             _ => s.apply(st)?,
         };
         if o == Outcome::Respond {
