@@ -90,6 +90,8 @@ impl Counters {
 
     /// Sliding window of `period`: allows `add` more hits if the window
     /// holds at most `limit - add`; records them when `record` is set.
+    /// `add` 0 only checks that the window is not over its limit (a key
+    /// this request has already counted).
     pub fn rate(&self, key: &str, limit: u64, period: Duration, add: u64, record: bool) -> Rate {
         match self {
             Counters::Local(l) => l.rate(key, limit, period, add, record, Instant::now()),
@@ -335,9 +337,9 @@ impl Local {
             .filter(|(t, _)| in_window(*t))
             .map(|(_, n)| *n)
             .sum();
-        if count + add.max(1) > limit {
+        if count + add > limit {
             // A slot frees when enough of the oldest hits leave the window.
-            let mut need = (count + add.max(1)).saturating_sub(limit);
+            let mut need = (count + add).saturating_sub(limit);
             let mut wait = period;
             for (t, n) in hits.iter().filter(|(t, _)| in_window(*t)) {
                 if need <= *n {
@@ -430,7 +432,7 @@ impl Local {
         }
         let renews_in =
             (*period > 0.0).then(|| Duration::from_secs_f64((*start + *period - unix).max(0.0)));
-        if limits.calls.is_some_and(|l| *c + calls.max(1) > l) {
+        if limits.calls.is_some_and(|l| *c + calls > l) {
             return Quota::Refused {
                 bandwidth: false,
                 renews_in,

@@ -299,6 +299,24 @@ mod tests {
     }
 
     #[test]
+    fn a_key_is_counted_once_per_request() {
+        let doc = test_doc(
+            r#"<policies><inbound><rate-limit-by-key calls="2" renewal-period="60" counter-key="same" /><rate-limit-by-key calls="2" renewal-period="60" counter-key="same" /></inbound></policies>"#,
+        )
+        .unwrap();
+        let steps = doc.section(Section::Inbound).unwrap();
+        let counters = std::sync::Arc::new(crate::policy::counters::Counters::local());
+        for _ in 0..2 {
+            let mut st = test_state(Section::Inbound);
+            st.counters = counters.clone();
+            run_plain(steps, &mut st).unwrap();
+        }
+        let mut st = test_state(Section::Inbound);
+        st.counters = counters;
+        assert_eq!(run_plain(steps, &mut st).unwrap_err().status, 429);
+    }
+
+    #[test]
     fn rate_limit_needs_a_subscription() {
         let doc = test_doc(
             r#"<policies><inbound><rate-limit calls="1" renewal-period="60" /></inbound></policies>"#,
