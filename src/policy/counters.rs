@@ -10,8 +10,9 @@
 //!
 //! - **sliding log** (rate limits): the hits of the last `renewal-period` as
 //!   `(instant, count)` pairs; a check prunes what has left the window, so
-//!   counts and `Retry-After` are exact. Its size is bounded by `calls`
-//!   (refused hits are not logged).
+//!   counts and `Retry-After` are exact to a thousandth of the period (hits
+//!   that close together share an entry, so a log holds at most about 1000
+//!   entries; refused hits are not logged).
 //! - **fixed window** (quotas): calls and bytes in the current window,
 //!   windows aligned to an anchor (`first-period-start`, or the first use).
 //! - **gauge** (concurrency): in-flight count, decremented by [`Permit`]'s
@@ -205,30 +206,45 @@ enum Entry {
     Gauge(u64),
 }
 
-impl Entry {
-    fn prune(&mut self, now: Instant) {
-        if let Entry::Log {
-            hits,
-            total,
-            period,
-        } = self
-        {
-            while let Some(&(t, n)) = hits.front() {
-                if now.saturating_duration_since(t) >= *period {
-                    hits.pop_front();
-                    *total -= n;
-                } else {
-                    break;
-                }
-            }
+/// Drops the hits older than `period`.
+fn prune(hits: &mut VecDeque<(Instant, u64)>, total: &mut u64, period: Duration, now: Instant) {
+    while let Some(&(t, n)) = hits.front() {
+        if now.saturating_duration_since(t) >= period {
+            hits.pop_front();
+            *total -= n;
+        } else {
+            break;
         }
     }
+}
 
+/// Logs `add` hits at `now`. Hits less than `period / 1000` after the
+/// newest one join it, so a key's log holds at most about 1000 entries
+/// (a hit may leave the window up to a thousandth of a period early).
+fn push(
+    hits: &mut VecDeque<(Instant, u64)>,
+    total: &mut u64,
+    period: Duration,
+    now: Instant,
+    add: u64,
+) {
+    match hits.back_mut() {
+        Some((t, n)) if now.saturating_duration_since(*t) < period / 1000 => *n += add,
+        _ => hits.push_back((now, add)),
+    }
+    *total += add;
+}
+
+impl Entry {
     fn expired(&mut self, now: Instant, unix: f64) -> bool {
         match self {
-            Entry::Log { .. } => {
-                self.prune(now);
-                matches!(self, Entry::Log { hits, .. } if hits.is_empty())
+            Entry::Log {
+                hits,
+                total,
+                period,
+            } => {
+                prune(hits, total, *period, now);
+                hits.is_empty()
             }
             Entry::Fixed { start, period, .. } => *period > 0.0 && unix >= *start + *period,
             Entry::Gauge(n) => *n == 0,
@@ -309,34 +325,38 @@ impl Local {
         now: Instant,
     ) -> Rate {
         let mut g = self.shard(key, now);
-        let e = g.map.entry(key.to_string()).or_insert_with(|| Entry::Log {
-            hits: VecDeque::new(),
-            total: 0,
-            period,
-        });
-        if !matches!(e, Entry::Log { .. }) {
-            *e = Entry::Log {
-                hits: VecDeque::new(),
-                total: 0,
-                period,
-            };
+        // Look up before inserting: the hot path allocates no key.
+        if !matches!(g.map.get(key), Some(Entry::Log { .. })) {
+            g.map.insert(
+                key.to_string(),
+                Entry::Log {
+                    hits: VecDeque::new(),
+                    total: 0,
+                    period,
+                },
+            );
         }
-        let Entry::Log {
+        let Some(Entry::Log {
             hits,
             total,
             period: p,
-        } = e
+        }) = g.map.get_mut(key)
         else {
             return Rate::Allowed { remaining: limit };
         };
         // The longest period using the key decides how long hits are kept.
         *p = (*p).max(period);
+        prune(hits, total, *p, now);
         let in_window = |t: Instant| now.saturating_duration_since(t) < period;
-        let count: u64 = hits
-            .iter()
-            .filter(|(t, _)| in_window(*t))
-            .map(|(_, n)| *n)
-            .sum();
+        // One period per key (the usual case): the running total is exact.
+        let count: u64 = if *p == period {
+            *total
+        } else {
+            hits.iter()
+                .filter(|(t, _)| in_window(*t))
+                .map(|(_, n)| *n)
+                .sum()
+        };
         if count + add > limit {
             // A slot frees when enough of the oldest hits leave the window.
             let mut need = (count + add).saturating_sub(limit);
@@ -351,13 +371,12 @@ impl Local {
             return Rate::Refused { retry_after: wait };
         }
         if record && add > 0 {
-            hits.push_back((now, add));
-            *total += add;
+            push(hits, total, period, now, add);
         }
         let used = count + if record { add } else { 0 };
-        let remaining = limit.saturating_sub(used);
-        e.prune(now);
-        Rate::Allowed { remaining }
+        Rate::Allowed {
+            remaining: limit.saturating_sub(used),
+        }
     }
 
     pub fn rate_add(&self, key: &str, period: Duration, add: u64, now: Instant) {
@@ -377,8 +396,7 @@ impl Local {
         } = e
         {
             *p = (*p).max(period);
-            hits.push_back((now, add));
-            *total += add;
+            push(hits, total, period, now, add);
         }
     }
 
@@ -401,26 +419,23 @@ impl Local {
             None => unix,
         };
         let mut g = self.shard(key, Instant::now());
-        let e = g.map.entry(key.to_string()).or_insert(Entry::Fixed {
-            start: first_start,
-            period: window.period,
-            calls: 0,
-            bytes: 0,
-        });
-        if !matches!(e, Entry::Fixed { .. }) {
-            *e = Entry::Fixed {
-                start: first_start,
-                period: window.period,
-                calls: 0,
-                bytes: 0,
-            };
+        if !matches!(g.map.get(key), Some(Entry::Fixed { .. })) {
+            g.map.insert(
+                key.to_string(),
+                Entry::Fixed {
+                    start: first_start,
+                    period: window.period,
+                    calls: 0,
+                    bytes: 0,
+                },
+            );
         }
-        let Entry::Fixed {
+        let Some(Entry::Fixed {
             start,
             period,
             calls: c,
             bytes: b,
-        } = e
+        }) = g.map.get_mut(key)
         else {
             return Quota::Allowed;
         };
@@ -515,6 +530,33 @@ mod tests {
         assert_eq!(
             l.rate("other", 3, 10 * S, 1, true, t0),
             Rate::Allowed { remaining: 2 }
+        );
+    }
+
+    #[test]
+    fn close_hits_share_a_log_entry() {
+        let l = Local::new();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        for i in 0..1000 {
+            assert!(matches!(
+                l.rate("k", 1000, 100 * S, 1, true, t0 + i * ms / 100),
+                Rate::Allowed { .. }
+            ));
+        }
+        let g = l.shards.iter().find_map(|s| {
+            let g = s.lock().unwrap();
+            match g.map.get("k") {
+                Some(Entry::Log { hits, total, .. }) => Some((hits.len(), *total)),
+                _ => None,
+            }
+        });
+        assert_eq!(g, Some((1, 1000)));
+        assert_eq!(
+            l.rate("k", 1000, 100 * S, 1, true, t0 + S),
+            Rate::Refused {
+                retry_after: 99 * S
+            }
         );
     }
 
