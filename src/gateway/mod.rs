@@ -16,6 +16,7 @@ pub mod proxy;
 
 use crate::config::Settings;
 use crate::policy::builtin::{Section, State};
+use crate::policy::counters::Counters;
 use crate::shutdown::Shutdown;
 use crate::snapshot::{self, KeyScope, Snapshot, SnapshotHandle};
 use crate::telemetry::ACCESS_TARGET;
@@ -59,6 +60,9 @@ pub struct Gateway {
     deployment: crate::expr::context::Deployment,
     access_log: bool,
     stats: Arc<crate::telemetry::RequestStats>,
+    /// Rate-limit, quota and concurrency counters: owned by the gateway,
+    /// not the snapshot, so counts survive configuration changes.
+    counters: Arc<Counters>,
 }
 
 impl Gateway {
@@ -83,6 +87,7 @@ impl Gateway {
             },
             access_log: settings.telemetry.access_log,
             stats,
+            counters: Arc::new(Counters::local()),
         }
     }
 
@@ -159,7 +164,14 @@ impl Gateway {
         let snapshot = self.snapshot.load();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let (resp, ctx, rejected) = match admit(snapshot, req, client, scheme, &self.deployment) {
+        let (resp, ctx, rejected) = match admit(
+            snapshot,
+            req,
+            client,
+            scheme,
+            &self.deployment,
+            &self.counters,
+        ) {
             Ok(mut ctx) => {
                 let resp = pipeline::run(&mut ctx, &self.upstream).await;
                 (resp, Some(ctx), None)
@@ -203,6 +215,7 @@ fn admit(
     client: SocketAddr,
     scheme: &'static str,
     deployment: &crate::expr::context::Deployment,
+    counters: &Arc<Counters>,
 ) -> Result<RequestCtx, GatewayError> {
     let (parts, body) = req.into_parts();
     let m = snapshot
@@ -368,6 +381,8 @@ fn admit(
         responses: op.responses.clone(),
         cors: None,
         preflight,
+        counters: counters.clone(),
+        pending: Default::default(),
     };
     state.update_url();
     Ok(RequestCtx {

@@ -18,10 +18,12 @@ use super::proxy::{strip_hop_by_hop, Upstream};
 use super::{empty_body, Body};
 use crate::expr::context::{LastError, Response as CtxResponse};
 use crate::policy::builtin::{
+    counting,
     forward_request::{ForwardRequest, HttpVersion},
     validate_jwt::ValidateJwt,
     Doc, Outcome, Policy, PolicyError, Section, State, Step,
 };
+use crate::policy::counters::Permit;
 use crate::snapshot::{ApiEntry, OperationEntry, Snapshot};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -216,6 +218,13 @@ fn run_steps<'a>(
                         e.policy_id = id.as_deref().unwrap_or("").to_string();
                         scoped(e, level, section)
                     })?,
+                Next::Limited(permit, b) => {
+                    // The permit is held while the contained policies run
+                    // and dropped however they end.
+                    let o = run_steps(ctx, snap, upstream, b, section, level, reads_response).await;
+                    drop(permit);
+                    o?
+                }
                 Next::Forward(f, path, id) => {
                     forward(ctx, upstream, &f, reads_response)
                         .await
@@ -243,6 +252,8 @@ enum Next<'a> {
     Done(Outcome),
     Base,
     Branch(&'a [Step]),
+    /// `limit-concurrency`: its policies, run while the permit is held.
+    Limited(Permit, &'a [Step]),
     Forward(ForwardRequest, Arc<str>, Option<Arc<str>>),
     /// `validate-jwt` with `openid-config`: fetches keys first.
     Jwt(Arc<ValidateJwt>, Arc<str>, Option<Arc<str>>),
@@ -267,6 +278,17 @@ fn next_of<'a>(
         },
         Policy::ValidateJwt(v) if !v.discovery_urls().is_empty() && !ctx.state.preflight => {
             Next::Jwt(v.clone(), step.path.clone(), step.id.clone())
+        }
+        Policy::LimitConcurrency(l) if !ctx.state.preflight => {
+            let permit = l.enter(&ctx.state).map_err(|mut e| {
+                if e.source.is_empty() {
+                    e.source = step.name.to_string();
+                }
+                e.path = step.path.to_string();
+                e.policy_id = step.id.as_deref().unwrap_or("").to_string();
+                scoped(e, level, section)
+            })?;
+            Next::Limited(permit, &l.steps)
         }
         Policy::ForwardRequest(f) if !ctx.state.preflight => {
             Next::Forward(f.clone(), step.path.clone(), step.id.clone())
@@ -498,6 +520,8 @@ async fn forward(
 
 /// Builds the response the client gets from the policy state.
 fn finalize(ctx: &mut RequestCtx) -> Response<Body> {
+    // Deferred counting (increment-condition) sees the final response.
+    counting::settle(&mut ctx.state);
     let resp = ctx.state.ctx.response.take().unwrap_or(CtxResponse {
         status: 200,
         ..Default::default()
@@ -585,6 +609,7 @@ async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream)
         Ok(_) => finalize(ctx),
         Err(e2) => {
             // A failure inside on-error: the default response for it.
+            counting::settle(&mut ctx.state);
             tracing::warn!(reason = %e2.reason, path = %e2.path, "on-error failed: {}", e2.message);
             let body = serde_json::json!({"statusCode": e2.status, "message": public_message(&e2)});
             super::error::json_response(

@@ -11,6 +11,7 @@
 pub mod builtin;
 pub mod catalog;
 pub mod catalog_types;
+pub mod counters;
 pub mod rawxml;
 pub mod validate;
 pub mod xml;

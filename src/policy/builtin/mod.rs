@@ -15,12 +15,16 @@
 pub mod check_header;
 pub mod choose;
 pub mod cors;
+pub mod counting;
 pub mod find_and_replace;
 pub mod forward_request;
 pub mod ip_filter;
 pub mod json_to_xml;
 pub mod jsonp;
+pub mod limit_concurrency;
 pub mod mock_response;
+pub mod quota;
+pub mod rate_limit;
 pub mod return_response;
 pub mod rewrite_uri;
 pub mod set_backend_service;
@@ -35,7 +39,7 @@ pub mod validate_jwt;
 pub mod xml_to_json;
 
 use super::xml::{Element, Node};
-use super::{line_col, Diagnostic};
+use super::{counters, line_col, Diagnostic};
 use crate::expr::context::{Ctx, Url};
 use crate::expr::{self, Compiled, Limits, Value};
 use std::collections::HashMap;
@@ -110,11 +114,10 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         "trace" => trace::SECTIONS,
         "jsonp" => jsonp::SECTIONS,
         "validate-jwt" => validate_jwt::SECTIONS,
-        "rate-limit"
-        | "rate-limit-by-key"
-        | "quota"
-        | "quota-by-key"
-        | "cache-lookup"
+        "rate-limit" | "rate-limit-by-key" => rate_limit::SECTIONS,
+        "quota" | "quota-by-key" => quota::SECTIONS,
+        "limit-concurrency" => limit_concurrency::SECTIONS,
+        "cache-lookup"
         | "authentication-basic"
         | "authentication-certificate"
         | "authentication-managed-identity" => &[I],
@@ -252,6 +255,11 @@ pub struct State {
     pub cors: Option<CorsHeaders>,
     /// Whether the request is a CORS preflight the pipeline answers.
     pub preflight: bool,
+    /// The gateway's counters (rate limits, quotas, concurrency); they
+    /// outlive snapshots.
+    pub counters: Arc<counters::Counters>,
+    /// Counting work left for the end of the request.
+    pub pending: counting::Pending,
 }
 
 impl State {
@@ -350,6 +358,11 @@ pub enum Policy {
     Jsonp(jsonp::Jsonp),
     /// Shared: the gateway holds it across the await of key discovery.
     ValidateJwt(Arc<validate_jwt::ValidateJwt>),
+    RateLimit(rate_limit::RateLimit),
+    RateLimitByKey(rate_limit::RateLimitByKey),
+    Quota(quota::Quota),
+    QuotaByKey(quota::QuotaByKey),
+    LimitConcurrency(limit_concurrency::LimitConcurrency),
 }
 
 impl Step {
@@ -361,7 +374,10 @@ impl Step {
             return Ok(Outcome::Continue);
         }
         let r = match &self.policy {
-            Policy::Base | Policy::Choose(_) | Policy::ForwardRequest(_) => Ok(Outcome::Continue),
+            Policy::Base
+            | Policy::Choose(_)
+            | Policy::ForwardRequest(_)
+            | Policy::LimitConcurrency(_) => Ok(Outcome::Continue),
             Policy::SetVariable(p) => p.apply(st),
             Policy::SetHeader(p) => p.apply(st),
             Policy::SetQueryParameter(p) => p.apply(st),
@@ -381,6 +397,10 @@ impl Step {
             Policy::Trace(p) => p.apply(st),
             Policy::Jsonp(p) => p.apply(st),
             Policy::ValidateJwt(p) => p.apply(st),
+            Policy::RateLimit(p) => p.apply(st),
+            Policy::RateLimitByKey(p) => p.apply(st),
+            Policy::Quota(p) => p.apply(st),
+            Policy::QuotaByKey(p) => p.apply(st),
         };
         r.map_err(|mut e| {
             if e.source.is_empty() {
@@ -719,6 +739,15 @@ impl<'a> Compiler<'a> {
             "validate-jwt" => {
                 Policy::ValidateJwt(Arc::new(validate_jwt::ValidateJwt::parse(self, e)?))
             }
+            "rate-limit" => Policy::RateLimit(rate_limit::RateLimit::parse(self, e)?),
+            "rate-limit-by-key" => {
+                Policy::RateLimitByKey(rate_limit::RateLimitByKey::parse(self, e)?)
+            }
+            "quota" => Policy::Quota(quota::Quota::parse(self, e)?),
+            "quota-by-key" => Policy::QuotaByKey(quota::QuotaByKey::parse(self, e)?),
+            "limit-concurrency" => Policy::LimitConcurrency(
+                limit_concurrency::LimitConcurrency::parse(self, e, section, path)?,
+            ),
             other => {
                 self.error(
                     e.span.start,
@@ -787,7 +816,7 @@ pub fn check_placement(xml: &str, root: &Element, out: &mut Vec<Diagnostic>) {
             }
             if matches!(
                 child.name.as_str(),
-                "choose" | "when" | "otherwise" | "retry" | "wait"
+                "choose" | "when" | "otherwise" | "retry" | "wait" | "limit-concurrency"
             ) {
                 walk(xml, child, section, out);
             }
@@ -812,6 +841,8 @@ pub fn test_state(section: Section) -> State {
         responses: Arc::new(Vec::new()),
         cors: None,
         preflight: false,
+        counters: Arc::new(counters::Counters::local()),
+        pending: counting::Pending::default(),
     }
 }
 
@@ -830,6 +861,10 @@ pub fn run_plain(steps: &[Step], st: &mut State) -> Result<Outcome, PolicyError>
                 Some(branch) => run_plain(branch, st)?,
                 None => Outcome::Continue,
             },
+            Policy::LimitConcurrency(l) => {
+                let _permit = l.enter(st)?;
+                run_plain(&l.steps, st)?
+            }
             _ => s.apply(st)?,
         };
         if o == Outcome::Respond {
