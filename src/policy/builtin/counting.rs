@@ -214,3 +214,21 @@ pub fn ceil_secs(d: Duration) -> u64 {
     let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     s.max(1)
 }
+
+/// The matched API's and operation's (id, name), for `<api>` and
+/// `<operation>` children of the per-subscription limits.
+pub fn matched_names(st: &State) -> ((String, String), (String, String)) {
+    let api = st
+        .ctx
+        .api
+        .as_ref()
+        .map(|a| (a.id.clone(), a.name.clone()))
+        .unwrap_or_default();
+    let op = st
+        .ctx
+        .operation
+        .as_ref()
+        .map(|o| (o.id.clone(), o.name.clone()))
+        .unwrap_or_default();
+    (api, op)
+}

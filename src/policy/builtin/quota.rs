@@ -12,7 +12,7 @@
 //! Calls are counted when the policy runs unless `increment-condition` is
 //! given or bandwidth is limited; then after the response.
 
-use super::counting::{ceil_secs, whole, Deferred};
+use super::counting::{ceil_secs, matched_names, whole, Deferred};
 use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::expr::time::{DateTime, TICKS_PER_SECOND, UNIX_EPOCH_TICKS};
 use crate::policy::counters::{Quota as Decision, QuotaLimits, Window};
@@ -269,18 +269,7 @@ impl Quota {
         if self.calls.is_some() || self.kb.is_some() {
             counters.push((format!("quota\0{sid}"), limits(self.calls, self.kb), window));
         }
-        let (api_id, api_name) = st
-            .ctx
-            .api
-            .as_ref()
-            .map(|a| (a.id.clone(), a.name.clone()))
-            .unwrap_or_default();
-        let (op_id, op_name) = st
-            .ctx
-            .operation
-            .as_ref()
-            .map(|o| (o.id.clone(), o.name.clone()))
-            .unwrap_or_default();
+        let ((api_id, api_name), (op_id, op_name)) = matched_names(st);
         for a in self.apis.iter().filter(|a| a.matches(&api_id, &api_name)) {
             if a.limited() {
                 counters.push((

@@ -12,7 +12,7 @@
 //! `context` (`context.Response.StatusCode`). A counter key is counted once
 //! per request even if several policies hit it.
 
-use super::counting::{ceil_secs, whole, Deferred, Reporting};
+use super::counting::{ceil_secs, matched_names, whole, Deferred, Reporting};
 use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::counters::Rate;
 use crate::policy::xml::Element;
@@ -237,18 +237,7 @@ impl RateLimit {
         if let (Some(c), Some(p)) = (self.calls, self.period) {
             limits.push((format!("rate-limit\0{sid}"), c, secs(p)));
         }
-        let (api_id, api_name) = st
-            .ctx
-            .api
-            .as_ref()
-            .map(|a| (a.id.clone(), a.name.clone()))
-            .unwrap_or_default();
-        let (op_id, op_name) = st
-            .ctx
-            .operation
-            .as_ref()
-            .map(|o| (o.id.clone(), o.name.clone()))
-            .unwrap_or_default();
+        let ((api_id, api_name), (op_id, op_name)) = matched_names(st);
         for a in self.apis.iter().filter(|a| a.matches(&api_id, &api_name)) {
             if let (Some(c), Some(p)) = (a.calls, a.period) {
                 limits.push((format!("rate-limit\0{sid}\0api\0{api_id}"), c, secs(p)));
