@@ -524,3 +524,134 @@ async fn an_unreachable_provider_fails_validation() {
     let r = bearer(&app, &key, &rs(Algorithm::RS256, &claims())).await;
     assert_gateway_error(r, 401, DEFAULT_MESSAGE).await;
 }
+
+/// `validate-azure-ad-token`: keys and issuer from the tenant's v2.0
+/// discovery document under `authentication-endpoint`; v1.0 and v2.0
+/// issuers, backend application ids as audiences, client application ids
+/// against `azp` / `appid`.
+#[tokio::test]
+async fn validate_azure_ad_token_uses_the_tenants_discovery_document() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const TID: &str = "8f2c7d51-3b0e-4c35-9a4e-0d1f5b2a7c19";
+    let paths = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let fetched = std::sync::Arc::new(AtomicUsize::new(0));
+    let (p, f) = (paths.clone(), fetched.clone());
+    let addr = common::backend::spawn(move |req| {
+        let (p, f) = (p.clone(), f.clone());
+        async move {
+            let host = req.headers()["host"].to_str().unwrap().to_string();
+            let path = req.uri().path().to_string();
+            p.lock().unwrap().push(path.clone());
+            f.fetch_add(1, Ordering::SeqCst);
+            let body = if path.ends_with("/.well-known/openid-configuration") {
+                json!({
+                    "issuer": format!("https://login.microsoftonline.com/{TID}/v2.0"),
+                    "jwks_uri": format!("http://{host}/{TID}/discovery/v2.0/keys"),
+                })
+            } else {
+                json!({"keys": [{"kty": "RSA", "kid": "rsa1", "use": "sig", "n": RSA_N, "e": RSA_E}]})
+            };
+            hyper::Response::new(common::backend::full(body.to_string()))
+        }
+    })
+    .await;
+
+    let app = TestApp::spawn().await;
+    let key = app.standard().await;
+    policy(
+        &app,
+        &format!(
+            r#"<policies><inbound><base />
+  <validate-azure-ad-token tenant-id="{TID}" authentication-endpoint="http://{addr}/" output-token-variable-name="jwt">
+    <client-application-ids><application-id>client-app-1</application-id></client-application-ids>
+    <backend-application-ids><application-id>backend-app</application-id></backend-application-ids>
+  </validate-azure-ad-token>
+  <return-response><set-status code="200" reason="OK" /><set-body>@(((Jwt)context.Variables["jwt"]).Subject)</set-body></return-response>
+</inbound>
+<on-error><base /><set-header name="X-Reason" exists-action="override"><value>@(context.LastError.Source + ":" + context.LastError.Reason)</value></set-header></on-error></policies>"#
+        ),
+    )
+    .await;
+    let v2 = json!({
+        "sub": "alice", "aud": "backend-app", "azp": "client-app-1",
+        "iss": format!("https://login.microsoftonline.com/{TID}/v2.0"),
+        "exp": now() + 600, "nbf": now() - 10,
+    });
+    let r = bearer(&app, &key, &rs(Algorithm::RS256, &v2)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "alice");
+    assert_eq!(
+        paths.lock().unwrap()[0],
+        format!("/{TID}/v2.0/.well-known/openid-configuration")
+    );
+
+    // A v1.0 token of the same tenant: sts.windows.net issuer, `appid`,
+    // the `api://` form of the backend application id.
+    let v1 = json!({
+        "sub": "bob", "aud": "api://backend-app", "appid": "client-app-1",
+        "iss": format!("https://sts.windows.net/{TID}/"),
+        "exp": now() + 600,
+    });
+    let r = bearer(&app, &key, &rs(Algorithm::RS256, &v1)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "bob");
+
+    let reason = |r: reqwest::Response| r.headers()["x-reason"].to_str().unwrap().to_string();
+    let r = bearer(
+        &app,
+        &key,
+        &rs(
+            Algorithm::RS256,
+            &with(v2.clone(), "azp", json!("someone-else")),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        reason(r),
+        "validate-azure-ad-token:TokenClaimValueNotAllowed"
+    );
+    let r = bearer(
+        &app,
+        &key,
+        &rs(
+            Algorithm::RS256,
+            &with(v2.clone(), "aud", json!("other-api")),
+        ),
+    )
+    .await;
+    assert_eq!(reason(r), "validate-azure-ad-token:TokenAudienceNotAllowed");
+    let r = bearer(
+        &app,
+        &key,
+        &rs(
+            Algorithm::RS256,
+            &with(
+                v2.clone(),
+                "iss",
+                json!("https://login.microsoftonline.com/another-tenant/v2.0"),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(reason(r), "validate-azure-ad-token:TokenIssuerNotAllowed");
+    let r = bearer(&app, &key, &hs(Algorithm::HS256, &v2)).await;
+    assert_eq!(
+        reason(r),
+        "validate-azure-ad-token:TokenSignatureKeyNotFound"
+    );
+    assert_eq!(
+        fetched.load(Ordering::SeqCst),
+        2,
+        "metadata and keys fetched once"
+    );
+
+    // A tenant-id that cannot be part of a URL is refused when saved.
+    let r = app
+        .put_xml(
+            "/apis/echo/policy",
+            r#"<policies><inbound><validate-azure-ad-token tenant-id="a b/c" /></inbound></policies>"#,
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+}

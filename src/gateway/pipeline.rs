@@ -210,10 +210,10 @@ fn run_steps<'a>(
                 Next::Branch(b) => {
                     run_steps(ctx, snap, upstream, b, section, level, reads_response).await?
                 }
-                Next::Jwt(v, path, id) => super::oidc::validate(&mut ctx.state, upstream, v)
+                Next::Jwt(v, name, path, id) => super::oidc::validate(&mut ctx.state, upstream, v)
                     .await
                     .map_err(|mut e| {
-                        e.source = "validate-jwt".into();
+                        e.source = name.to_string();
                         e.path = path.to_string();
                         e.policy_id = id.as_deref().unwrap_or("").to_string();
                         scoped(e, level, section)
@@ -255,8 +255,9 @@ enum Next<'a> {
     /// `limit-concurrency`: its policies, run while the permit is held.
     Limited(Permit, &'a [Step]),
     Forward(ForwardRequest, Arc<str>, Option<Arc<str>>),
-    /// `validate-jwt` with `openid-config`: fetches keys first.
-    Jwt(Arc<ValidateJwt>, Arc<str>, Option<Arc<str>>),
+    /// `validate-jwt` with `openid-config` (and `validate-azure-ad-token`):
+    /// fetches keys first. Name, path, id.
+    Jwt(Arc<ValidateJwt>, Arc<str>, Arc<str>, Option<Arc<str>>),
 }
 
 /// Runs a step that needs no await; says what to do for the others.
@@ -277,7 +278,12 @@ fn next_of<'a>(
             None => Next::Done(Outcome::Continue),
         },
         Policy::ValidateJwt(v) if !v.discovery_urls().is_empty() && !ctx.state.preflight => {
-            Next::Jwt(v.clone(), step.path.clone(), step.id.clone())
+            Next::Jwt(
+                v.clone(),
+                step.name.clone(),
+                step.path.clone(),
+                step.id.clone(),
+            )
         }
         Policy::LimitConcurrency(l) if !ctx.state.preflight => {
             let permit = l.enter(&ctx.state).map_err(|mut e| {

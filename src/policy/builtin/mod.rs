@@ -113,7 +113,7 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         "cors" => cors::SECTIONS,
         "trace" => trace::SECTIONS,
         "jsonp" => jsonp::SECTIONS,
-        "validate-jwt" => validate_jwt::SECTIONS,
+        "validate-jwt" | "validate-azure-ad-token" => validate_jwt::SECTIONS,
         "rate-limit" | "rate-limit-by-key" => rate_limit::SECTIONS,
         "quota" | "quota-by-key" => quota::SECTIONS,
         "limit-concurrency" => limit_concurrency::SECTIONS,
@@ -738,6 +738,9 @@ impl<'a> Compiler<'a> {
             }
             "validate-jwt" => {
                 Policy::ValidateJwt(Arc::new(validate_jwt::ValidateJwt::parse(self, e)?))
+            }
+            "validate-azure-ad-token" => {
+                Policy::ValidateJwt(Arc::new(validate_jwt::ValidateJwt::parse_entra(self, e)?))
             }
             "rate-limit" => Policy::RateLimit(rate_limit::RateLimit::parse(self, e)?),
             "rate-limit-by-key" => {

@@ -168,6 +168,13 @@ pub struct ValidateJwt {
     issuers: Vec<Val>,
     claims: Vec<Claim>,
     openid: Vec<String>,
+    /// `validate-azure-ad-token`: `appid`/`azp` must be one of these
+    /// (`<client-application-ids>`, empty: any client).
+    client_apps: Vec<Val>,
+    /// `validate-azure-ad-token`: a v1.0 issuer
+    /// (`https://sts.windows.net/{tenant}/`) is accepted beside the v2.0
+    /// issuer discovery names.
+    entra: bool,
 }
 
 /// A literal attribute: expressions are refused where this gateway reads
@@ -268,35 +275,7 @@ impl ValidateJwt {
                         .map(|a| cx.text(a))
                         .collect::<Vec<_>>(),
                 ),
-                "required-claims" => {
-                    for claim in c.elements().filter(|a| a.name == "claim") {
-                        let Some(name) = cx.literal(claim, "name") else {
-                            cx.error(claim.span.start, "<claim> needs a name".into());
-                            ok = false;
-                            continue;
-                        };
-                        let all = match cx.literal(claim, "match").as_deref().map(str::trim) {
-                            None | Some("all") => true,
-                            Some("any") => false,
-                            Some(_) => {
-                                cx.error(
-                                    claim.span.start,
-                                    "<claim> match must be all or any".into(),
-                                );
-                                ok = false;
-                                true
-                            }
-                        };
-                        let separator = cx.literal(claim, "separator").filter(|s| !s.is_empty());
-                        let values = cx.values(claim);
-                        claims.push(Claim {
-                            name,
-                            all,
-                            separator,
-                            values,
-                        });
-                    }
-                }
+                "required-claims" => ok &= parse_claims(cx, c, &mut claims),
                 other => {
                     cx.error(
                         c.span.start,
@@ -326,6 +305,138 @@ impl ValidateJwt {
             issuers,
             claims,
             openid,
+            client_apps: Vec::new(),
+            entra: false,
+        })
+    }
+
+    /// `<validate-azure-ad-token>`: validate-jwt for Microsoft Entra ID.
+    /// The signing keys and issuer come from the tenant's v2.0 discovery
+    /// document under `authentication-endpoint` (default
+    /// `https://login.microsoftonline.com`); `<backend-application-ids>`
+    /// join `<audiences>` (an id `x` also allows `api://x`);
+    /// `<client-application-ids>` restrict the `appid` (v1.0) or `azp`
+    /// (v2.0) claim.
+    pub fn parse_entra(cx: &mut Compiler, e: &Element) -> Option<ValidateJwt> {
+        let mut ok = true;
+        let tenant = match literal(cx, e, "tenant-id") {
+            Some(t) if !t.is_empty() => entra_tenant(&t),
+            _ => None,
+        };
+        let Some(tenant) = tenant else {
+            cx.error(
+                e.span.start,
+                "<validate-azure-ad-token> needs a tenant-id: a tenant GUID, a domain such as contoso.onmicrosoft.com, or its https:// URL".into(),
+            );
+            return None;
+        };
+        let endpoint = literal(cx, e, "authentication-endpoint")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "https://login.microsoftonline.com".into());
+        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+            cx.error(
+                e.span.start,
+                "authentication-endpoint must be an http(s) URL such as https://login.microsoftonline.com".into(),
+            );
+            ok = false;
+        }
+        for flag in [
+            "allow-protected-forwarded-tokens",
+            "allow-proof-of-possession-tokens",
+        ] {
+            if cx.flag(e, flag, false) {
+                cx.error(
+                    e.span.start,
+                    format!("<validate-azure-ad-token> with {flag}=\"true\" does not run yet: proof-of-possession and protected forwarded tokens are not supported"),
+                );
+                ok = false;
+            }
+        }
+        let status = match literal(cx, e, "failed-validation-httpcode").map(|s| s.parse::<u16>()) {
+            None => 401,
+            Some(Ok(c @ 100..=599)) => c,
+            Some(_) => {
+                cx.error(
+                    e.span.start,
+                    "failed-validation-httpcode must be 100-599".into(),
+                );
+                ok = false;
+                401
+            }
+        };
+        let message = cx
+            .attr(e, "failed-validation-error-message")
+            .unwrap_or_else(|| Val::lit(DEFAULT_MESSAGE));
+        let output = literal(cx, e, "output-token-variable-name").filter(|s| !s.is_empty());
+        let scheme = literal(cx, e, "require-scheme").filter(|s| !s.is_empty());
+        let source = if let Some(v) = cx.attr(e, "token-value") {
+            Source::Value(v)
+        } else if let Some(q) = literal(cx, e, "query-parameter-name") {
+            Source::Query(q)
+        } else {
+            let name = literal(cx, e, "header-name").unwrap_or_else(|| "Authorization".into());
+            Source::Header { name, scheme }
+        };
+        let mut audiences = Vec::new();
+        let mut client_apps = Vec::new();
+        let mut claims = Vec::new();
+        for c in e.elements() {
+            match c.name.as_str() {
+                "audiences" => {
+                    for a in c.elements().filter(|a| a.name == "audience") {
+                        audiences.push(cx.text(a));
+                    }
+                }
+                "backend-application-ids" => {
+                    for a in c.elements().filter(|a| a.name == "application-id") {
+                        let id = cx.text(a);
+                        if let Val::Lit(text) = &id {
+                            audiences.push(Val::Lit(format!("api://{}", text.trim()).into()));
+                        }
+                        audiences.push(id);
+                    }
+                }
+                "client-application-ids" => {
+                    for a in c.elements().filter(|a| a.name == "application-id") {
+                        client_apps.push(cx.text(a));
+                    }
+                }
+                "required-claims" => ok &= parse_claims(cx, c, &mut claims),
+                "decryption-keys" => {
+                    cx.error(
+                        c.span.start,
+                        "<validate-azure-ad-token> with <decryption-keys> does not run yet: encrypted tokens are not supported".into(),
+                    );
+                    ok = false;
+                }
+                other => {
+                    cx.error(
+                        c.span.start,
+                        format!("<validate-azure-ad-token> does not take <{other}>"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let openid = format!(
+            "{}/{tenant}/v2.0/.well-known/openid-configuration",
+            endpoint.trim_end_matches('/')
+        );
+        ok.then_some(ValidateJwt {
+            source,
+            status,
+            message,
+            require_expiration: true,
+            require_signed: true,
+            clock_skew: 0,
+            output,
+            keys: Vec::new(),
+            audiences,
+            issuers: Vec::new(),
+            claims,
+            openid: vec![openid],
+            client_apps,
+            entra: true,
         })
     }
 
@@ -513,7 +624,17 @@ impl ValidateJwt {
                 return Ok(Err("TokenAudienceNotAllowed"));
             }
         }
-        let discovered: Vec<String> = found.iter().filter_map(|d| d.issuer.clone()).collect();
+        let mut discovered: Vec<String> = found.iter().filter_map(|d| d.issuer.clone()).collect();
+        if self.entra {
+            // Entra's v1.0 tokens name the same tenant at sts.windows.net.
+            let v1: Vec<String> = discovered
+                .iter()
+                .filter_map(|i| i.strip_suffix("/v2.0"))
+                .filter_map(|i| i.rsplit('/').next())
+                .map(|tid| format!("https://sts.windows.net/{tid}/"))
+                .collect();
+            discovered.extend(v1);
+        }
         if !self.issuers.is_empty() || !discovered.is_empty() {
             let allowed = if self.issuers.is_empty() {
                 discovered
@@ -523,6 +644,14 @@ impl ValidateJwt {
             let ok = claim("iss").is_some_and(|iss| iss.iter().any(|i| allowed.contains(i)));
             if !ok {
                 return Ok(Err("TokenIssuerNotAllowed"));
+            }
+        }
+        if !self.client_apps.is_empty() {
+            let allowed = texts(&self.client_apps, st)?;
+            let client = claim("azp").or_else(|| claim("appid"));
+            let ok = client.is_some_and(|ids| ids.iter().any(|i| allowed.contains(i)));
+            if !ok {
+                return Ok(Err("TokenClaimValueNotAllowed"));
             }
         }
         for c in &self.claims {
@@ -559,6 +688,53 @@ fn texts(vals: &[Val], st: &State) -> Result<Vec<String>, PolicyError> {
     vals.iter()
         .map(|v| Ok(v.text(st)?.trim().to_string()))
         .collect()
+}
+
+/// `<required-claims>`: `<claim>` children; false after a problem.
+fn parse_claims(cx: &mut Compiler, c: &Element, claims: &mut Vec<Claim>) -> bool {
+    let mut ok = true;
+    for claim in c.elements().filter(|a| a.name == "claim") {
+        let Some(name) = cx.literal(claim, "name") else {
+            cx.error(claim.span.start, "<claim> needs a name".into());
+            ok = false;
+            continue;
+        };
+        let all = match cx.literal(claim, "match").as_deref().map(str::trim) {
+            None | Some("all") => true,
+            Some("any") => false,
+            Some(_) => {
+                cx.error(claim.span.start, "<claim> match must be all or any".into());
+                ok = false;
+                true
+            }
+        };
+        let separator = cx.literal(claim, "separator").filter(|s| !s.is_empty());
+        let values = cx.values(claim);
+        claims.push(Claim {
+            name,
+            all,
+            separator,
+            values,
+        });
+    }
+    ok
+}
+
+/// The tenant segment of Entra URLs from a `tenant-id`: a GUID or domain
+/// as given, or the host of an `https://` URL; `None` when it cannot be a
+/// path segment.
+fn entra_tenant(t: &str) -> Option<String> {
+    let t = t.trim();
+    let t = t
+        .strip_prefix("https://")
+        .or_else(|| t.strip_prefix("http://"))
+        .map(|rest| rest.split('/').next().unwrap_or(""))
+        .unwrap_or(t);
+    let ok = !t.is_empty()
+        && t.len() <= 253
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    ok.then(|| t.to_string())
 }
 
 /// `<issuer-signing-keys>`: `<key>` children; false after a problem.
