@@ -526,7 +526,9 @@ async fn forward(
 
 /// Builds the response the client gets from the policy state.
 fn finalize(ctx: &mut RequestCtx) -> Response<Body> {
-    // Deferred counting (increment-condition) sees the final response.
+    // Token usage is charged (and token metrics recorded) once the
+    // response is known; then deferred counting sees the final response.
+    crate::policy::builtin::llm::settle(&mut ctx.state);
     counting::settle(&mut ctx.state);
     let resp = ctx.state.ctx.response.take().unwrap_or(CtxResponse {
         status: 200,
@@ -615,6 +617,7 @@ async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream)
         Ok(_) => finalize(ctx),
         Err(e2) => {
             // A failure inside on-error: the default response for it.
+            crate::policy::builtin::llm::settle(&mut ctx.state);
             counting::settle(&mut ctx.state);
             tracing::warn!(reason = %e2.reason, path = %e2.path, "on-error failed: {}", e2.message);
             let body = serde_json::json!({"statusCode": e2.status, "message": public_message(&e2)});
