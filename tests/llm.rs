@@ -135,11 +135,55 @@ async fn estimated_prompts_are_refused_before_the_backend_is_called() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
-const SSE: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"0123456789\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"0123456789\"}}]}\n\ndata: [DONE]\n\n";
+const SSE_1: &str =
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"0123456789\"}}]}\n\n";
+const SSE_2: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"0123456789\"}}]}\n\ndata: [DONE]\n\n";
+
+type Feeds = Arc<std::sync::Mutex<Vec<tokio::sync::mpsc::UnboundedSender<&'static str>>>>;
+
+/// A backend streaming server-sent events the test feeds (one feed per
+/// request, in order).
+async fn streaming() -> (String, Feeds) {
+    let feeds: Feeds = Arc::default();
+    let f = feeds.clone();
+    let addr = backend::spawn(move |_req| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+        f.lock().unwrap().push(tx);
+        async move {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                let chunk = rx.recv().await?;
+                Some((
+                    Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from(chunk))),
+                    rx,
+                ))
+            });
+            hyper::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(http_body_util::BodyExt::boxed_unsync(
+                    http_body_util::StreamBody::new(stream),
+                ))
+                .unwrap()
+        }
+    })
+    .await;
+    (format!("http://{addr}"), feeds)
+}
+
+/// Waits (up to 10 s) until the registry holds `metric` in `namespace`.
+async fn metric(app: &TestApp, namespace: &str, metric: &str) -> (u64, f64) {
+    for _ in 0..200 {
+        let got = app.telemetry().metrics.total(namespace, metric, &[]);
+        if got.0 > 0 {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{namespace}/{metric} never recorded");
+}
 
 #[tokio::test]
-async fn streamed_responses_are_counted_by_estimate() {
-    let (url, _calls) = fake(SSE, "text/event-stream").await;
+async fn streamed_responses_pass_through_and_are_counted_by_estimate() {
+    let (url, feeds) = streaming().await;
     let app = TestApp::spawn().await;
     let key = setup(
         &app,
@@ -150,14 +194,26 @@ async fn streamed_responses_are_counted_by_estimate() {
     // Prompt: 400 characters in one message = 100 + 4 tokens; the stream's
     // 20 characters = 5 tokens.
     let body = json!({"stream": true, "messages": [{"role": "user", "content": "x".repeat(400)}]});
-    let r = chat(&app, &key, body).await;
+    let mut r = chat(&app, &key, body.clone()).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "x-consumed").as_deref(), Some("109"));
-    assert_eq!(header(&r, "x-remaining").as_deref(), Some("891"));
     assert!(header(&r, "content-type")
         .unwrap()
         .starts_with("text/event-stream"));
-    assert_eq!(r.text().await.unwrap(), SSE, "the stream passes through");
+    // While streaming, the response reports the prompt estimate.
+    assert_eq!(header(&r, "x-consumed").as_deref(), Some("104"));
+    assert_eq!(header(&r, "x-remaining").as_deref(), Some("896"));
+    // The first event reaches the client before the backend sends more.
+    feeds.lock().unwrap()[0].send(SSE_1).unwrap();
+    let first = r.chunk().await.unwrap().unwrap();
+    assert_eq!(&first[..], SSE_1.as_bytes());
+    {
+        let tx = feeds.lock().unwrap().remove(0);
+        tx.send(SSE_2).unwrap();
+    }
+    let rest = r.text().await.unwrap();
+    assert_eq!(rest, SSE_2);
+    // At the end of the stream the estimate is charged: 104 + 5.
+    assert_eq!(metric(&app, "ai", "Total Tokens").await, (1, 109.0));
     let m = &app.telemetry().metrics;
     assert_eq!(
         m.total("ai", "Total Tokens", &[("API ID", "llm")]),
@@ -165,23 +221,43 @@ async fn streamed_responses_are_counted_by_estimate() {
     );
     assert_eq!(m.total("ai", "Prompt Tokens", &[]), (1, 104.0));
     assert_eq!(m.total("ai", "Completion Tokens", &[]), (1, 5.0));
+    let feeder = tokio::spawn({
+        let feeds = feeds.clone();
+        async move {
+            loop {
+                if let Some(tx) = feeds.lock().unwrap().pop() {
+                    tx.send(SSE_2).unwrap();
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    });
+    let r = chat(&app, &key, body).await;
+    assert_eq!(header(&r, "x-remaining").as_deref(), Some("787"));
+    r.text().await.unwrap();
+    feeder.await.unwrap();
 }
 
 const SSE_WITH_USAGE: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"abcd\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}\n\ndata: [DONE]\n\n";
 
 #[tokio::test]
-async fn a_final_usage_event_of_a_stream_is_used() {
+async fn a_final_usage_event_of_a_stream_is_charged() {
     let (url, _calls) = fake(SSE_WITH_USAGE, "text/event-stream").await;
     let app = TestApp::spawn().await;
     let key = setup(
         &app,
         &url,
-        r#"<llm-token-limit counter-key="k" tokens-per-minute="1000" estimate-prompt-tokens="true" tokens-consumed-header-name="x-consumed" />"#,
+        r#"<llm-token-limit counter-key="k" tokens-per-minute="1000" estimate-prompt-tokens="true" remaining-tokens-header-name="x-remaining" /><llm-emit-token-metric namespace="ai" value-type="total-tokens" />"#,
     )
     .await;
     let body = json!({"stream": true, "messages": [{"role": "user", "content": "x".repeat(400)}]});
+    let r = chat(&app, &key, body.clone()).await;
+    assert_eq!(header(&r, "x-remaining").as_deref(), Some("896"));
+    assert_eq!(r.text().await.unwrap(), SSE_WITH_USAGE);
+    assert_eq!(metric(&app, "ai", "Total Tokens").await, (1, 10.0));
     let r = chat(&app, &key, body).await;
-    assert_eq!(header(&r, "x-consumed").as_deref(), Some("10"));
+    assert_eq!(header(&r, "x-remaining").as_deref(), Some("886"));
 }
 
 const ANTHROPIC: &str = r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":10,"output_tokens":5}}"#;

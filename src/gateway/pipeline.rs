@@ -500,7 +500,18 @@ async fn forward(
             },
         });
         let body: Body = body;
-        if reads_response {
+        // Token limits and token metrics read the usage: a JSON response
+        // is buffered, a server-sent-event stream tapped as it passes.
+        let llm = !reads_response && crate::policy::builtin::llm::wants_usage(&ctx.state);
+        let event_stream = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));
+        if llm && event_stream {
+            ctx.response_body =
+                Some(crate::policy::builtin::llm::tap(&mut ctx.state, body).boxed_unsync());
+        } else if reads_response || llm {
             let bytes = read_capped(body).await.map_err(|mut e| {
                 e.status = 502;
                 e.reason = "BackendResponseTooLarge".into();

@@ -15,7 +15,8 @@
 //! `retry-after-header-name`); out of quota → 403 "Token quota is
 //! exceeded. Quota will be replenished in hh:mm:ss." with `Retry-After`.
 //! The tokens are charged when the response is known ([`settle`], called
-//! by the pipeline before the response is written): the `usage` object of
+//! by the pipeline before the response is written; [`tap`] for streams):
+//! the `usage` object of
 //! the response — OpenAI chat/completions (`prompt_tokens`,
 //! `completion_tokens`, `total_tokens`), the Responses API and Anthropic
 //! messages (`input_tokens`, `output_tokens`) — or, for a streamed
@@ -34,11 +35,16 @@
 //! `prompt-type` is accepted (the request's shape decides).
 //!
 //! **Reporting.** `tokens-consumed-variable-name` holds the prompt
-//! estimate (or 0) while the request runs; `tokens-consumed-header-name`,
+//! estimate (or 0) while the request runs. For a JSON response (buffered,
+//! capped at the gateway's 16 MiB) the charge happens before the response
+//! is written: `tokens-consumed-header-name`,
 //! `remaining-tokens-header-name` and `remaining-quota-tokens-header-name`
-//! are added to the response after the charge, and their variables are set
-//! then too. The response body is buffered (capped) so `usage` can be
-//! read; streamed responses are therefore delivered once complete.
+//! carry the charged usage and what is left after it, and their variables
+//! are set then. A `text/event-stream` response is not buffered: it
+//! streams through a [`UsageTap`] that reads its events as they pass and
+//! charges when the stream ends (or the client goes away); its headers
+//! report the prompt estimate as consumed and the tokens left minus that
+//! estimate.
 //!
 //! **Token metrics.** `llm-emit-token-metric` records, after the response,
 //! `Total Tokens`, `Prompt Tokens` and `Completion Tokens` (or the one
@@ -111,6 +117,16 @@ pub struct Pending {
     prompt: Option<Prompt>,
     charges: Vec<Charge>,
     emits: Vec<Emit>,
+    /// Headers for the final response when a streamed body is tapped.
+    headers: Vec<(String, String)>,
+}
+
+/// Whether this request waits for token usage (a token limit or token
+/// metric ran): the pipeline then reads the backend's response — buffered
+/// (capped) when it is JSON, tapped as it streams when it is
+/// `text/event-stream`.
+pub fn wants_usage(st: &State) -> bool {
+    !st.llm.charges.is_empty() || !st.llm.emits.is_empty()
 }
 
 /// About 4 characters per token, rounded up.
@@ -211,37 +227,85 @@ fn streamed_chars(v: &Json) -> usize {
     n
 }
 
-/// Usage reported by a server-sent-event stream (the largest counts its
-/// events carry: Anthropic reports input and output in separate events),
-/// and the streamed text's estimate.
-pub fn parse_sse(body: &[u8]) -> (Option<Usage>, u64) {
-    let text = String::from_utf8_lossy(body);
-    let mut usage: Option<Usage> = None;
-    let mut chars = 0;
-    for line in text.lines() {
-        let Some(data) = line.strip_prefix("data:") else {
-            continue;
-        };
-        let data = data.trim();
-        if data == "[DONE]" {
-            continue;
+/// Reads a server-sent-event stream as it passes: the usage its events
+/// report (the largest counts seen: Anthropic reports input and output in
+/// separate events) and the streamed text's length.
+#[derive(Debug, Default)]
+pub struct SseScan {
+    partial: Vec<u8>,
+    usage: Option<Usage>,
+    chars: usize,
+}
+
+/// Longest event line kept while waiting for its end.
+const MAX_LINE: usize = 1 << 20;
+
+impl SseScan {
+    pub fn feed(&mut self, data: &[u8]) {
+        let mut rest = data;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            if self.partial.is_empty() {
+                self.line(&rest[..nl]);
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(&rest[..nl]);
+                self.line(&line);
+            }
+            rest = &rest[nl + 1..];
         }
-        let Ok(v) = serde_json::from_str::<Json>(data) else {
-            continue;
+        if self.partial.len() + rest.len() <= MAX_LINE {
+            self.partial.extend_from_slice(rest);
+        } else {
+            self.partial.clear();
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
         };
-        chars += streamed_chars(&v);
+        let Ok(v) = serde_json::from_slice::<Json>(data.trim_ascii()) else {
+            return;
+        };
+        self.chars += streamed_chars(&v);
         if let Some(u) = usage_in(&v) {
-            let cur = usage.unwrap_or_default();
+            let cur = self.usage.unwrap_or_default();
             let prompt = cur.prompt.max(u.prompt);
             let completion = cur.completion.max(u.completion);
-            usage = Some(Usage {
+            self.usage = Some(Usage {
                 prompt,
                 completion,
                 total: cur.total.max(u.total).max(prompt + completion),
             });
         }
     }
-    (usage, tokens_of_chars(chars))
+
+    /// The reported usage, and the streamed text's token estimate.
+    pub fn result(mut self) -> (Option<Usage>, u64) {
+        let rest = std::mem::take(&mut self.partial);
+        self.line(&rest);
+        (self.usage, tokens_of_chars(self.chars))
+    }
+
+    /// The usage to charge: reported, else the prompt estimate plus the
+    /// streamed text's estimate.
+    fn usage(self, prompt_estimate: u64) -> Usage {
+        match self.result() {
+            (Some(u), _) => u,
+            (None, completion) => Usage {
+                prompt: prompt_estimate,
+                completion,
+                total: prompt_estimate + completion,
+            },
+        }
+    }
+}
+
+/// [`SseScan`] over a whole body.
+pub fn parse_sse(body: &[u8]) -> (Option<Usage>, u64) {
+    let mut scan = SseScan::default();
+    scan.feed(body);
+    scan.result()
 }
 
 fn prompt(st: &mut State) -> Prompt {
@@ -279,10 +343,6 @@ fn usage(st: &State, p: Prompt) -> Usage {
         .is_some_and(|c| c.to_ascii_lowercase().contains("text/event-stream"));
     let body = resp.message.body.as_deref().unwrap_or(&[]);
     if sse || p.streaming {
-        let (reported, completion) = parse_sse(body);
-        if let Some(u) = reported {
-            return u;
-        }
         if !sse {
             if let Some(u) = serde_json::from_slice::<Json>(body)
                 .ok()
@@ -292,11 +352,9 @@ fn usage(st: &State, p: Prompt) -> Usage {
                 return u;
             }
         }
-        return Usage {
-            prompt: p.estimate,
-            completion,
-            total: p.estimate + completion,
-        };
+        let mut scan = SseScan::default();
+        scan.feed(body);
+        return scan.usage(p.estimate);
     }
     serde_json::from_slice::<Json>(body)
         .ok()
@@ -402,7 +460,6 @@ impl TokenLimit {
         let estimate = cx.flag(e, "estimate-prompt-tokens", false);
         let ignore_prompt = cx.flag(e, "ignore-prompt", false);
         cx.note_request_body();
-        cx.note_response_body();
         Some(TokenLimit {
             key,
             tpm,
@@ -540,7 +597,6 @@ impl EmitTokenMetric {
         let ignore_prompt = cx.flag(e, "ignore-prompt", false);
         let dimensions = emit_metric::dimensions(cx, e, 10);
         cx.note_request_body();
-        cx.note_response_body();
         Some(EmitTokenMetric {
             namespace,
             value_type,
@@ -562,18 +618,24 @@ impl EmitTokenMetric {
     }
 }
 
-/// Charges the tokens of this request and records the token metrics; adds
-/// the reporting headers and variables. The pipeline calls it once, before
-/// the response is written.
-pub fn settle(st: &mut State) {
-    let pending = std::mem::take(&mut st.llm);
-    if pending.charges.is_empty() && pending.emits.is_empty() {
-        return;
-    }
-    let p = pending.prompt.unwrap_or_default();
-    let u = usage(st, p);
-    let mut headers = Vec::new();
-    for c in &pending.charges {
+/// What a charge reports: response headers and variables.
+#[derive(Debug, Default)]
+struct Report {
+    headers: Vec<(String, String)>,
+    variables: Vec<(String, u64)>,
+}
+
+/// Charges `u` to the counters of `charges` and records the metrics of
+/// `emits`.
+fn charge(
+    counters: &Counters,
+    telemetry: &crate::telemetry::Telemetry,
+    u: Usage,
+    charges: &[Charge],
+    emits: &[Emit],
+) -> Report {
+    let mut out = Report::default();
+    for c in charges {
         let total = if c.ignore_prompt {
             u.completion
         } else {
@@ -581,50 +643,22 @@ pub fn settle(st: &mut State) {
         };
         let mut left_tpm = None;
         if let Some((k, limit)) = &c.tpm {
-            st.counters.rate_add(k, MINUTE, total);
-            if let Rate::Allowed { remaining } = st.counters.rate(k, *limit, MINUTE, 0, false) {
-                left_tpm = Some(remaining);
-            } else {
-                left_tpm = Some(0);
-            }
+            counters.rate_add(k, MINUTE, total);
+            left_tpm = Some(match counters.rate(k, *limit, MINUTE, 0, false) {
+                Rate::Allowed { remaining } => remaining,
+                Rate::Refused { .. } => 0,
+            });
         }
         let mut left_quota = None;
         if let Some((k, limit, w)) = &c.quota {
-            st.counters.quota_add(k, *w, total, 0);
+            counters.quota_add(k, *w, total, 0);
             if c.names.quota_header.is_some() || c.names.quota_variable.is_some() {
-                left_quota = Some(quota_left(&st.counters, k, *limit, *w));
+                left_quota = Some(quota_left(counters, k, *limit, *w));
             }
         }
-        let n = &c.names;
-        if let Some(h) = &n.consumed_header {
-            headers.push((h.clone(), total.to_string()));
-        }
-        if let Some(v) = &n.consumed_variable {
-            st.ctx.variables.insert(v.clone(), int(total));
-        }
-        if let Some(left) = left_tpm {
-            if let Some(h) = &n.remaining_header {
-                headers.push((h.clone(), left.to_string()));
-            }
-            if let Some(v) = &n.remaining_variable {
-                st.ctx.variables.insert(v.clone(), int(left));
-            }
-        }
-        if let Some(left) = left_quota {
-            if let Some(h) = &n.quota_header {
-                headers.push((h.clone(), left.to_string()));
-            }
-            if let Some(v) = &n.quota_variable {
-                st.ctx.variables.insert(v.clone(), int(left));
-            }
-        }
+        report(&mut out, &c.names, Some(total), left_tpm, left_quota);
     }
-    if let Some(r) = st.ctx.response.as_mut() {
-        for (k, v) in headers {
-            r.message.headers.set(&k, v);
-        }
-    }
-    for e in pending.emits {
+    for e in emits {
         let prompt = if e.ignore_prompt { 0 } else { u.prompt };
         let total = if e.ignore_prompt {
             u.completion
@@ -638,14 +672,181 @@ pub fn settle(st: &mut State) {
         ];
         for (kind, metric, value) in metrics {
             if e.value_type == "all" || e.value_type == kind {
-                st.telemetry.metrics.record(
-                    &e.namespace,
-                    metric,
-                    e.dimensions.clone(),
-                    value as f64,
-                );
+                telemetry
+                    .metrics
+                    .record(&e.namespace, metric, e.dimensions.clone(), value as f64);
             }
         }
+    }
+    out
+}
+
+/// Adds the consumed / remaining / remaining-quota values to `out` under
+/// the names the policy gave.
+fn report(
+    out: &mut Report,
+    n: &Names,
+    consumed: Option<u64>,
+    left_tpm: Option<u64>,
+    left_quota: Option<u64>,
+) {
+    for (h, v, value) in [
+        (&n.consumed_header, &n.consumed_variable, consumed),
+        (&n.remaining_header, &n.remaining_variable, left_tpm),
+        (&n.quota_header, &n.quota_variable, left_quota),
+    ] {
+        let Some(value) = value else {
+            continue;
+        };
+        if let Some(h) = h {
+            out.headers.push((h.clone(), value.to_string()));
+        }
+        if let Some(v) = v {
+            out.variables.push((v.clone(), value));
+        }
+    }
+}
+
+/// Charges the tokens of this request and records the token metrics; adds
+/// the reporting headers and variables. The pipeline calls it once, before
+/// the response is written. (A tapped stream charges when it ends.)
+pub fn settle(st: &mut State) {
+    let pending = std::mem::take(&mut st.llm);
+    let mut headers = pending.headers;
+    if !pending.charges.is_empty() || !pending.emits.is_empty() {
+        let p = pending.prompt.unwrap_or_default();
+        let u = usage(st, p);
+        let r = charge(
+            &st.counters,
+            &st.telemetry,
+            u,
+            &pending.charges,
+            &pending.emits,
+        );
+        for (k, v) in r.variables {
+            st.ctx.variables.insert(k, int(v));
+        }
+        headers.extend(r.headers);
+    }
+    if headers.is_empty() {
+        return;
+    }
+    if let Some(r) = st.ctx.response.as_mut() {
+        for (k, v) in headers {
+            r.message.headers.set(&k, v);
+        }
+    }
+}
+
+/// The work a tapped stream does when it ends.
+struct Finish {
+    counters: std::sync::Arc<Counters>,
+    telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    prompt_estimate: u64,
+    charges: Vec<Charge>,
+    emits: Vec<Emit>,
+}
+
+/// A streamed (server-sent events) response body on its way to the
+/// client: its events are read as they pass, and the tokens are charged
+/// when it ends — or when it is dropped (the client went away).
+pub struct UsageTap<B> {
+    inner: B,
+    scan: SseScan,
+    finish: Option<Finish>,
+}
+
+impl<B> UsageTap<B> {
+    fn finish(&mut self) {
+        if let Some(f) = self.finish.take() {
+            let u = std::mem::take(&mut self.scan).usage(f.prompt_estimate);
+            charge(&f.counters, &f.telemetry, u, &f.charges, &f.emits);
+        }
+    }
+}
+
+impl<B> Drop for UsageTap<B> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl<B> http_body::Body for UsageTap<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+{
+    type Data = bytes::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &r {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.scan.feed(d);
+                }
+            }
+            std::task::Poll::Ready(None) => this.finish(),
+            _ => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Taps a streamed response: the request's token work moves into the
+/// body, which charges it when the stream ends. Until then the response
+/// reports the prompt estimate as consumed, and the tokens left before
+/// this request's charge minus that estimate.
+pub fn tap<B>(st: &mut State, body: B) -> UsageTap<B> {
+    let pending = std::mem::take(&mut st.llm);
+    let p = pending.prompt.unwrap_or_default();
+    let mut out = Report {
+        headers: pending.headers,
+        variables: Vec::new(),
+    };
+    for c in &pending.charges {
+        let reserve = if c.ignore_prompt { 0 } else { p.estimate };
+        let n = &c.names;
+        let left_tpm =
+            c.tpm.as_ref().map(
+                |(k, limit)| match st.counters.rate(k, *limit, MINUTE, 0, false) {
+                    Rate::Allowed { remaining } => remaining.saturating_sub(reserve),
+                    Rate::Refused { .. } => 0,
+                },
+            );
+        let left_quota = c.quota.as_ref().and_then(|(k, limit, w)| {
+            (n.quota_header.is_some() || n.quota_variable.is_some())
+                .then(|| quota_left(&st.counters, k, *limit, *w).saturating_sub(reserve))
+        });
+        report(&mut out, n, Some(reserve), left_tpm, left_quota);
+    }
+    for (k, v) in out.variables {
+        st.ctx.variables.insert(k, int(v));
+    }
+    st.llm.headers = out.headers;
+    st.llm.prompt = pending.prompt;
+    UsageTap {
+        inner: body,
+        scan: SseScan::default(),
+        finish: Some(Finish {
+            counters: st.counters.clone(),
+            telemetry: st.telemetry.clone(),
+            prompt_estimate: p.estimate,
+            charges: pending.charges,
+            emits: pending.emits,
+        }),
     }
 }
 
