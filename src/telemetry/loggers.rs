@@ -331,7 +331,9 @@ async fn next(
     }
 }
 
-async fn open_append(path: &Path) -> std::io::Result<(tokio::fs::File, u64)> {
+type Appender = tokio::io::BufWriter<tokio::fs::File>;
+
+async fn open_append(path: &Path) -> std::io::Result<(Appender, u64)> {
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir).await?;
     }
@@ -341,7 +343,8 @@ async fn open_append(path: &Path) -> std::io::Result<(tokio::fs::File, u64)> {
         .open(path)
         .await?;
     let len = f.metadata().await.map_or(0, |m| m.len());
-    Ok((f, len))
+    // Lines are buffered and written once per batch.
+    Ok((tokio::io::BufWriter::with_capacity(64 * 1024, f), len))
 }
 
 fn rotated(path: &Path, n: u32) -> PathBuf {
@@ -369,7 +372,7 @@ async fn file_task(
     mut rx: mpsc::Receiver<Record>,
     mut closed: watch::Receiver<bool>,
 ) {
-    let mut file: Option<(tokio::fs::File, u64)> = None;
+    let mut file: Option<(Appender, u64)> = None;
     let mut warned = false;
     while let Some(first) = next(&mut rx, &mut closed).await {
         let mut batch = vec![first];
@@ -416,7 +419,8 @@ async fn file_task(
         }
     }
     if let Some((f, _)) = &mut file {
-        let _ = f.sync_all().await;
+        let _ = f.flush().await;
+        let _ = f.get_ref().sync_all().await;
     }
 }
 

@@ -69,10 +69,10 @@ impl LogToEventHub {
             None => None,
         };
         let record = Record::new(&self.logger_id, partition_id, partition_key, message);
-        if !st.telemetry.loggers.send(&self.logger_id, record)
-            && !st.telemetry.loggers.has(&self.logger_id)
-        {
-            tracing::debug!(logger = %self.logger_id, "log-to-eventhub: logger not running");
+        // A full queue drops the message (counted and warned by the
+        // loggers); the request goes on.
+        if !st.telemetry.loggers.send(&self.logger_id, record) {
+            tracing::debug!(logger = %self.logger_id, "log-to-eventhub: message not queued");
         }
         Ok(Outcome::Continue)
     }
