@@ -444,6 +444,7 @@ mod tests {
 
     fn state(url: &str) -> State {
         let mut st = test_state(Section::Inbound);
+        st.cache = Arc::new(crate::policy::cache::Cache::new(1 << 20));
         st.ctx.request.method = "GET".into();
         st.ctx.request.original_url = Url::parse(url).unwrap();
         st.ctx.api = Some(ApiInfo {
@@ -586,6 +587,7 @@ mod tests {
     fn values_round_trip() {
         let doc = test_doc(r#"<policies><inbound><cache-store-value key="@("k-" + "1")" value="@(41 + 1)" duration="30" /><cache-lookup-value key="k-1" variable-name="v" /><cache-remove-value key="k-1" /><cache-lookup-value key="k-1" variable-name="w" default-value="none" /><cache-lookup-value key="k-1" variable-name="x" /></inbound></policies>"#).unwrap();
         let mut st = test_state(Section::Inbound);
+        st.cache = Arc::new(crate::policy::cache::Cache::new(1 << 20));
         run_plain(doc.section(Section::Inbound).unwrap(), &mut st).unwrap();
         assert!(matches!(st.ctx.variables["v"], Value::Int(42)));
         assert!(matches!(&st.ctx.variables["w"], Value::Str(s) if &**s == "none"));
@@ -596,6 +598,7 @@ mod tests {
     fn external_without_an_external_cache_skips() {
         let doc = test_doc(r#"<policies><inbound><cache-store-value key="k" value="v" duration="30" caching-type="external" /><cache-lookup-value key="k" variable-name="v" caching-type="internal" /></inbound></policies>"#).unwrap();
         let mut st = test_state(Section::Inbound);
+        st.cache = Arc::new(crate::policy::cache::Cache::new(1 << 20));
         run_plain(doc.section(Section::Inbound).unwrap(), &mut st).unwrap();
         assert!(!st.ctx.variables.contains_key("v"));
     }

@@ -927,9 +927,18 @@ pub fn test_state(section: Section) -> State {
         pending: counting::Pending::default(),
         telemetry: Arc::new(crate::telemetry::Telemetry::default()),
         llm: llm::Pending::default(),
-        cache: Arc::new(cache::Cache::default()),
+        cache: shared_test_cache(),
         cached: caching::Lookup::default(),
     }
+}
+
+/// One cache for every [`test_state`] (building a cache per state would
+/// weigh on the benchmarks that make a state per iteration).
+fn shared_test_cache() -> Arc<cache::Cache> {
+    static CACHE: std::sync::OnceLock<Arc<cache::Cache>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| Arc::new(cache::Cache::new(16 << 20)))
+        .clone()
 }
 
 /// A test helper: compiles one document with no named values or fragments.
