@@ -8,7 +8,8 @@
 //! query the client sent (only the `vary-by-query-parameter` parameters
 //! when some are listed; never the subscription-key parameter), the values
 //! of the `vary-by-header` headers, and, with `vary-by-developer` /
-//! `vary-by-developer-groups`, the user's id / group ids. Only `GET`
+//! `vary-by-developer-groups`, the user's id / group ids (the user's id
+//! when the request's group memberships are not known). Only `GET`
 //! requests are looked up and stored, and only when they carry no
 //! `Authorization` header unless `allow-private-response-caching` is true.
 //! On a hit `cache-lookup` answers with the cached response: the rest of
@@ -218,13 +219,18 @@ impl CacheLookup {
             part(&mut k, "*");
         }
         if self.vary_by_groups.truth(st)? {
-            let mut groups: Vec<&str> = c
-                .user
-                .as_ref()
-                .map(|u| u.groups.iter().map(|(id, _)| id.as_str()).collect())
-                .unwrap_or_default();
-            groups.sort_unstable();
-            part(&mut k, &groups.join(","));
+            match c.user.as_ref() {
+                Some(u) if !u.groups.is_empty() => {
+                    let mut groups: Vec<&str> =
+                        u.groups.iter().map(|(id, _)| id.as_str()).collect();
+                    groups.sort_unstable();
+                    part(&mut k, &format!("groups:{}", groups.join(",")));
+                }
+                // Group memberships not known for this request: keyed by
+                // the user instead, so no response crosses users.
+                Some(u) => part(&mut k, &format!("user:{}", u.id)),
+                None => part(&mut k, ""),
+            }
         } else {
             part(&mut k, "*");
         }
@@ -504,6 +510,30 @@ mod tests {
     }
 
     #[test]
+    fn groups_key_by_membership_or_else_by_user() {
+        let doc = test_doc(r#"<policies><inbound><cache-lookup vary-by-developer="false" vary-by-developer-groups="true" /></inbound></policies>"#).unwrap();
+        let l = lookup(&doc);
+        let key = |user: &str, groups: &[&str]| {
+            let mut st = state("http://h/e");
+            st.ctx.user = Some(UserInfo {
+                id: user.into(),
+                groups: groups
+                    .iter()
+                    .map(|g| (g.to_string(), g.to_string()))
+                    .collect(),
+                ..Default::default()
+            });
+            l.key(&st).unwrap()
+        };
+        assert_eq!(
+            key("a", &["developers", "gold"]),
+            key("b", &["gold", "developers"])
+        );
+        assert_ne!(key("a", &["developers"]), key("b", &["gold"]));
+        assert_ne!(key("a", &[]), key("b", &[]));
+    }
+
+    #[test]
     fn without_listed_parameters_the_whole_query_counts_in_any_order() {
         let doc = test_doc(r#"<policies><inbound><cache-lookup vary-by-developer="false" vary-by-developer-groups="false" /></inbound></policies>"#).unwrap();
         let l = lookup(&doc);
@@ -581,6 +611,33 @@ mod tests {
         assert_eq!(run(200, Some("no-store")), 0);
         assert_eq!(run(200, Some("private, max-age=5")), 0);
         assert_eq!(run(200, Some("public, max-age=5")), 1);
+    }
+
+    #[test]
+    fn cache_response_and_downstream_options() {
+        let doc = test_doc(r#"<policies><inbound><cache-lookup vary-by-developer="false" vary-by-developer-groups="false" downstream-caching-type="private" must-revalidate="false" /></inbound><outbound><cache-store duration="@(5 * 2)" cache-response="@(context.Response.StatusCode == 404)" /></outbound></policies>"#).unwrap();
+        let mut st = state("http://h/e");
+        let cache = st.cache.clone();
+        run_plain(doc.section(Section::Inbound).unwrap(), &mut st).unwrap();
+        st.section = Section::Outbound;
+        st.response_mut().status = 404;
+        run_plain(doc.section(Section::Outbound).unwrap(), &mut st).unwrap();
+        assert_eq!(cache.len(), 1);
+        assert_eq!(
+            st.ctx
+                .response
+                .as_ref()
+                .unwrap()
+                .message
+                .headers
+                .joined("cache-control"),
+            Some("private, max-age=10".into())
+        );
+        let mut again = state("http://h/e");
+        again.cache = cache;
+        let o = run_plain(doc.section(Section::Inbound).unwrap(), &mut again).unwrap();
+        assert_eq!(o, Outcome::Respond);
+        assert_eq!(again.ctx.response.as_ref().unwrap().status, 404);
     }
 
     #[test]
