@@ -16,6 +16,7 @@ pub mod proxy;
 
 use crate::config::Settings;
 use crate::policy::builtin::{Section, State};
+use crate::policy::cache::Cache;
 use crate::policy::counters::Counters;
 use crate::shutdown::Shutdown;
 use crate::snapshot::{self, KeyScope, Snapshot, SnapshotHandle};
@@ -65,6 +66,8 @@ pub struct Gateway {
     counters: Arc<Counters>,
     /// Custom metrics and loggers: owned by the gateway, like `counters`.
     telemetry: Arc<crate::telemetry::Telemetry>,
+    /// The response and value cache: owned by the gateway, like `counters`.
+    cache: Arc<Cache>,
 }
 
 impl Gateway {
@@ -93,6 +96,7 @@ impl Gateway {
             telemetry: Arc::new(crate::telemetry::Telemetry::new(
                 settings.node.data_dir.clone(),
             )),
+            cache: Arc::new(Cache::new(settings.cache.internal_max_bytes)),
         }
     }
 
@@ -185,6 +189,7 @@ impl Gateway {
             &self.deployment,
             &self.counters,
             &self.telemetry,
+            &self.cache,
         ) {
             Ok(mut ctx) => {
                 let resp = pipeline::run(&mut ctx, &self.upstream).await;
@@ -223,6 +228,9 @@ impl Gateway {
 
 /// Matches the API and operation and runs the subscription check: the
 /// built-in steps before `inbound`. Builds the `context` policies see.
+// The runtime state the gateway owns (counters, telemetry, cache) is
+// handed over piece by piece.
+#[allow(clippy::too_many_arguments)]
 fn admit(
     snapshot: Arc<Snapshot>,
     req: Request<Incoming>,
@@ -231,6 +239,7 @@ fn admit(
     deployment: &crate::expr::context::Deployment,
     counters: &Arc<Counters>,
     telemetry: &Arc<crate::telemetry::Telemetry>,
+    cache: &Arc<Cache>,
 ) -> Result<RequestCtx, GatewayError> {
     let (parts, body) = req.into_parts();
     let m = snapshot
@@ -400,6 +409,8 @@ fn admit(
         pending: Default::default(),
         telemetry: telemetry.clone(),
         llm: Default::default(),
+        cache: cache.clone(),
+        cached: Default::default(),
     };
     state.update_url();
     Ok(RequestCtx {

@@ -140,13 +140,17 @@ async fn run_sections(
     if run_scope(ctx, snap, upstream, Section::Inbound, 3, reads_response).await?
         == Outcome::Respond
     {
-        return Ok(());
-    }
-    ctx.state.section = Section::Backend;
-    if run_scope(ctx, snap, upstream, Section::Backend, 3, reads_response).await?
-        == Outcome::Respond
-    {
-        return Ok(());
+        // A cache-lookup hit skips the backend; outbound still runs.
+        if !ctx.state.cached.hit {
+            return Ok(());
+        }
+    } else {
+        ctx.state.section = Section::Backend;
+        if run_scope(ctx, snap, upstream, Section::Backend, 3, reads_response).await?
+            == Outcome::Respond
+        {
+            return Ok(());
+        }
     }
     // No forward-request in the effective backend section: outbound runs
     // on an empty 200.

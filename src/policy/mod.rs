@@ -9,6 +9,7 @@
 //! May use: `expr`, `model`. Never HTTP crates or the store.
 
 pub mod builtin;
+pub mod cache;
 pub mod catalog;
 pub mod catalog_types;
 pub mod counters;

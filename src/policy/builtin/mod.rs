@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod azure_only;
+pub mod caching;
 pub mod check_header;
 pub mod choose;
 pub mod cors;
@@ -43,7 +44,7 @@ pub mod validate_jwt;
 pub mod xml_to_json;
 
 use super::xml::{Element, Node};
-use super::{counters, line_col, Diagnostic};
+use super::{cache, counters, line_col, Diagnostic};
 use crate::expr::context::{Ctx, Url};
 use crate::expr::{self, Compiled, Limits, Value};
 use std::collections::HashMap;
@@ -272,6 +273,10 @@ pub struct State {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Token counting and token metrics left for the end of the request.
     pub llm: llm::Pending,
+    /// The gateway's cache (responses and values); it outlives snapshots.
+    pub cache: Arc<cache::Cache>,
+    /// What `cache-lookup` found, for `cache-store` and the pipeline.
+    pub cached: caching::Lookup,
 }
 
 impl State {
@@ -379,6 +384,11 @@ pub enum Policy {
     EmitMetric(emit_metric::EmitMetric),
     TokenLimit(llm::TokenLimit),
     EmitTokenMetric(llm::EmitTokenMetric),
+    CacheLookup(caching::CacheLookup),
+    CacheStore(caching::CacheStore),
+    CacheLookupValue(caching::CacheLookupValue),
+    CacheStoreValue(caching::CacheStoreValue),
+    CacheRemoveValue(caching::CacheRemoveValue),
 }
 
 impl Step {
@@ -421,6 +431,11 @@ impl Step {
             Policy::EmitMetric(p) => p.apply(st),
             Policy::TokenLimit(p) => p.apply(st),
             Policy::EmitTokenMetric(p) => p.apply(st),
+            Policy::CacheLookup(p) => p.apply(st),
+            Policy::CacheStore(p) => p.apply(st),
+            Policy::CacheLookupValue(p) => p.apply(st),
+            Policy::CacheStoreValue(p) => p.apply(st),
+            Policy::CacheRemoveValue(p) => p.apply(st),
         };
         r.map_err(|mut e| {
             if e.source.is_empty() {
@@ -788,6 +803,17 @@ impl<'a> Compiler<'a> {
             "llm-emit-token-metric" | "azure-openai-emit-token-metric" => {
                 Policy::EmitTokenMetric(llm::EmitTokenMetric::parse(self, e)?)
             }
+            "cache-lookup" => Policy::CacheLookup(caching::CacheLookup::parse(self, e)?),
+            "cache-store" => Policy::CacheStore(caching::CacheStore::parse(self, e)?),
+            "cache-lookup-value" => {
+                Policy::CacheLookupValue(caching::CacheLookupValue::parse(self, e)?)
+            }
+            "cache-store-value" => {
+                Policy::CacheStoreValue(caching::CacheStoreValue::parse(self, e)?)
+            }
+            "cache-remove-value" => {
+                Policy::CacheRemoveValue(caching::CacheRemoveValue::parse(self, e)?)
+            }
             other => {
                 if let Some(reason) = azure_only::reason(e) {
                     self.error(e.span.start, format!("<{other}> {reason}"));
@@ -901,7 +927,18 @@ pub fn test_state(section: Section) -> State {
         pending: counting::Pending::default(),
         telemetry: Arc::new(crate::telemetry::Telemetry::default()),
         llm: llm::Pending::default(),
+        cache: shared_test_cache(),
+        cached: caching::Lookup::default(),
     }
+}
+
+/// One cache for every [`test_state`] (building a cache per state would
+/// weigh on the benchmarks that make a state per iteration).
+fn shared_test_cache() -> Arc<cache::Cache> {
+    static CACHE: std::sync::OnceLock<Arc<cache::Cache>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| Arc::new(cache::Cache::new(16 << 20)))
+        .clone()
 }
 
 /// A test helper: compiles one document with no named values or fragments.
