@@ -172,6 +172,57 @@ async fn vary_by_developer_separates_users() {
     assert_eq!(body(1).await, "call 3");
 }
 
+/// `context.User.Groups` holds `developers` and the user's own groups;
+/// `vary-by-developer-groups` shares an entry between users of the same
+/// groups and separates a user of another group.
+#[tokio::test]
+async fn vary_by_developer_groups_follows_group_membership() {
+    let app = TestApp::spawn().await;
+    let (_, calls) = counting_backend(&app).await;
+    app.put_ok("/groups/partners", json!({"displayName": "Partners"}))
+        .await;
+    let mut keys = Vec::new();
+    for u in ["ann", "bob", "cid"] {
+        app.put_ok(
+            &format!("/users/{u}"),
+            json!({"email": format!("{u}@example.com")}),
+        )
+        .await;
+        app.put_ok(
+            &format!("/subscriptions/sub-{u}"),
+            json!({"scope": "/products/starter", "ownerId": format!("/users/{u}"), "state": "active"}),
+        )
+        .await;
+        keys.push(app.key_of(&format!("sub-{u}")).await);
+    }
+    app.put_ok("/groups/partners/users/cid", json!({})).await;
+    policy(
+        &app,
+        "/apis/c/policy",
+        r#"<policies><inbound><base /><cache-lookup vary-by-developer="false" vary-by-developer-groups="true" /></inbound><outbound><base /><cache-store duration="60" /><set-header name="X-Groups" exists-action="override"><value>@(string.Join(",", context.User.Groups.Select(g => g.Id + "=" + g.Name)))</value></set-header></outbound></policies>"#,
+    )
+    .await;
+    let call = |k: usize| {
+        let app = &app;
+        let key = keys[k].clone();
+        async move {
+            let r = app.call("/c/me", Some(&key)).await;
+            let groups = header(&r, "x-groups").unwrap_or_default();
+            (r.text().await.unwrap(), groups)
+        }
+    };
+    assert_eq!(
+        call(0).await,
+        ("call 1".to_string(), "developers=Developers".to_string())
+    );
+    assert_eq!(call(1).await.0, "call 1", "same groups share the entry");
+    let (body, groups) = call(2).await;
+    assert_eq!(body, "call 2", "another group is another entry");
+    assert_eq!(groups, "developers=Developers,partners=Partners");
+    assert_eq!(call(2).await.0, "call 2");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn posts_errors_no_store_and_authorization_are_not_cached() {
     let app = TestApp::spawn().await;

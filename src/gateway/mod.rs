@@ -376,7 +376,7 @@ fn admit(
             subscription_required: pe.subscription_required,
             subscriptions_limit: pe.subscriptions_limit,
             state: "published".into(),
-            groups: Vec::new(),
+            groups: pe.groups.clone(),
         }
     });
     ctx.user = user.map(|u| {
@@ -386,6 +386,7 @@ fn admit(
             email: ue.email.to_string(),
             first_name: ue.first_name.to_string(),
             last_name: ue.last_name.to_string(),
+            groups: ue.groups.clone(),
             ..Default::default()
         }
     });

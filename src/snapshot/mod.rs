@@ -112,6 +112,8 @@ pub struct ProductEntry {
     pub approval_required: bool,
     pub subscriptions_limit: Option<i64>,
     pub policy: Option<Arc<Doc>>,
+    /// The groups that see the product, as (id, name): `context.Product.Groups`.
+    pub groups: Vec<(String, String)>,
 }
 
 /// A user as the gateway sees it (`context.User`).
@@ -121,6 +123,9 @@ pub struct UserEntry {
     pub email: Arc<str>,
     pub first_name: Arc<str>,
     pub last_name: Arc<str>,
+    /// The user's groups as (id, name), `developers` included, as APIM
+    /// counts every user a developer: `context.User.Groups`.
+    pub groups: Vec<(String, String)>,
 }
 
 /// What a subscription key grants.
@@ -313,6 +318,11 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
             subscription_required: p.subscription_required,
             approval_required: p.approval_required,
             subscriptions_limit: p.subscriptions_limit.map(|l| l as i64),
+            groups: catalog
+                .product_groups
+                .get(id)
+                .map(|set| set.iter().map(|g| group_pair(catalog, g)).collect())
+                .unwrap_or_default(),
             policy: if compile_policies {
                 policy_of(catalog, PolicyScope::Product(id.clone()), &mut problems)
             } else {
@@ -444,6 +454,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
             email: u.email.as_str().into(),
             first_name: u.first_name.as_str().into(),
             last_name: u.last_name.as_str().into(),
+            groups: user_groups(catalog, id),
         });
     }
 
@@ -658,4 +669,24 @@ mod tests {
         assert_eq!(m.api.id.as_ref(), "api9876");
         assert_eq!(m.rest, "/orders/1");
     }
+}
+
+/// A group as `context` shows it: (id, display name).
+fn group_pair(catalog: &Catalog, id: &str) -> (String, String) {
+    let name = catalog
+        .groups
+        .get(id)
+        .map_or_else(|| id.to_string(), |g| g.display_name.clone());
+    (id.to_string(), name)
+}
+
+/// The groups of user `uid`: `developers` and every group listing them.
+fn user_groups(catalog: &Catalog, uid: &str) -> Vec<(String, String)> {
+    let mut out = vec![group_pair(catalog, "developers")];
+    for (g, members) in &catalog.group_users {
+        if g != "developers" && members.contains(uid) {
+            out.push(group_pair(catalog, g));
+        }
+    }
+    out
 }

@@ -9,7 +9,8 @@
 //! when some are listed; never the subscription-key parameter), the values
 //! of the `vary-by-header` headers, and, with `vary-by-developer` /
 //! `vary-by-developer-groups`, the user's id / group ids (the user's id
-//! when the request's group memberships are not known). Only `GET`
+//! when the user has no groups, which the gateway never produces: every
+//! user is in `developers`). Only `GET`
 //! requests are looked up and stored, and only when they carry no
 //! `Authorization` header unless `allow-private-response-caching` is true.
 //! On a hit `cache-lookup` answers with the cached response: the rest of
