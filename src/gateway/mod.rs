@@ -9,6 +9,7 @@
 //! current [`Snapshot`] through [`SnapshotHandle`], holds no lock across an
 //! `.await`, and parses nothing from configuration per request.
 
+pub mod backends;
 pub mod error;
 pub mod oidc;
 pub mod pipeline;
@@ -383,6 +384,7 @@ fn admit(
         preflight,
         counters: counters.clone(),
         pending: Default::default(),
+        backend_id: None,
     };
     state.update_url();
     Ok(RequestCtx {

@@ -414,12 +414,33 @@ async fn forward(
     if ctx.state.backend_base.is_none() {
         return Err(gateway_error(GatewayError::no_backend()));
     }
+    // A backend entity: its breaker (503 while open), its pool member and
+    // its credentials.
+    let selected = match ctx.state.backend_id.clone() {
+        Some(id) => {
+            match super::backends::select(&upstream.backends, &ctx.snapshot.backend_defs, &id)? {
+                Some((sel, member_url)) => {
+                    if let Some(u) = member_url {
+                        ctx.state.backend_base = Some(u);
+                        ctx.state.update_url();
+                    }
+                    Some(sel)
+                }
+                None => None,
+            }
+        }
+        None => None,
+    };
     if f.buffer_request_body || f.follow_redirects {
         buffer_request(ctx).await?;
     }
     let mut redirects = 0;
     loop {
-        let url = ctx.state.ctx.request.url.to_string();
+        let mut url = ctx.state.ctx.request.url.to_string();
+        let mut headers = header_map(&ctx.state.ctx.request.message.headers);
+        if let Some(sel) = &selected {
+            sel.apply(&mut url, &mut headers);
+        }
         let uri: http::Uri = url.parse().map_err(|_| {
             PolicyError::new(
                 500,
@@ -427,7 +448,6 @@ async fn forward(
                 format!("'{url}' is not a valid URL"),
             )
         })?;
-        let mut headers = header_map(&ctx.state.ctx.request.message.headers);
         strip_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
         add_forwarded(&mut headers, ctx);
@@ -449,11 +469,17 @@ async fn forward(
         if f.http_version == HttpVersion::Http2 && url.starts_with("https:") {
             *req.version_mut() = http::Version::HTTP_2;
         }
-        let resp = upstream
-            .send(req, f.timeout, ctx.api().id.as_ref())
-            .await
-            .map_err(gateway_error)?;
-        let (parts, body) = resp.into_parts();
+        let resp = upstream.send(req, f.timeout, ctx.api().id.as_ref()).await;
+        if let Some(sel) = &selected {
+            match &resp {
+                Ok(r) => sel.record(super::backends::Outcome::Status(
+                    r.status().as_u16(),
+                    retry_after(r.headers()),
+                )),
+                Err(e) => sel.record(super::backends::Outcome::Error(e.reason)),
+            }
+        }
+        let (parts, body) = resp.map_err(gateway_error)?.into_parts();
         let location = parts
             .headers
             .get(header::LOCATION)
@@ -524,6 +550,18 @@ async fn forward(
     }
 }
 
+/// A response's `Retry-After` in seconds (the HTTP-date form is ignored).
+fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(std::time::Duration::from_secs)
+}
+
 /// Builds the response the client gets from the policy state.
 fn finalize(ctx: &mut RequestCtx) -> Response<Body> {
     // Deferred counting (increment-condition) sees the final response.
@@ -570,7 +608,11 @@ fn public_message(e: &PolicyError) -> String {
 /// `on-error`: sets `context.LastError` and the default error response,
 /// runs the composed on-error sections, and answers with what they leave.
 async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream) -> Response<Body> {
-    if e.status >= 500 && e.reason != "BackendConnectionFailure" && e.reason != "Timeout" {
+    if e.status >= 500
+        && e.reason != "BackendConnectionFailure"
+        && e.reason != "Timeout"
+        && e.reason != "BackendUnavailable"
+    {
         tracing::warn!(
             api = %ctx.api().id,
             operation = %ctx.operation().id,

@@ -56,6 +56,8 @@ pub struct Upstream {
     response_timeout: Duration,
     /// `validate-jwt`'s discovered keys by `openid-config` URL.
     pub oidc: super::oidc::OidcCache,
+    /// Circuit breakers and pool cursors by backend id.
+    pub backends: super::backends::Registry,
 }
 
 impl Upstream {
@@ -78,6 +80,7 @@ impl Upstream {
             client,
             response_timeout: cfg.backend_timeout,
             oidc: Default::default(),
+            backends: Default::default(),
         }
     }
 

@@ -260,6 +260,9 @@ pub struct State {
     pub counters: Arc<counters::Counters>,
     /// Counting work left for the end of the request.
     pub pending: counting::Pending,
+    /// The backend entity `set-backend-service backend-id` chose: its
+    /// credentials, circuit breaker and pool apply to `forward-request`.
+    pub backend_id: Option<String>,
 }
 
 impl State {
@@ -846,6 +849,7 @@ pub fn test_state(section: Section) -> State {
         preflight: false,
         counters: Arc::new(counters::Counters::local()),
         pending: counting::Pending::default(),
+        backend_id: None,
     }
 }
 
