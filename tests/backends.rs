@@ -385,3 +385,159 @@ async fn backend_management_validates_pools_and_breakers() {
     assert_eq!(app.delete("/backends/p").await.status(), 204);
     assert_eq!(app.delete("/backends/a").await.status(), 204);
 }
+
+#[tokio::test]
+async fn authentication_basic_sets_the_backend_authorization() {
+    let app = TestApp::spawn().await;
+    let b = probe("a").await;
+    app.put_ok("/backends/a", json!({"url": b.url})).await;
+    api_using(&app, "a").await;
+    policy(
+        &app,
+        "/apis/svc/policy",
+        r#"<policies><inbound><base /><set-backend-service backend-id="a" /><authentication-basic username="alice" password="open sesame" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#,
+    )
+    .await;
+    let v: Value = get(&app, "/svc").await.json().await.unwrap();
+    assert_eq!(
+        v["headers"]["authorization"],
+        "Basic YWxpY2U6b3BlbiBzZXNhbWU="
+    );
+}
+
+/// A fake OAuth2 token endpoint: counts calls, remembers the last form.
+async fn token_endpoint(fail: bool) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<String>>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let form = Arc::new(std::sync::Mutex::new(String::new()));
+    let (c, f) = (calls.clone(), form.clone());
+    let addr = backend::spawn(move |req| {
+        let (c, f) = (c.clone(), f.clone());
+        async move {
+            use http_body_util::BodyExt;
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            *f.lock().unwrap() = String::from_utf8_lossy(&body).into_owned();
+            let mut resp = hyper::Response::new(full(if fail {
+                json!({"error": "invalid_client"}).to_string()
+            } else {
+                json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": 3600}).to_string()
+            }));
+            if fail {
+                *resp.status_mut() = hyper::StatusCode::UNAUTHORIZED;
+            }
+            resp
+        }
+    })
+    .await;
+    (format!("http://{addr}/oauth2/token"), calls, form)
+}
+
+const MI_POLICY: &str = r#"<policies><inbound><base /><set-backend-service backend-id="a" /><authentication-managed-identity resource="api://orders" output-token-variable-name="tok" /><set-header name="X-Tok" exists-action="override"><value>@((string)context.Variables["tok"])</value></set-header></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#;
+
+#[tokio::test]
+async fn managed_identity_uses_client_credentials_and_caches_the_token() {
+    let (endpoint, calls, form) = token_endpoint(false).await;
+    let app = TestApp::spawn_with(|s| {
+        s.identity.token_endpoint = Some(endpoint.clone());
+        s.identity.client_id = Some("gateway-app".into());
+        s.identity.client_secret = Some(turnpike::error::Secret::new("sh&h secret"));
+    })
+    .await;
+    let b = probe("a").await;
+    app.put_ok("/backends/a", json!({"url": b.url})).await;
+    api_using(&app, "a").await;
+    policy(&app, "/apis/svc/policy", MI_POLICY).await;
+    for _ in 0..3 {
+        let r = get(&app, "/svc").await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["headers"]["authorization"], "Bearer tok-0");
+        assert_eq!(v["headers"]["x-tok"], "tok-0");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the token is reused");
+    let form = form.lock().unwrap().clone();
+    assert!(form.contains("grant_type=client_credentials"), "{form}");
+    assert!(form.contains("client_id=gateway-app"), "{form}");
+    assert!(form.contains("client_secret=sh%26h%20secret"), "{form}");
+    assert!(
+        form.contains("scope=api%3A%2F%2Forders%2F.default"),
+        "{form}"
+    );
+}
+
+#[tokio::test]
+async fn managed_identity_failure_is_a_500_unless_ignored() {
+    let (endpoint, calls, _) = token_endpoint(true).await;
+    let app = TestApp::spawn_with(|s| {
+        s.identity.token_endpoint = Some(endpoint.clone());
+        s.identity.client_id = Some("gateway-app".into());
+        s.identity.client_secret = Some(turnpike::error::Secret::new("x"));
+    })
+    .await;
+    let b = probe("a").await;
+    app.put_ok("/backends/a", json!({"url": b.url})).await;
+    api_using(&app, "a").await;
+    policy(
+        &app,
+        "/apis/svc/policy",
+        r#"<policies><inbound><base /><set-backend-service backend-id="a" /><authentication-managed-identity resource="api://orders" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /><set-header name="X-Reason" exists-action="override"><value>@(context.LastError.Reason)</value></set-header></on-error></policies>"#,
+    )
+    .await;
+    let r = get(&app, "/svc").await;
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.headers()["x-reason"], "ManagedIdentityTokenFailure");
+    assert_eq!(b.calls.load(Ordering::SeqCst), 0);
+    policy(
+        &app,
+        "/apis/svc/policy",
+        r#"<policies><inbound><base /><set-backend-service backend-id="a" /><authentication-managed-identity resource="api://orders" ignore-error="true" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#,
+    )
+    .await;
+    let r = get(&app, "/svc").await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["headers"].get("authorization").is_none(), "{v}");
+    assert!(calls.load(Ordering::SeqCst) >= 2, "failures are not cached");
+}
+
+#[tokio::test]
+async fn managed_identity_from_an_imds_compatible_endpoint() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let addr = backend::spawn(move |req| {
+        let c = c.clone();
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            let ok = req.headers().get("metadata").is_some_and(|v| v == "true")
+                && req.uri().query().is_some_and(|q| {
+                    q.contains("resource=https%3A%2F%2Fvault") && q.contains("client_id=abc")
+                });
+            let mut r = hyper::Response::new(full(
+                json!({"access_token": "imds-token", "expires_in": "3599"}).to_string(),
+            ));
+            if !ok {
+                *r.status_mut() = hyper::StatusCode::BAD_REQUEST;
+            }
+            r
+        }
+    })
+    .await;
+    let app = TestApp::spawn_with(|s| {
+        s.identity.imds_endpoint = Some(format!("http://{addr}/metadata/identity/oauth2/token"));
+    })
+    .await;
+    let b = probe("a").await;
+    app.put_ok("/backends/a", json!({"url": b.url})).await;
+    api_using(&app, "a").await;
+    policy(
+        &app,
+        "/apis/svc/policy",
+        r#"<policies><inbound><base /><set-backend-service backend-id="a" /><authentication-managed-identity resource="https://vault" client-id="abc" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#,
+    )
+    .await;
+    for _ in 0..2 {
+        let v: Value = get(&app, "/svc").await.json().await.unwrap();
+        assert_eq!(v["headers"]["authorization"], "Bearer imds-token");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

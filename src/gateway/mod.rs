@@ -11,6 +11,7 @@
 
 pub mod backends;
 pub mod error;
+pub mod identity;
 pub mod oidc;
 pub mod pipeline;
 pub mod proxy;
@@ -75,7 +76,7 @@ impl Gateway {
     ) -> Gateway {
         Gateway {
             snapshot,
-            upstream: Upstream::new(&settings.gateway),
+            upstream: Upstream::new(&settings.gateway).with_identity(&settings.identity),
             region: settings.node.region.clone(),
             deployment: crate::expr::context::Deployment {
                 region: settings.node.region.clone(),

@@ -18,6 +18,7 @@ use super::proxy::{strip_hop_by_hop, Upstream};
 use super::{empty_body, Body};
 use crate::expr::context::{LastError, Response as CtxResponse};
 use crate::policy::builtin::{
+    authentication_managed_identity::ManagedIdentity,
     counting,
     forward_request::{ForwardRequest, HttpVersion},
     validate_jwt::ValidateJwt,
@@ -218,6 +219,14 @@ fn run_steps<'a>(
                         e.policy_id = id.as_deref().unwrap_or("").to_string();
                         scoped(e, level, section)
                     })?,
+                Next::Identity(m, name, path, id) => managed_identity(&mut ctx.state, upstream, &m)
+                    .await
+                    .map_err(|mut e| {
+                        e.source = name.to_string();
+                        e.path = path.to_string();
+                        e.policy_id = id.as_deref().unwrap_or("").to_string();
+                        scoped(e, level, section)
+                    })?,
                 Next::Limited(permit, b) => {
                     // The permit is held while the contained policies run
                     // and dropped however they end.
@@ -255,6 +264,9 @@ enum Next<'a> {
     /// `limit-concurrency`: its policies, run while the permit is held.
     Limited(Permit, &'a [Step]),
     Forward(ForwardRequest, Arc<str>, Option<Arc<str>>),
+    /// `authentication-managed-identity`: fetches a token first. Name,
+    /// path, id.
+    Identity(Arc<ManagedIdentity>, Arc<str>, Arc<str>, Option<Arc<str>>),
     /// `validate-jwt` with `openid-config` (and `validate-azure-ad-token`):
     /// fetches keys first. Name, path, id.
     Jwt(Arc<ValidateJwt>, Arc<str>, Arc<str>, Option<Arc<str>>),
@@ -285,6 +297,12 @@ fn next_of<'a>(
                 step.id.clone(),
             )
         }
+        Policy::ManagedIdentity(m) if !ctx.state.preflight => Next::Identity(
+            m.clone(),
+            step.name.clone(),
+            step.path.clone(),
+            step.id.clone(),
+        ),
         Policy::LimitConcurrency(l) if !ctx.state.preflight => {
             let permit = l.enter(&ctx.state).map_err(|mut e| {
                 if e.source.is_empty() {
@@ -304,6 +322,23 @@ fn next_of<'a>(
                 .map_err(|e| scoped(e, level, section))?,
         ),
     })
+}
+
+/// `authentication-managed-identity`: the token (cached or fetched), then
+/// the header and variable. A failure is logged without secrets.
+async fn managed_identity(
+    st: &mut State,
+    upstream: &Upstream,
+    m: &ManagedIdentity,
+) -> Result<Outcome, PolicyError> {
+    let req = m.request(st)?;
+    match super::identity::token(upstream, &req).await {
+        Ok(t) => m.finish(st, Ok(t.expose())),
+        Err(message) => {
+            tracing::warn!(resource = %req.resource, "managed identity token failed: {message}");
+            m.finish(st, Err(message))
+        }
+    }
 }
 
 /// Records where an error happened (the innermost scope wins).

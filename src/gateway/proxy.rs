@@ -58,6 +58,8 @@ pub struct Upstream {
     pub oidc: super::oidc::OidcCache,
     /// Circuit breakers and pool cursors by backend id.
     pub backends: super::backends::Registry,
+    /// `authentication-managed-identity`'s token source and cache.
+    pub identity: super::identity::Identity,
 }
 
 impl Upstream {
@@ -81,7 +83,14 @@ impl Upstream {
             response_timeout: cfg.backend_timeout,
             oidc: Default::default(),
             backends: Default::default(),
+            identity: Default::default(),
         }
+    }
+
+    /// Sets the `[identity]` token source.
+    pub fn with_identity(mut self, cfg: &crate::config::Identity) -> Upstream {
+        self.identity = super::identity::Identity::new(cfg);
+        self
     }
 
     /// Sends a prepared request (absolute URI, hop-by-hop headers gone)

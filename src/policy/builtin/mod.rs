@@ -12,6 +12,8 @@
 // the failure path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod authentication_basic;
+pub mod authentication_managed_identity;
 pub mod check_header;
 pub mod choose;
 pub mod cors;
@@ -366,6 +368,9 @@ pub enum Policy {
     Quota(quota::Quota),
     QuotaByKey(quota::QuotaByKey),
     LimitConcurrency(limit_concurrency::LimitConcurrency),
+    AuthenticationBasic(authentication_basic::AuthenticationBasic),
+    /// Shared: the gateway holds it across the await of the token fetch.
+    ManagedIdentity(Arc<authentication_managed_identity::ManagedIdentity>),
 }
 
 impl Step {
@@ -380,7 +385,9 @@ impl Step {
             Policy::Base
             | Policy::Choose(_)
             | Policy::ForwardRequest(_)
-            | Policy::LimitConcurrency(_) => Ok(Outcome::Continue),
+            | Policy::LimitConcurrency(_)
+            | Policy::ManagedIdentity(_) => Ok(Outcome::Continue),
+            Policy::AuthenticationBasic(p) => p.apply(st),
             Policy::SetVariable(p) => p.apply(st),
             Policy::SetHeader(p) => p.apply(st),
             Policy::SetQueryParameter(p) => p.apply(st),
@@ -754,6 +761,12 @@ impl<'a> Compiler<'a> {
             "limit-concurrency" => Policy::LimitConcurrency(
                 limit_concurrency::LimitConcurrency::parse(self, e, section, path)?,
             ),
+            "authentication-basic" => Policy::AuthenticationBasic(
+                authentication_basic::AuthenticationBasic::parse(self, e)?,
+            ),
+            "authentication-managed-identity" => Policy::ManagedIdentity(Arc::new(
+                authentication_managed_identity::ManagedIdentity::parse(self, e)?,
+            )),
             other => {
                 self.error(
                     e.span.start,
