@@ -382,6 +382,20 @@ async fn backend_management_validates_pools_and_breakers() {
         v["error"]["details"][0]["target"],
         "circuitBreaker.rules[0].failureCondition.interval"
     );
+    let v = assert_mgmt_error(
+        app.put(
+            "/backends/c",
+            json!({"url": "http://c.example", "credentials": {"certificateIds": ["/certificates/x"]}}),
+        )
+        .await,
+        400,
+        "ValidationError",
+    )
+    .await;
+    assert_eq!(
+        v["error"]["details"][0]["target"],
+        "credentials.certificateIds"
+    );
     assert_eq!(app.delete("/backends/p").await.status(), 204);
     assert_eq!(app.delete("/backends/a").await.status(), 204);
 }

@@ -306,6 +306,12 @@ impl Resource for Backend {
         new.normalize(&mut details);
         ensure_valid(details)?;
         details = pool_references(id, &new, c);
+        if !new.credentials.certificate_ids.is_empty() {
+            details.push(Detail::new(
+                "credentials.certificateIds",
+                "client certificates for backends arrive with the certificates resource, which this gateway does not have yet",
+            ));
+        }
         ensure_valid(details)?;
         // GET hides the authorization parameter; a PUT that omits it keeps it.
         if let (Some(auth), Some(old_auth)) = (
