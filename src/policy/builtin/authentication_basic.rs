@@ -79,5 +79,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:?}").contains("':'"));
+        let e = test_doc(
+            r#"<policies><inbound><authentication-certificate thumbprint="ABC" /></inbound></policies>"#,
+        )
+        .unwrap_err();
+        assert!(format!("{e:?}").contains("certificates resource"));
     }
 }

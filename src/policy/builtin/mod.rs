@@ -767,6 +767,13 @@ impl<'a> Compiler<'a> {
             "authentication-managed-identity" => Policy::ManagedIdentity(Arc::new(
                 authentication_managed_identity::ManagedIdentity::parse(self, e)?,
             )),
+            "authentication-certificate" => {
+                self.error(
+                    e.span.start,
+                    "<authentication-certificate> is a valid APIM policy that this gateway does not run yet: client certificates to backends arrive with the certificates resource and TLS settings".into(),
+                );
+                return None;
+            }
             other => {
                 self.error(
                     e.span.start,
