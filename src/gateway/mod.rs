@@ -65,6 +65,8 @@ pub struct Gateway {
     /// Rate-limit, quota and concurrency counters: owned by the gateway,
     /// not the snapshot, so counts survive configuration changes.
     counters: Arc<Counters>,
+    /// Custom metrics and loggers: owned by the gateway, like `counters`.
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl Gateway {
@@ -90,7 +92,15 @@ impl Gateway {
             access_log: settings.telemetry.access_log,
             stats,
             counters: Arc::new(Counters::local()),
+            telemetry: Arc::new(crate::telemetry::Telemetry::new(
+                settings.node.data_dir.clone(),
+            )),
         }
+    }
+
+    /// The gateway's custom metrics and loggers.
+    pub fn telemetry(&self) -> Arc<crate::telemetry::Telemetry> {
+        self.telemetry.clone()
     }
 
     /// Serves plain-HTTP connections from `listener` until `shutdown`, then
@@ -142,6 +152,8 @@ impl Gateway {
         {
             tracing::warn!(grace = ?grace, "in-flight gateway requests did not finish in time");
         }
+        // Loggers write what they hold before the process stops.
+        self.telemetry.loggers.close(grace).await;
     }
 
     /// Serves one request.
@@ -164,6 +176,7 @@ impl Gateway {
             return resp;
         }
         let snapshot = self.snapshot.load();
+        self.telemetry.loggers.sync(&snapshot.loggers);
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let (resp, ctx, rejected) = match admit(
@@ -173,6 +186,7 @@ impl Gateway {
             scheme,
             &self.deployment,
             &self.counters,
+            &self.telemetry,
         ) {
             Ok(mut ctx) => {
                 let resp = pipeline::run(&mut ctx, &self.upstream).await;
@@ -218,6 +232,7 @@ fn admit(
     scheme: &'static str,
     deployment: &crate::expr::context::Deployment,
     counters: &Arc<Counters>,
+    telemetry: &Arc<crate::telemetry::Telemetry>,
 ) -> Result<RequestCtx, GatewayError> {
     let (parts, body) = req.into_parts();
     let m = snapshot
@@ -386,6 +401,8 @@ fn admit(
         counters: counters.clone(),
         pending: Default::default(),
         backend_id: None,
+        telemetry: telemetry.clone(),
+        llm: Default::default(),
     };
     state.update_url();
     Ok(RequestCtx {

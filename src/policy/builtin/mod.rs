@@ -14,16 +14,20 @@
 
 pub mod authentication_basic;
 pub mod authentication_managed_identity;
+pub mod azure_only;
 pub mod check_header;
 pub mod choose;
 pub mod cors;
 pub mod counting;
+pub mod emit_metric;
 pub mod find_and_replace;
 pub mod forward_request;
 pub mod ip_filter;
 pub mod json_to_xml;
 pub mod jsonp;
 pub mod limit_concurrency;
+pub mod llm;
+pub mod log_to_eventhub;
 pub mod mock_response;
 pub mod quota;
 pub mod rate_limit;
@@ -119,6 +123,10 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         "rate-limit" | "rate-limit-by-key" => rate_limit::SECTIONS,
         "quota" | "quota-by-key" => quota::SECTIONS,
         "limit-concurrency" => limit_concurrency::SECTIONS,
+        "log-to-eventhub" => log_to_eventhub::SECTIONS,
+        "emit-metric" => emit_metric::SECTIONS,
+        "llm-token-limit" | "azure-openai-token-limit" => llm::LIMIT_SECTIONS,
+        "llm-emit-token-metric" | "azure-openai-emit-token-metric" => llm::METRIC_SECTIONS,
         "cache-lookup"
         | "authentication-basic"
         | "authentication-certificate"
@@ -265,6 +273,10 @@ pub struct State {
     /// The backend entity `set-backend-service backend-id` chose: its
     /// credentials, circuit breaker and pool apply to `forward-request`.
     pub backend_id: Option<String>,
+    /// The gateway's custom metrics and loggers (they outlive snapshots).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Token counting and token metrics left for the end of the request.
+    pub llm: llm::Pending,
 }
 
 impl State {
@@ -371,6 +383,10 @@ pub enum Policy {
     AuthenticationBasic(authentication_basic::AuthenticationBasic),
     /// Shared: the gateway holds it across the await of the token fetch.
     ManagedIdentity(Arc<authentication_managed_identity::ManagedIdentity>),
+    LogToEventHub(log_to_eventhub::LogToEventHub),
+    EmitMetric(emit_metric::EmitMetric),
+    TokenLimit(llm::TokenLimit),
+    EmitTokenMetric(llm::EmitTokenMetric),
 }
 
 impl Step {
@@ -411,6 +427,10 @@ impl Step {
             Policy::RateLimitByKey(p) => p.apply(st),
             Policy::Quota(p) => p.apply(st),
             Policy::QuotaByKey(p) => p.apply(st),
+            Policy::LogToEventHub(p) => p.apply(st),
+            Policy::EmitMetric(p) => p.apply(st),
+            Policy::TokenLimit(p) => p.apply(st),
+            Policy::EmitTokenMetric(p) => p.apply(st),
         };
         r.map_err(|mut e| {
             if e.source.is_empty() {
@@ -459,6 +479,8 @@ pub struct Compiler<'a> {
     xml: &'a str,
     named_values: &'a dyn Fn(&str) -> Option<String>,
     fragments: &'a dyn Fn(&str) -> Option<String>,
+    /// Whether a logger id exists (`log-to-eventhub`).
+    loggers: &'a dyn Fn(&str) -> bool,
     pub problems: Vec<Diagnostic>,
     reads_request_body: bool,
     reads_response_body: bool,
@@ -696,6 +718,7 @@ impl<'a> Compiler<'a> {
             xml: &text,
             named_values: self.named_values,
             fragments: self.fragments,
+            loggers: self.loggers,
             problems: Vec::new(),
             reads_request_body: false,
             reads_response_body: false,
@@ -720,6 +743,10 @@ impl<'a> Compiler<'a> {
                 Policy::SetQueryParameter(set_query_parameter::SetQueryParameter::parse(self, e)?)
             }
             "rewrite-uri" => Policy::RewriteUri(rewrite_uri::RewriteUri::parse(self, e)?),
+            "set-backend-service" if e.attr("dapr-app-id").is_some() => {
+                self.error(e.span.start, azure_only::DAPR.into());
+                return None;
+            }
             "set-backend-service" => {
                 Policy::SetBackendService(set_backend_service::SetBackendService::parse(self, e)?)
             }
@@ -774,7 +801,21 @@ impl<'a> Compiler<'a> {
                 );
                 return None;
             }
+            "log-to-eventhub" => {
+                Policy::LogToEventHub(log_to_eventhub::LogToEventHub::parse(self, e)?)
+            }
+            "emit-metric" => Policy::EmitMetric(emit_metric::EmitMetric::parse(self, e)?),
+            "llm-token-limit" | "azure-openai-token-limit" => {
+                Policy::TokenLimit(llm::TokenLimit::parse(self, e)?)
+            }
+            "llm-emit-token-metric" | "azure-openai-emit-token-metric" => {
+                Policy::EmitTokenMetric(llm::EmitTokenMetric::parse(self, e)?)
+            }
             other => {
+                if let Some(reason) = azure_only::reason(e) {
+                    self.error(e.span.start, format!("<{other}> {reason}"));
+                    return None;
+                }
                 self.error(
                     e.span.start,
                     format!("<{other}> is a valid APIM policy that this gateway does not run yet"),
@@ -792,11 +833,23 @@ pub fn compile_document(
     named_values: &dyn Fn(&str) -> Option<String>,
     fragments: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Doc, Vec<Diagnostic>> {
+    compile_document_with(xml, named_values, fragments, &|_| true)
+}
+
+/// [`compile_document`] that also checks `log-to-eventhub logger-id`s
+/// against `loggers` (the snapshot passes the catalog's loggers).
+pub fn compile_document_with(
+    xml: &str,
+    named_values: &dyn Fn(&str) -> Option<String>,
+    fragments: &dyn Fn(&str) -> Option<String>,
+    loggers: &dyn Fn(&str) -> bool,
+) -> Result<Doc, Vec<Diagnostic>> {
     let root = super::xml::parse(xml).map_err(|d| vec![d])?;
     let mut cx = Compiler {
         xml,
         named_values,
         fragments,
+        loggers,
         problems: Vec::new(),
         reads_request_body: false,
         reads_response_body: false,
@@ -870,6 +923,8 @@ pub fn test_state(section: Section) -> State {
         counters: Arc::new(counters::Counters::local()),
         pending: counting::Pending::default(),
         backend_id: None,
+        telemetry: Arc::new(crate::telemetry::Telemetry::default()),
+        llm: llm::Pending::default(),
     }
 }
 
