@@ -249,6 +249,10 @@ fn example_config_documents_the_defaults() {
         "url",
         "log_format",
         "access_log",
+        "token_endpoint",
+        "client_id",
+        "client_secret",
+        "imds_endpoint",
     ] {
         assert!(
             text.contains(&format!("{key} =")),

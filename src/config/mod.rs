@@ -26,6 +26,7 @@ pub struct Settings {
     pub redis: Redis,
     pub telemetry: Telemetry,
     pub cache: CacheSettings,
+    pub identity: Identity,
 }
 
 /// The node's role in a cluster.
@@ -204,6 +205,22 @@ impl Default for CacheSettings {
             internal_max_bytes: 64 * 1024 * 1024,
         }
     }
+}
+
+/// `[identity]`: where `authentication-managed-identity` gets its tokens.
+/// An OAuth2 token endpoint with client credentials (any provider), or an
+/// Azure IMDS-compatible endpoint; none by default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Identity {
+    /// OAuth2 token endpoint (client-credentials grant).
+    pub token_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    /// Never logged or shown.
+    pub client_secret: Option<Secret>,
+    /// Azure Instance Metadata Service-compatible token URL, used when no
+    /// `token_endpoint` is set.
+    pub imds_endpoint: Option<String>,
 }
 
 /// Log output format.
@@ -393,6 +410,33 @@ impl Settings {
                 "cache.internal_max_bytes must be greater than 0".into(),
             ));
         }
+        let http_url = |u: &str| {
+            u.parse::<http::Uri>().ok().is_some_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some()
+            })
+        };
+        for (key, value) in [
+            ("token_endpoint", &self.identity.token_endpoint),
+            ("imds_endpoint", &self.identity.imds_endpoint),
+        ] {
+            if let Some(u) = value {
+                if !http_url(u) {
+                    return Err(at(
+                        find_key(text, key),
+                        format!("identity.{key} must be an absolute http(s) URL (got {u:?})"),
+                    ));
+                }
+            }
+        }
+        if self.identity.token_endpoint.is_some()
+            && (self.identity.client_id.is_none() || self.identity.client_secret.is_none())
+        {
+            return Err(at(
+                find_key(text, "token_endpoint"),
+                "identity.token_endpoint needs identity.client_id and identity.client_secret"
+                    .into(),
+            ));
+        }
         if self.management.max_body_bytes == 0 {
             return Err(at(
                 find_key(text, "max_body_bytes"),
@@ -484,6 +528,25 @@ mod tests {
         assert_eq!(e.line, 2, "{e}");
         assert!(e.message.contains("duration"), "{e}");
         let e = Settings::parse("c.toml", "[node]\nrole = \"leader\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn identity_keys_are_checked() {
+        let ok = "[identity]\ntoken_endpoint = \"http://idp:9/token\"\nclient_id = \"gw\"\nclient_secret = \"s3cret\"\n";
+        let s = Settings::parse("c.toml", ok).unwrap();
+        assert_eq!(s.identity.client_id.as_deref(), Some("gw"));
+        assert!(!format!("{:?}", s.identity).contains("s3cret"));
+        let e = Settings::parse("c.toml", &ok.replace("http://idp:9/token", "idp")).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = Settings::parse(
+            "c.toml",
+            "[identity]\n\ntoken_endpoint = \"http://idp/t\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("client_secret"), "{e}");
+        let e = Settings::parse("c.toml", "[identity]\nclient_secret = 5\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
     }
 

@@ -9,7 +9,9 @@
 //! current [`Snapshot`] through [`SnapshotHandle`], holds no lock across an
 //! `.await`, and parses nothing from configuration per request.
 
+pub mod backends;
 pub mod error;
+pub mod identity;
 pub mod oidc;
 pub mod pipeline;
 pub mod proxy;
@@ -79,7 +81,7 @@ impl Gateway {
     ) -> Gateway {
         Gateway {
             snapshot,
-            upstream: Upstream::new(&settings.gateway),
+            upstream: Upstream::new(&settings.gateway).with_identity(&settings.identity),
             region: settings.node.region.clone(),
             deployment: crate::expr::context::Deployment {
                 region: settings.node.region.clone(),
@@ -408,6 +410,7 @@ fn admit(
         preflight,
         counters: counters.clone(),
         pending: Default::default(),
+        backend_id: None,
         telemetry: telemetry.clone(),
         llm: Default::default(),
         cache: cache.clone(),

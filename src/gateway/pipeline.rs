@@ -18,6 +18,7 @@ use super::proxy::{strip_hop_by_hop, Upstream};
 use super::{empty_body, Body};
 use crate::expr::context::{LastError, Response as CtxResponse};
 use crate::policy::builtin::{
+    authentication_managed_identity::ManagedIdentity,
     counting,
     forward_request::{ForwardRequest, HttpVersion},
     validate_jwt::ValidateJwt,
@@ -222,6 +223,14 @@ fn run_steps<'a>(
                         e.policy_id = id.as_deref().unwrap_or("").to_string();
                         scoped(e, level, section)
                     })?,
+                Next::Identity(m, name, path, id) => managed_identity(&mut ctx.state, upstream, &m)
+                    .await
+                    .map_err(|mut e| {
+                        e.source = name.to_string();
+                        e.path = path.to_string();
+                        e.policy_id = id.as_deref().unwrap_or("").to_string();
+                        scoped(e, level, section)
+                    })?,
                 Next::Limited(permit, b) => {
                     // The permit is held while the contained policies run
                     // and dropped however they end.
@@ -259,6 +268,9 @@ enum Next<'a> {
     /// `limit-concurrency`: its policies, run while the permit is held.
     Limited(Permit, &'a [Step]),
     Forward(ForwardRequest, Arc<str>, Option<Arc<str>>),
+    /// `authentication-managed-identity`: fetches a token first. Name,
+    /// path, id.
+    Identity(Arc<ManagedIdentity>, Arc<str>, Arc<str>, Option<Arc<str>>),
     /// `validate-jwt` with `openid-config` (and `validate-azure-ad-token`):
     /// fetches keys first. Name, path, id.
     Jwt(Arc<ValidateJwt>, Arc<str>, Arc<str>, Option<Arc<str>>),
@@ -289,6 +301,12 @@ fn next_of<'a>(
                 step.id.clone(),
             )
         }
+        Policy::ManagedIdentity(m) if !ctx.state.preflight => Next::Identity(
+            m.clone(),
+            step.name.clone(),
+            step.path.clone(),
+            step.id.clone(),
+        ),
         Policy::LimitConcurrency(l) if !ctx.state.preflight => {
             let permit = l.enter(&ctx.state).map_err(|mut e| {
                 if e.source.is_empty() {
@@ -308,6 +326,23 @@ fn next_of<'a>(
                 .map_err(|e| scoped(e, level, section))?,
         ),
     })
+}
+
+/// `authentication-managed-identity`: the token (cached or fetched), then
+/// the header and variable. A failure is logged without secrets.
+async fn managed_identity(
+    st: &mut State,
+    upstream: &Upstream,
+    m: &ManagedIdentity,
+) -> Result<Outcome, PolicyError> {
+    let req = m.request(st)?;
+    match super::identity::token(upstream, &req).await {
+        Ok(t) => m.finish(st, Ok(t.expose())),
+        Err(message) => {
+            tracing::warn!(resource = %req.resource, "managed identity token failed: {message}");
+            m.finish(st, Err(message))
+        }
+    }
 }
 
 /// Records where an error happened (the innermost scope wins).
@@ -418,12 +453,33 @@ async fn forward(
     if ctx.state.backend_base.is_none() {
         return Err(gateway_error(GatewayError::no_backend()));
     }
+    // A backend entity: its breaker (503 while open), its pool member and
+    // its credentials.
+    let selected = match ctx.state.backend_id.clone() {
+        Some(id) => {
+            match super::backends::select(&upstream.backends, &ctx.snapshot.backend_defs, &id)? {
+                Some((sel, member_url)) => {
+                    if let Some(u) = member_url {
+                        ctx.state.backend_base = Some(u);
+                        ctx.state.update_url();
+                    }
+                    Some(sel)
+                }
+                None => None,
+            }
+        }
+        None => None,
+    };
     if f.buffer_request_body || f.follow_redirects {
         buffer_request(ctx).await?;
     }
     let mut redirects = 0;
     loop {
-        let url = ctx.state.ctx.request.url.to_string();
+        let mut url = ctx.state.ctx.request.url.to_string();
+        let mut headers = header_map(&ctx.state.ctx.request.message.headers);
+        if let Some(sel) = &selected {
+            sel.apply(&mut url, &mut headers);
+        }
         let uri: http::Uri = url.parse().map_err(|_| {
             PolicyError::new(
                 500,
@@ -431,7 +487,6 @@ async fn forward(
                 format!("'{url}' is not a valid URL"),
             )
         })?;
-        let mut headers = header_map(&ctx.state.ctx.request.message.headers);
         strip_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
         add_forwarded(&mut headers, ctx);
@@ -453,11 +508,17 @@ async fn forward(
         if f.http_version == HttpVersion::Http2 && url.starts_with("https:") {
             *req.version_mut() = http::Version::HTTP_2;
         }
-        let resp = upstream
-            .send(req, f.timeout, ctx.api().id.as_ref())
-            .await
-            .map_err(gateway_error)?;
-        let (parts, body) = resp.into_parts();
+        let resp = upstream.send(req, f.timeout, ctx.api().id.as_ref()).await;
+        if let Some(sel) = &selected {
+            match &resp {
+                Ok(r) => sel.record(super::backends::Outcome::Status(
+                    r.status().as_u16(),
+                    retry_after(r.headers()),
+                )),
+                Err(e) => sel.record(super::backends::Outcome::Error(e.reason)),
+            }
+        }
+        let (parts, body) = resp.map_err(gateway_error)?.into_parts();
         let location = parts
             .headers
             .get(header::LOCATION)
@@ -539,6 +600,18 @@ async fn forward(
     }
 }
 
+/// A response's `Retry-After` in seconds (the HTTP-date form is ignored).
+fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(std::time::Duration::from_secs)
+}
+
 /// Builds the response the client gets from the policy state.
 fn finalize(ctx: &mut RequestCtx) -> Response<Body> {
     // Token usage is charged (and token metrics recorded) once the
@@ -587,7 +660,11 @@ fn public_message(e: &PolicyError) -> String {
 /// `on-error`: sets `context.LastError` and the default error response,
 /// runs the composed on-error sections, and answers with what they leave.
 async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream) -> Response<Body> {
-    if e.status >= 500 && e.reason != "BackendConnectionFailure" && e.reason != "Timeout" {
+    if e.status >= 500
+        && e.reason != "BackendConnectionFailure"
+        && e.reason != "Timeout"
+        && e.reason != "BackendUnavailable"
+    {
         tracing::warn!(
             api = %ctx.api().id,
             operation = %ctx.operation().id,

@@ -56,6 +56,10 @@ pub struct Upstream {
     response_timeout: Duration,
     /// `validate-jwt`'s discovered keys by `openid-config` URL.
     pub oidc: super::oidc::OidcCache,
+    /// Circuit breakers and pool cursors by backend id.
+    pub backends: super::backends::Registry,
+    /// `authentication-managed-identity`'s token source and cache.
+    pub identity: super::identity::Identity,
 }
 
 impl Upstream {
@@ -78,7 +82,15 @@ impl Upstream {
             client,
             response_timeout: cfg.backend_timeout,
             oidc: Default::default(),
+            backends: Default::default(),
+            identity: Default::default(),
         }
+    }
+
+    /// Sets the `[identity]` token source.
+    pub fn with_identity(mut self, cfg: &crate::config::Identity) -> Upstream {
+        self.identity = super::identity::Identity::new(cfg);
+        self
     }
 
     /// Sends a prepared request (absolute URI, hop-by-hop headers gone)

@@ -5,8 +5,8 @@ use super::resource::{Link, Resource};
 use super::MgmtState;
 use crate::error::{ApiError, Detail, Secret};
 use crate::model::{
-    credentials, user_of_owner, Backend, Catalog, Change, Group, Location, NamedValue, User,
-    UserCredentials,
+    credentials, user_of_owner, Backend, BackendType, Catalog, Change, Group, Location, NamedValue,
+    User, UserCredentials,
 };
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -300,10 +300,18 @@ impl Resource for Backend {
         id: &str,
         mut new: Self,
         old: Option<&Self>,
-        _c: &Catalog,
+        c: &Catalog,
     ) -> Result<Vec<Change>, ApiError> {
         let mut details = Vec::new();
         new.normalize(&mut details);
+        ensure_valid(details)?;
+        details = pool_references(id, &new, c);
+        if !new.credentials.certificate_ids.is_empty() {
+            details.push(Detail::new(
+                "credentials.certificateIds",
+                "client certificates for backends arrive with the certificates resource, which this gateway does not have yet",
+            ));
+        }
         ensure_valid(details)?;
         // GET hides the authorization parameter; a PUT that omits it keeps it.
         if let (Some(auth), Some(old_auth)) = (
@@ -317,7 +325,15 @@ impl Resource for Backend {
         Ok(vec![Change::Backend(id.into(), Some(new))])
     }
 
-    fn plan_delete(id: &str, _c: &Catalog, _q: Option<&str>) -> Result<Vec<Change>, ApiError> {
+    /// A backend a pool uses cannot go: 409 naming the pools.
+    fn plan_delete(id: &str, c: &Catalog, _q: Option<&str>) -> Result<Vec<Change>, ApiError> {
+        let users = pools_using(id, c);
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "backend {id:?} is a member of the pool(s) {}; remove it from them first",
+                users.join(", ")
+            )));
+        }
         Ok(vec![Change::Backend(id.into(), None)])
     }
 
@@ -374,4 +390,60 @@ impl Resource for Location {
     fn plan_delete(id: &str, _c: &Catalog, _q: Option<&str>) -> Result<Vec<Change>, ApiError> {
         Ok(vec![Change::Location(id.into(), None)])
     }
+}
+
+/// The pools that list backend `id` as a member.
+fn pools_using(id: &str, c: &Catalog) -> Vec<String> {
+    c.backends
+        .iter()
+        .filter(|(pid, b)| {
+            pid.as_str() != id
+                && b.pool
+                    .as_ref()
+                    .is_some_and(|p| p.services.iter().any(|m| m.id == id))
+        })
+        .map(|(pid, _)| pid.clone())
+        .collect()
+}
+
+/// Cross-resource checks of a backend write: a pool's members exist and
+/// are single backends (pools do not nest), and a backend some pool uses
+/// stays a single backend.
+fn pool_references(id: &str, new: &Backend, c: &Catalog) -> Vec<Detail> {
+    let mut details = Vec::new();
+    if let Some(pool) = &new.pool {
+        for (i, m) in pool.services.iter().enumerate() {
+            let target = format!("pool.services[{i}].id");
+            match c.backends.get(&m.id) {
+                _ if m.id == id => {
+                    details.push(Detail::new(target, "a pool cannot contain itself"))
+                }
+                None => details.push(Detail::new(
+                    target,
+                    format!("backend {:?} does not exist", m.id),
+                )),
+                Some(b) if b.kind == BackendType::Pool => details.push(Detail::new(
+                    target,
+                    format!(
+                        "backend {:?} is a pool; pools contain only single backends",
+                        m.id
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    if new.kind == BackendType::Pool {
+        let users = pools_using(id, c);
+        if !users.is_empty() {
+            details.push(Detail::new(
+                "type",
+                format!(
+                    "this backend is a member of the pool(s) {}; pools contain only single backends",
+                    users.join(", ")
+                ),
+            ));
+        }
+    }
+    details
 }

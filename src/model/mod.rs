@@ -8,6 +8,7 @@
 //! Imports only `error`. Knows nothing of sled, HTTP or policies.
 
 pub mod credentials;
+pub mod duration;
 pub mod export;
 mod gateway;
 mod logger;

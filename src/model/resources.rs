@@ -613,11 +613,50 @@ pub struct CircuitBreaker {
     pub rules: Vec<CircuitBreakerRule>,
 }
 
+/// Whether a backend is one service or a load-balanced pool of backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum BackendType {
+    #[default]
+    Single,
+    Pool,
+}
+
+/// One member of a pool: a `Single` backend, by id (`backend-a` or APIM's
+/// resource form `/backends/backend-a`, stored as the plain id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolMember {
+    pub id: String,
+    /// Lower numbers are preferred; a group is used while any of its
+    /// members is healthy (0-100, default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    /// Share of the group's traffic (1-1000, default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+/// The members of a `Pool` backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct BackendPool {
+    pub services: Vec<PoolMember>,
+}
+
+/// Most members a pool may have.
+pub const MAX_POOL_MEMBERS: usize = 30;
+
 /// A backend (`/mgmt/backends/{id}`), used by `set-backend-service`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Backend {
+    /// Required for `Single`; optional for a `Pool`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
+    #[serde(default, rename = "type")]
+    pub kind: BackendType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<BackendPool>,
     #[serde(default)]
     pub protocol: BackendProtocol,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -634,7 +673,52 @@ pub struct Backend {
 
 impl Backend {
     pub fn normalize(&mut self, details: &mut Vec<Detail>) {
-        check_url(details, "url", &self.url);
+        if self.kind == BackendType::Single || !self.url.is_empty() {
+            check_url(details, "url", &self.url);
+        }
+        match (self.kind, &mut self.pool) {
+            (BackendType::Single, Some(_)) => details.push(Detail::new(
+                "pool",
+                "only a backend of type Pool has a pool",
+            )),
+            (BackendType::Pool, None) => details.push(Detail::new(
+                "pool.services",
+                "a Pool backend needs at least one service",
+            )),
+            (BackendType::Pool, Some(pool)) => {
+                if pool.services.is_empty() || pool.services.len() > MAX_POOL_MEMBERS {
+                    details.push(Detail::new(
+                        "pool.services",
+                        format!("a pool has between 1 and {MAX_POOL_MEMBERS} services"),
+                    ));
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                for (i, m) in pool.services.iter_mut().enumerate() {
+                    if let Some(pos) = m.id.rfind("/backends/") {
+                        m.id = m.id[pos + "/backends/".len()..].to_string();
+                    }
+                    if m.id.is_empty() || !seen.insert(m.id.to_ascii_lowercase()) {
+                        details.push(Detail::new(
+                            format!("pool.services[{i}].id"),
+                            "must name a backend, each at most once",
+                        ));
+                    }
+                    if m.priority.is_some_and(|p| p > 100) {
+                        details.push(Detail::new(
+                            format!("pool.services[{i}].priority"),
+                            "must be between 0 and 100",
+                        ));
+                    }
+                    if m.weight.is_some_and(|w| w == 0 || w > 1000) {
+                        details.push(Detail::new(
+                            format!("pool.services[{i}].weight"),
+                            "must be between 1 and 1000",
+                        ));
+                    }
+                }
+            }
+            (BackendType::Single, None) => {}
+        }
         for name in self.credentials.header.keys() {
             if name.parse::<http::HeaderName>().is_err() {
                 details.push(Detail::new(
@@ -645,6 +729,44 @@ impl Backend {
         }
         if let Some(cb) = &self.circuit_breaker {
             for (i, rule) in cb.rules.iter().enumerate() {
+                let at = |k: &str| format!("circuitBreaker.rules[{i}].{k}");
+                let fc = &rule.failure_condition;
+                if fc.count.is_none() && fc.percentage.is_none() {
+                    details.push(Detail::new(
+                        at("failureCondition"),
+                        "needs count or percentage",
+                    ));
+                }
+                if fc.count == Some(0) {
+                    details.push(Detail::new(
+                        at("failureCondition.count"),
+                        "must be at least 1",
+                    ));
+                }
+                if fc.percentage.is_some_and(|p| p == 0 || p > 100) {
+                    details.push(Detail::new(
+                        at("failureCondition.percentage"),
+                        "must be between 1 and 100",
+                    ));
+                }
+                match fc.interval.as_deref().map(super::duration::parse_iso8601) {
+                    Some(Some(d)) if !d.is_zero() => {}
+                    _ => details.push(Detail::new(
+                        at("failureCondition.interval"),
+                        "must be an ISO 8601 duration such as PT1M",
+                    )),
+                }
+                match rule
+                    .trip_duration
+                    .as_deref()
+                    .map(super::duration::parse_iso8601)
+                {
+                    Some(Some(d)) if !d.is_zero() => {}
+                    _ => details.push(Detail::new(
+                        at("tripDuration"),
+                        "must be an ISO 8601 duration such as PT1M",
+                    )),
+                }
                 for (j, r) in rule.failure_condition.status_code_ranges.iter().enumerate() {
                     if r.min > r.max || r.min < 100 || r.max > 599 {
                         details.push(Detail::new(

@@ -10,6 +10,7 @@
 //!
 //! May use: `model`, `policy`, `expr`. Never the store or HTTP servers.
 
+pub mod backends;
 pub mod routes;
 
 use crate::error::Detail;
@@ -160,6 +161,8 @@ pub struct Snapshot {
     pub backends: HashMap<String, BaseUrl>,
     /// The same backends as `context` URLs (for `set-backend-service`).
     pub backend_urls: Arc<HashMap<String, crate::expr::context::Url>>,
+    /// Every backend compiled: credentials, breaker rules, pool members.
+    pub backend_defs: Arc<backends::Backends>,
     pub global_policy: Option<Arc<Doc>>,
     disabled_regions: HashSet<String>,
     /// Logger definitions (`log-to-eventhub`); the gateway's runtime
@@ -502,8 +505,23 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
         }
     }
 
+    let backend_defs = backends::compile(catalog, &mut problems);
     let mut backend_urls = HashMap::new();
     for (id, b) in &catalog.backends {
+        if b.url.is_empty() && b.kind == crate::model::BackendType::Pool {
+            // A pool without a URL stands for its first member's.
+            let first = match backend_defs.get(id).map(|d| &d.kind) {
+                Some(backends::Kind::Pool(m)) => m.first().map(|m| m.id.clone()),
+                _ => None,
+            };
+            if let Some(u) = first
+                .and_then(|m| catalog.backends.get(&m))
+                .and_then(|m| crate::expr::context::Url::parse(&m.url))
+            {
+                backend_urls.insert(id.clone(), u);
+            }
+            continue;
+        }
         match BaseUrl::parse(&b.url) {
             Some(url) => {
                 snap.backends.insert(id.clone(), url);
@@ -519,6 +537,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
     }
 
     snap.backend_urls = Arc::new(backend_urls);
+    snap.backend_defs = Arc::new(backend_defs);
     let mut loggers = crate::telemetry::loggers::LoggerDefs::new();
     for (id, l) in &catalog.loggers {
         match l.sink() {

@@ -12,6 +12,8 @@
 // the failure path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod authentication_basic;
+pub mod authentication_managed_identity;
 pub mod azure_only;
 pub mod caching;
 pub mod check_header;
@@ -269,6 +271,9 @@ pub struct State {
     pub counters: Arc<counters::Counters>,
     /// Counting work left for the end of the request.
     pub pending: counting::Pending,
+    /// The backend entity `set-backend-service backend-id` chose: its
+    /// credentials, circuit breaker and pool apply to `forward-request`.
+    pub backend_id: Option<String>,
     /// The gateway's custom metrics and loggers (they outlive snapshots).
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Token counting and token metrics left for the end of the request.
@@ -380,6 +385,9 @@ pub enum Policy {
     Quota(quota::Quota),
     QuotaByKey(quota::QuotaByKey),
     LimitConcurrency(limit_concurrency::LimitConcurrency),
+    AuthenticationBasic(authentication_basic::AuthenticationBasic),
+    /// Shared: the gateway holds it across the await of the token fetch.
+    ManagedIdentity(Arc<authentication_managed_identity::ManagedIdentity>),
     LogToEventHub(log_to_eventhub::LogToEventHub),
     EmitMetric(emit_metric::EmitMetric),
     TokenLimit(llm::TokenLimit),
@@ -403,7 +411,9 @@ impl Step {
             Policy::Base
             | Policy::Choose(_)
             | Policy::ForwardRequest(_)
-            | Policy::LimitConcurrency(_) => Ok(Outcome::Continue),
+            | Policy::LimitConcurrency(_)
+            | Policy::ManagedIdentity(_) => Ok(Outcome::Continue),
+            Policy::AuthenticationBasic(p) => p.apply(st),
             Policy::SetVariable(p) => p.apply(st),
             Policy::SetHeader(p) => p.apply(st),
             Policy::SetQueryParameter(p) => p.apply(st),
@@ -793,6 +803,19 @@ impl<'a> Compiler<'a> {
             "limit-concurrency" => Policy::LimitConcurrency(
                 limit_concurrency::LimitConcurrency::parse(self, e, section, path)?,
             ),
+            "authentication-basic" => Policy::AuthenticationBasic(
+                authentication_basic::AuthenticationBasic::parse(self, e)?,
+            ),
+            "authentication-managed-identity" => Policy::ManagedIdentity(Arc::new(
+                authentication_managed_identity::ManagedIdentity::parse(self, e)?,
+            )),
+            "authentication-certificate" => {
+                self.error(
+                    e.span.start,
+                    "<authentication-certificate> is a valid APIM policy that this gateway does not run yet: client certificates to backends arrive with the certificates resource and TLS settings".into(),
+                );
+                return None;
+            }
             "log-to-eventhub" => {
                 Policy::LogToEventHub(log_to_eventhub::LogToEventHub::parse(self, e)?)
             }
@@ -925,6 +948,7 @@ pub fn test_state(section: Section) -> State {
         preflight: false,
         counters: Arc::new(counters::Counters::local()),
         pending: counting::Pending::default(),
+        backend_id: None,
         telemetry: Arc::new(crate::telemetry::Telemetry::default()),
         llm: llm::Pending::default(),
         cache: shared_test_cache(),

@@ -52,6 +52,7 @@ impl SetBackendService {
     }
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        st.backend_id = None;
         let url = match &self.target {
             Target::BaseUrl(v) => {
                 let text = v.text(st)?;
@@ -65,13 +66,15 @@ impl SetBackendService {
             }
             Target::BackendId(v) => {
                 let id = v.text(st)?;
-                st.backends.get(id.trim()).cloned().ok_or_else(|| {
+                let url = st.backends.get(id.trim()).cloned().ok_or_else(|| {
                     PolicyError::new(
                         500,
                         "BackendNotFound",
                         format!("backend '{id}' does not exist"),
                     )
-                })?
+                })?;
+                st.backend_id = Some(id.trim().to_string());
+                url
             }
         };
         st.backend_base = Some(url);

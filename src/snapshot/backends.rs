@@ -1,0 +1,226 @@
+//! Backends compiled for the gateway: each backend's base URL, the
+//! credentials it is called with (headers, query parameters, the
+//! `Authorization` header), its circuit-breaker rules with durations parsed,
+//! and a pool's members with their priority and weight.
+//!
+//! Compiled once per configuration change; the runtime state (breaker
+//! counts, trips, round-robin cursors) is the gateway's, keyed by backend id
+//! and the definition's `fingerprint`, so it survives configuration swaps
+//! that leave a backend unchanged.
+
+use crate::error::Detail;
+use crate::expr::context::Url;
+use crate::model::{duration::parse_iso8601, Backend, BackendType, Catalog};
+use http::{HeaderName, HeaderValue};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One compiled backend.
+#[derive(Debug)]
+pub struct BackendDef {
+    pub id: String,
+    /// Changes whenever the stored definition changes (the gateway resets
+    /// the backend's breaker and cursor then).
+    pub fingerprint: u64,
+    /// The base URL (`None` for a pool stored without one).
+    pub url: Option<Url>,
+    pub kind: Kind,
+}
+
+#[derive(Debug)]
+pub enum Kind {
+    Single(Single),
+    /// Members sorted by priority (lowest number first).
+    Pool(Vec<Member>),
+}
+
+/// What a single backend adds to each request, and when it trips.
+#[derive(Debug, Default)]
+pub struct Single {
+    /// Set on the backend request (replacing what policies left).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Appended to the backend URL's query.
+    pub query: Vec<(String, String)>,
+    /// `{scheme} {parameter}`, marked sensitive.
+    pub authorization: Option<HeaderValue>,
+    pub breaker: Vec<BreakerRule>,
+}
+
+/// A circuit-breaker rule.
+#[derive(Debug, Clone)]
+pub struct BreakerRule {
+    pub name: String,
+    pub count: Option<u32>,
+    pub percentage: Option<u32>,
+    pub interval: Duration,
+    /// Inclusive status ranges that count as failures.
+    pub ranges: Vec<(u16, u16)>,
+    /// Gateway error reasons (`BackendConnectionFailure`, `Timeout`) that
+    /// count as failures; empty: both do.
+    pub error_reasons: Vec<String>,
+    pub trip: Duration,
+    pub accept_retry_after: bool,
+}
+
+impl BreakerRule {
+    /// Whether a backend response status counts as a failure.
+    pub fn status_fails(&self, status: u16) -> bool {
+        self.ranges
+            .iter()
+            .any(|&(lo, hi)| lo <= status && status <= hi)
+    }
+
+    /// Whether a failure to get a response (by its reason) counts.
+    pub fn error_fails(&self, reason: &str) -> bool {
+        self.error_reasons.is_empty()
+            || self
+                .error_reasons
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(reason))
+    }
+}
+
+/// A pool member.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: String,
+    pub priority: u32,
+    pub weight: u32,
+}
+
+/// Backends by id.
+pub type Backends = HashMap<String, Arc<BackendDef>>;
+
+fn fingerprint(b: &Backend) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(b).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+/// Compiles every backend; problems name `backends/{id}...`.
+pub fn compile(catalog: &Catalog, problems: &mut Vec<Detail>) -> Backends {
+    let mut out = HashMap::new();
+    for (id, b) in &catalog.backends {
+        let url = if b.url.is_empty() {
+            None
+        } else {
+            Url::parse(&b.url)
+        };
+        let kind = match b.kind {
+            BackendType::Pool => {
+                let mut members = Vec::new();
+                for m in b.pool.iter().flat_map(|p| p.services.iter()) {
+                    match catalog.backends.get(&m.id) {
+                        Some(t) if t.kind == BackendType::Single && m.id != *id => {
+                            members.push(Member {
+                                id: m.id.clone(),
+                                priority: m.priority.unwrap_or(1),
+                                weight: m.weight.unwrap_or(1).max(1),
+                            })
+                        }
+                        _ => problems.push(Detail::new(
+                            format!("backends/{id}.pool"),
+                            format!("member {:?} is not a single backend", m.id),
+                        )),
+                    }
+                }
+                if members.is_empty() {
+                    problems.push(Detail::new(
+                        format!("backends/{id}.pool"),
+                        "a pool needs at least one member",
+                    ));
+                }
+                members.sort_by_key(|m| m.priority);
+                Kind::Pool(members)
+            }
+            BackendType::Single => Kind::Single(single(id, b, problems)),
+        };
+        out.insert(
+            id.clone(),
+            Arc::new(BackendDef {
+                id: id.clone(),
+                fingerprint: fingerprint(b),
+                url,
+                kind,
+            }),
+        );
+    }
+    out
+}
+
+fn single(id: &str, b: &Backend, problems: &mut Vec<Detail>) -> Single {
+    let mut s = Single::default();
+    let c = &b.credentials;
+    for (name, values) in &c.header {
+        let Ok(n) = HeaderName::try_from(name.as_str()) else {
+            problems.push(Detail::new(
+                format!("backends/{id}.credentials.header"),
+                format!("{name:?} is not a valid header name"),
+            ));
+            continue;
+        };
+        for v in values {
+            match HeaderValue::try_from(v.as_str()) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    s.headers.push((n.clone(), v));
+                }
+                Err(_) => problems.push(Detail::new(
+                    format!("backends/{id}.credentials.header.{name}"),
+                    "a value is not a valid header value",
+                )),
+            }
+        }
+    }
+    for (name, values) in &c.query {
+        for v in values {
+            s.query.push((name.clone(), v.clone()));
+        }
+    }
+    if let Some(a) = &c.authorization {
+        let text = if a.parameter.is_empty() {
+            a.scheme.clone()
+        } else {
+            format!("{} {}", a.scheme, a.parameter.expose())
+        };
+        match HeaderValue::try_from(text) {
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                s.authorization = Some(v);
+            }
+            // Never echo the parameter: it is a credential.
+            Err(_) => problems.push(Detail::new(
+                format!("backends/{id}.credentials.authorization"),
+                "scheme and parameter must be valid in a header",
+            )),
+        }
+    }
+    // `certificateIds` are refused on write (no certificates resource yet);
+    // a rule stored before its durations were checked is skipped, so an
+    // older store still loads.
+    for rule in b.circuit_breaker.iter().flat_map(|cb| cb.rules.iter()) {
+        let fc = &rule.failure_condition;
+        let interval = fc.interval.as_deref().and_then(parse_iso8601);
+        let trip = rule.trip_duration.as_deref().and_then(parse_iso8601);
+        let (Some(interval), Some(trip)) = (interval, trip) else {
+            continue;
+        };
+        s.breaker.push(BreakerRule {
+            name: rule.name.clone(),
+            count: fc.count,
+            percentage: fc.percentage,
+            interval,
+            ranges: fc
+                .status_code_ranges
+                .iter()
+                .map(|r| (r.min, r.max))
+                .collect(),
+            error_reasons: fc.error_reasons.clone(),
+            trip,
+            accept_retry_after: rule.accept_retry_after,
+        });
+    }
+    s
+}
