@@ -9,10 +9,12 @@
 //! current [`Snapshot`] through [`SnapshotHandle`], holds no lock across an
 //! `.await`, and parses nothing from configuration per request.
 
+pub mod callout;
 pub mod error;
 pub mod oidc;
 pub mod pipeline;
 pub mod proxy;
+pub mod via_proxy;
 
 use crate::config::Settings;
 use crate::policy::builtin::{Section, State};
@@ -383,6 +385,7 @@ fn admit(
         preflight,
         counters: counters.clone(),
         pending: Default::default(),
+        proxy: None,
     };
     state.update_url();
     Ok(RequestCtx {

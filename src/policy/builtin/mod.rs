@@ -23,10 +23,13 @@ pub mod json_to_xml;
 pub mod jsonp;
 pub mod limit_concurrency;
 pub mod mock_response;
+pub mod proxy;
 pub mod quota;
 pub mod rate_limit;
+pub mod retry;
 pub mod return_response;
 pub mod rewrite_uri;
+pub mod send_request;
 pub mod set_backend_service;
 pub mod set_body;
 pub mod set_header;
@@ -36,6 +39,7 @@ pub mod set_status;
 pub mod set_variable;
 pub mod trace;
 pub mod validate_jwt;
+pub mod wait;
 pub mod xml_to_json;
 
 use super::xml::{Element, Node};
@@ -117,6 +121,10 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         "rate-limit" | "rate-limit-by-key" => rate_limit::SECTIONS,
         "quota" | "quota-by-key" => quota::SECTIONS,
         "limit-concurrency" => limit_concurrency::SECTIONS,
+        "send-request" | "send-one-way-request" => send_request::SECTIONS,
+        "retry" => retry::SECTIONS,
+        "wait" => wait::SECTIONS,
+        "proxy" => proxy::SECTIONS,
         "cache-lookup"
         | "authentication-basic"
         | "authentication-certificate"
@@ -260,6 +268,8 @@ pub struct State {
     pub counters: Arc<counters::Counters>,
     /// Counting work left for the end of the request.
     pub pending: counting::Pending,
+    /// The HTTP proxy `forward-request` goes through (`<proxy>`).
+    pub proxy: Option<proxy::ProxyTarget>,
 }
 
 impl State {
@@ -363,6 +373,12 @@ pub enum Policy {
     Quota(quota::Quota),
     QuotaByKey(quota::QuotaByKey),
     LimitConcurrency(limit_concurrency::LimitConcurrency),
+    /// Shared: the gateway holds them across the call's await.
+    SendRequest(Arc<send_request::SendRequest>),
+    SendOneWayRequest(Arc<send_request::SendRequest>),
+    Retry(retry::Retry),
+    Wait(wait::Wait),
+    Proxy(proxy::Proxy),
 }
 
 impl Step {
@@ -377,7 +393,12 @@ impl Step {
             Policy::Base
             | Policy::Choose(_)
             | Policy::ForwardRequest(_)
-            | Policy::LimitConcurrency(_) => Ok(Outcome::Continue),
+            | Policy::LimitConcurrency(_)
+            | Policy::SendRequest(_)
+            | Policy::SendOneWayRequest(_)
+            | Policy::Retry(_)
+            | Policy::Wait(_) => Ok(Outcome::Continue),
+            Policy::Proxy(p) => p.apply(st),
             Policy::SetVariable(p) => p.apply(st),
             Policy::SetHeader(p) => p.apply(st),
             Policy::SetQueryParameter(p) => p.apply(st),
@@ -751,6 +772,15 @@ impl<'a> Compiler<'a> {
             "limit-concurrency" => Policy::LimitConcurrency(
                 limit_concurrency::LimitConcurrency::parse(self, e, section, path)?,
             ),
+            "send-request" => {
+                Policy::SendRequest(Arc::new(send_request::SendRequest::parse(self, e, false)?))
+            }
+            "send-one-way-request" => Policy::SendOneWayRequest(Arc::new(
+                send_request::SendRequest::parse(self, e, true)?,
+            )),
+            "retry" => Policy::Retry(retry::Retry::parse(self, e, section, path)?),
+            "wait" => Policy::Wait(wait::Wait::parse(self, e, section, path)?),
+            "proxy" => Policy::Proxy(proxy::Proxy::parse(self, e)?),
             other => {
                 self.error(
                     e.span.start,
@@ -846,6 +876,7 @@ pub fn test_state(section: Section) -> State {
         preflight: false,
         counters: Arc::new(counters::Counters::local()),
         pending: counting::Pending::default(),
+        proxy: None,
     }
 }
 
@@ -868,6 +899,9 @@ pub fn run_plain(steps: &[Step], st: &mut State) -> Result<Outcome, PolicyError>
                 let _permit = l.enter(st)?;
                 run_plain(&l.steps, st)?
             }
+            // Without the network: their policies run once.
+            Policy::Retry(r) => run_plain(&r.steps, st)?,
+            Policy::Wait(w) => run_plain(&w.steps, st)?,
             _ => s.apply(st)?,
         };
         if o == Outcome::Respond {
