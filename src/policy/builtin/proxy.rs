@@ -12,11 +12,19 @@ use crate::policy::xml::Element;
 /// The sections this policy may appear in.
 pub const SECTIONS: &[Section] = &[Section::Inbound];
 
-#[derive(Debug)]
 pub struct Proxy {
     url: Val,
     username: Option<Val>,
     password: Option<Val>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A proxy as evaluated for one request. `Debug` never shows the password.

@@ -15,6 +15,7 @@
 //! retry and goes to `on-error`. Sections: all.
 
 use super::{Compiler, Policy, PolicyError, Section, State, Step, Val};
+use crate::expr::Value;
 use crate::policy::xml::Element;
 use std::time::Duration;
 
@@ -87,9 +88,12 @@ impl Retry {
             forwards: false,
         };
         // Literal attributes are checked now.
-        let st = super::test_state(section);
         if r.all_literal() {
-            if let Err(err) = r.plan(&st) {
+            let literal = |v: &Val| match v {
+                Val::Lit(t) => Ok(Value::Str(t.clone())),
+                Val::Expr(_) => Ok(Value::Null),
+            };
+            if let Err(err) = r.plan_with(&literal) {
                 cx.error(e.span.start, err.message);
                 return None;
             }
@@ -113,27 +117,31 @@ impl Retry {
 
     /// Evaluates the attributes (once, before the first run).
     pub fn plan(&self, st: &State) -> Result<Plan, PolicyError> {
+        self.plan_with(&|v: &Val| v.eval(st))
+    }
+
+    fn plan_with(
+        &self,
+        eval: &dyn Fn(&Val) -> Result<Value, PolicyError>,
+    ) -> Result<Plan, PolicyError> {
+        let bad = |m: String| PolicyError::new(500, "ExpressionValueEvaluationFailure", m);
         let num = |v: &Val, what: &str, min: f64| -> Result<f64, PolicyError> {
-            let t = v.text(st)?;
+            let t = eval(v)?.to_display();
             t.trim()
                 .parse::<f64>()
                 .ok()
                 .filter(|n| n.is_finite() && *n >= min)
                 .ok_or_else(|| {
-                    PolicyError::new(
-                        500,
-                        "ExpressionValueEvaluationFailure",
-                        format!("retry {what} must be a number of at least {min}, not '{t}'"),
-                    )
+                    bad(format!(
+                        "retry {what} must be a number of at least {min}, not '{t}'"
+                    ))
                 })
         };
         let count = num(&self.count, "count", 1.0)?;
         if count > MAX_COUNT as f64 || count.fract() != 0.0 {
-            return Err(PolicyError::new(
-                500,
-                "ExpressionValueEvaluationFailure",
-                format!("retry count must be a whole number from 1 to {MAX_COUNT}"),
-            ));
+            return Err(bad(format!(
+                "retry count must be a whole number from 1 to {MAX_COUNT}"
+            )));
         }
         Ok(Plan {
             count: count as u64,
@@ -147,7 +155,18 @@ impl Retry {
                 None => None,
             },
             first_fast_retry: match &self.first_fast_retry {
-                Some(v) => v.truth(st)?,
+                Some(v) => match eval(v)? {
+                    Value::Bool(b) => b,
+                    other => match other.to_display().trim().to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        t => {
+                            return Err(bad(format!(
+                                "retry first-fast-retry must be true or false, not '{t}'"
+                            )))
+                        }
+                    },
+                },
                 None => false,
             },
         })
@@ -230,6 +249,7 @@ mod tests {
             r#"count="0" interval="1""#,
             r#"count="51" interval="1""#,
             r#"count="2" interval="-1""#,
+            r#"count="2" interval="1" first-fast-retry="maybe""#,
         ] {
             let xml = format!(
                 r#"<policies><inbound><retry condition="true" {bad}><set-variable name="a" value="1" /></retry></inbound></policies>"#
