@@ -556,3 +556,59 @@ async fn https_backends_go_through_a_connect_tunnel() {
         )]
     );
 }
+
+#[tokio::test]
+async fn slow_and_oversized_answers_fail_the_call() {
+    let app = TestApp::spawn().await;
+    let slow = backend::spawn(|_req| async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        hyper::Response::new(full("late"))
+    })
+    .await;
+    let huge =
+        backend::spawn(
+            |_req| async move { hyper::Response::new(backend::generated((16 << 20) + 1)) },
+        )
+        .await;
+    let key = api_on(&app, "echo", &app.echo_url()).await;
+    for (url, attrs, reason) in [
+        (format!("http://{slow}/"), r#"timeout-ms="300""#, "Timeout"),
+        (
+            format!("http://{huge}/"),
+            r#"timeout="30""#,
+            "ResponseTooLarge",
+        ),
+    ] {
+        policy(
+            &app,
+            "/apis/echo/policy",
+            &format!(
+                r#"<policies><inbound><base />
+  <send-request mode="new" response-variable-name="r" {attrs}><set-url>{url}</set-url></send-request>
+</inbound><on-error><return-response><set-status code="599" reason="x" /><set-body>@(context.LastError.Source + "|" + context.LastError.Reason)</set-body></return-response></on-error></policies>"#
+            ),
+        )
+        .await;
+        let r = app.call("/echo/x", Some(&key)).await;
+        assert_eq!(r.status(), 599);
+        assert_eq!(r.text().await.unwrap(), format!("send-request|{reason}"));
+    }
+}
+
+#[tokio::test]
+async fn children_the_gateway_does_not_run_are_refused_when_written() {
+    let app = TestApp::spawn().await;
+    api_on(&app, "echo", &app.echo_url()).await;
+    let r = app
+        .put_xml(
+            "/apis/echo/policy",
+            r#"<policies><inbound><send-request mode="new" response-variable-name="r"><set-url>http://x/</set-url><authentication-managed-identity resource="https://vault.azure.net" /></send-request></inbound></policies>"#,
+        )
+        .await;
+    let v = common::assert_mgmt_error(r, 400, "ValidationError").await;
+    assert!(
+        v.to_string()
+            .contains("<authentication-managed-identity> inside <send-request>"),
+        "{v}"
+    );
+}
