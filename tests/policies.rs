@@ -580,7 +580,7 @@ async fn documents_the_gateway_cannot_run_are_refused_and_change_nothing() {
     // the expression language does not have.
     for (doc, fragment) in [
         (
-            r#"<policies><inbound><cache-remove-value key="k" /></inbound></policies>"#,
+            r#"<policies><outbound><validate-status-code unspecified-status-code-action="ignore" /></outbound></policies>"#,
             "does not run yet",
         ),
         (

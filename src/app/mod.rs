@@ -84,6 +84,9 @@ pub struct Running {
     pub echo: Option<SocketAddr>,
     /// What the demo seeded (demo mode).
     pub demo: Option<DemoInfo>,
+    /// The gateway's custom metrics (`emit-metric`, token metrics, trace
+    /// counts) and loggers, readable in process.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
     store: Option<Arc<Store>>,
     tasks: Vec<JoinHandle<()>>,
     trigger: Trigger,
@@ -220,6 +223,7 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
     let gw_listener = bind("gateway-http", settings.gateway.http).await?;
     let listeners = vec![("gateway-http", local(&gw_listener, settings.gateway.http))];
     let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats.clone()));
+    let telemetry = gateway.telemetry();
     tasks.push(tokio::spawn(gateway.serve(
         gw_listener,
         internal.clone(),
@@ -248,6 +252,7 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
         echo: None,
         demo: None,
         store: None,
+        telemetry,
         tasks,
         trigger,
         grace,
@@ -319,6 +324,7 @@ async fn run_primary(
     listeners.push(("gateway-http", local(&gw_listener, settings.gateway.http)));
     let stats = Arc::new(crate::telemetry::RequestStats::default());
     let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats));
+    let telemetry = gateway.telemetry();
     tasks.push(tokio::spawn(gateway.serve(
         gw_listener,
         internal.clone(),
@@ -386,6 +392,7 @@ async fn run_primary(
         echo,
         demo,
         store: Some(store),
+        telemetry,
         tasks,
         trigger,
         grace,

@@ -25,6 +25,7 @@ pub struct Settings {
     pub cluster: Cluster,
     pub redis: Redis,
     pub telemetry: Telemetry,
+    pub cache: CacheSettings,
 }
 
 /// The node's role in a cluster.
@@ -187,6 +188,22 @@ impl Default for Cluster {
 #[serde(deny_unknown_fields, default)]
 pub struct Redis {
     pub url: Option<String>,
+}
+
+/// `[cache]` (the gateway's response and value cache).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Capacity of the in-process cache, in bytes (keys, headers, bodies).
+    pub internal_max_bytes: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            internal_max_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 /// Log output format.
@@ -370,6 +387,12 @@ impl Settings {
                 ));
             }
         }
+        if self.cache.internal_max_bytes == 0 {
+            return Err(at(
+                find_key(text, "internal_max_bytes"),
+                "cache.internal_max_bytes must be greater than 0".into(),
+            ));
+        }
         if self.management.max_body_bytes == 0 {
             return Err(at(
                 find_key(text, "max_body_bytes"),
@@ -429,6 +452,20 @@ mod tests {
         assert_eq!(s.management.listen.to_string(), "127.0.0.1:8001");
         assert_eq!(s.cluster.poll_interval, Duration::from_secs(10));
         assert_eq!(*s.node.role.get_ref(), Role::Primary);
+    }
+
+    #[test]
+    fn cache_section_is_checked() {
+        let s = Settings::parse("c.toml", "").unwrap();
+        assert_eq!(s.cache.internal_max_bytes, 64 << 20);
+        let s = Settings::parse("c.toml", "[cache]\ninternal_max_bytes = 1024\n").unwrap();
+        assert_eq!(s.cache.internal_max_bytes, 1024);
+        let e = Settings::parse("c.toml", "[cache]\nsize = 1\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = Settings::parse("c.toml", "[cache]\n\ninternal_max_bytes = 0\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = Settings::parse("c.toml", "[cache]\ninternal_max_bytes = \"big\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
     }
 
     #[test]

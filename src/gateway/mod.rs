@@ -18,6 +18,7 @@ pub mod via_proxy;
 
 use crate::config::Settings;
 use crate::policy::builtin::{Section, State};
+use crate::policy::cache::Cache;
 use crate::policy::counters::Counters;
 use crate::shutdown::Shutdown;
 use crate::snapshot::{self, KeyScope, Snapshot, SnapshotHandle};
@@ -65,6 +66,10 @@ pub struct Gateway {
     /// Rate-limit, quota and concurrency counters: owned by the gateway,
     /// not the snapshot, so counts survive configuration changes.
     counters: Arc<Counters>,
+    /// Custom metrics and loggers: owned by the gateway, like `counters`.
+    telemetry: Arc<crate::telemetry::Telemetry>,
+    /// The response and value cache: owned by the gateway, like `counters`.
+    cache: Arc<Cache>,
 }
 
 impl Gateway {
@@ -90,7 +95,16 @@ impl Gateway {
             access_log: settings.telemetry.access_log,
             stats,
             counters: Arc::new(Counters::local()),
+            telemetry: Arc::new(crate::telemetry::Telemetry::new(
+                settings.node.data_dir.clone(),
+            )),
+            cache: Arc::new(Cache::new(settings.cache.internal_max_bytes)),
         }
+    }
+
+    /// The gateway's custom metrics and loggers.
+    pub fn telemetry(&self) -> Arc<crate::telemetry::Telemetry> {
+        self.telemetry.clone()
     }
 
     /// Serves plain-HTTP connections from `listener` until `shutdown`, then
@@ -142,6 +156,8 @@ impl Gateway {
         {
             tracing::warn!(grace = ?grace, "in-flight gateway requests did not finish in time");
         }
+        // Loggers write what they hold before the process stops.
+        self.telemetry.loggers.close(grace).await;
     }
 
     /// Serves one request.
@@ -164,6 +180,7 @@ impl Gateway {
             return resp;
         }
         let snapshot = self.snapshot.load();
+        self.telemetry.loggers.sync(&snapshot.loggers);
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let (resp, ctx, rejected) = match admit(
@@ -173,6 +190,8 @@ impl Gateway {
             scheme,
             &self.deployment,
             &self.counters,
+            &self.telemetry,
+            &self.cache,
         ) {
             Ok(mut ctx) => {
                 let resp = pipeline::run(&mut ctx, &self.upstream).await;
@@ -211,6 +230,9 @@ impl Gateway {
 
 /// Matches the API and operation and runs the subscription check: the
 /// built-in steps before `inbound`. Builds the `context` policies see.
+// The runtime state the gateway owns (counters, telemetry, cache) is
+// handed over piece by piece.
+#[allow(clippy::too_many_arguments)]
 fn admit(
     snapshot: Arc<Snapshot>,
     req: Request<Incoming>,
@@ -218,6 +240,8 @@ fn admit(
     scheme: &'static str,
     deployment: &crate::expr::context::Deployment,
     counters: &Arc<Counters>,
+    telemetry: &Arc<crate::telemetry::Telemetry>,
+    cache: &Arc<Cache>,
 ) -> Result<RequestCtx, GatewayError> {
     let (parts, body) = req.into_parts();
     let m = snapshot
@@ -386,6 +410,10 @@ fn admit(
         counters: counters.clone(),
         pending: Default::default(),
         proxy: None,
+        telemetry: telemetry.clone(),
+        llm: Default::default(),
+        cache: cache.clone(),
+        cached: Default::default(),
     };
     state.update_url();
     Ok(RequestCtx {

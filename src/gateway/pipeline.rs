@@ -144,13 +144,17 @@ async fn run_sections(
     if run_scope(ctx, snap, upstream, Section::Inbound, 3, reads_response).await?
         == Outcome::Respond
     {
-        return Ok(());
-    }
-    ctx.state.section = Section::Backend;
-    if run_scope(ctx, snap, upstream, Section::Backend, 3, reads_response).await?
-        == Outcome::Respond
-    {
-        return Ok(());
+        // A cache-lookup hit skips the backend; outbound still runs.
+        if !ctx.state.cached.hit {
+            return Ok(());
+        }
+    } else {
+        ctx.state.section = Section::Backend;
+        if run_scope(ctx, snap, upstream, Section::Backend, 3, reads_response).await?
+            == Outcome::Respond
+        {
+            return Ok(());
+        }
     }
     // No forward-request in the effective backend section: outbound runs
     // on an empty 200.
@@ -572,7 +576,18 @@ async fn forward(
             },
         });
         let body: Body = body;
-        if reads_response {
+        // Token limits and token metrics read the usage: a JSON response
+        // is buffered, a server-sent-event stream tapped as it passes.
+        let llm = !reads_response && crate::policy::builtin::llm::wants_usage(&ctx.state);
+        let event_stream = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));
+        if llm && event_stream {
+            ctx.response_body =
+                Some(crate::policy::builtin::llm::tap(&mut ctx.state, body).boxed_unsync());
+        } else if reads_response || llm {
             let bytes = read_capped(body).await.map_err(|mut e| {
                 e.status = 502;
                 e.reason = "BackendResponseTooLarge".into();
@@ -598,7 +613,9 @@ async fn forward(
 
 /// Builds the response the client gets from the policy state.
 fn finalize(ctx: &mut RequestCtx) -> Response<Body> {
-    // Deferred counting (increment-condition) sees the final response.
+    // Token usage is charged (and token metrics recorded) once the
+    // response is known; then deferred counting sees the final response.
+    crate::policy::builtin::llm::settle(&mut ctx.state);
     counting::settle(&mut ctx.state);
     let resp = ctx.state.ctx.response.take().unwrap_or(CtxResponse {
         status: 200,
@@ -687,6 +704,7 @@ async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream)
         Ok(_) => finalize(ctx),
         Err(e2) => {
             // A failure inside on-error: the default response for it.
+            crate::policy::builtin::llm::settle(&mut ctx.state);
             counting::settle(&mut ctx.state);
             tracing::warn!(reason = %e2.reason, path = %e2.path, "on-error failed: {}", e2.message);
             let body = serde_json::json!({"statusCode": e2.status, "message": public_message(&e2)});

@@ -21,6 +21,7 @@ pub mod cluster;
 mod directory;
 pub mod gateways;
 mod import;
+mod loggers;
 mod policies;
 mod products;
 mod resource;
@@ -222,6 +223,13 @@ pub fn router(state: MgmtState) -> Router {
             get(get_one::<Backend>)
                 .put(put_one::<Backend>)
                 .delete(delete_one::<Backend>),
+        )
+        .route("/loggers", get(list::<crate::model::Logger>))
+        .route(
+            "/loggers/{id}",
+            get(get_one::<crate::model::Logger>)
+                .put(put_one::<crate::model::Logger>)
+                .delete(delete_one::<crate::model::Logger>),
         )
         .route("/locations", get(list::<Location>))
         .route(

@@ -10,9 +10,11 @@
 pub mod credentials;
 pub mod export;
 mod gateway;
+mod logger;
 mod resources;
 
 pub use gateway::*;
+pub use logger::*;
 pub use resources::*;
 
 use crate::error::Detail;
@@ -107,6 +109,8 @@ pub struct Catalog {
     pub locations: BTreeMap<String, Location>,
     /// Registered self-hosted gateways (secondaries).
     pub gateways: BTreeMap<String, Gateway>,
+    /// Loggers `log-to-eventhub` writes to.
+    pub loggers: BTreeMap<String, Logger>,
     /// Their signing keys: persisted on the primary, never exported.
     #[serde(skip)]
     pub gateway_keys: BTreeMap<String, GatewayKeys>,
@@ -141,6 +145,7 @@ pub enum Change {
     GatewayKeys(String, Option<GatewayKeys>),
     ApiSpec(String, Option<ApiSpec>),
     UserCredentials(String, Option<UserCredentials>),
+    Logger(String, Option<Logger>),
 }
 
 /// A persisted record could not be read back.
@@ -208,6 +213,7 @@ impl Change {
             Change::GatewayKeys(id, v) => (format!("gateway-keys/{id}"), opt(v)),
             Change::ApiSpec(id, v) => (format!("api-spec/{id}"), opt(v)),
             Change::UserCredentials(id, v) => (format!("user-credentials/{id}"), opt(v)),
+            Change::Logger(id, v) => (format!("logger/{id}"), opt(v)),
         }
     }
 }
@@ -270,6 +276,7 @@ impl Catalog {
             Change::GatewayKeys(id, v) => put_or_remove(&mut self.gateway_keys, id, v),
             Change::ApiSpec(id, v) => put_or_remove(&mut self.api_specs, id, v),
             Change::UserCredentials(id, v) => put_or_remove(&mut self.user_credentials, id, v),
+            Change::Logger(id, v) => put_or_remove(&mut self.loggers, id, v),
         }
     }
 
@@ -325,6 +332,7 @@ impl Catalog {
             "gateway-keys" => Change::GatewayKeys(id, de(bytes).map_err(err)?),
             "api-spec" => Change::ApiSpec(id, de(bytes).map_err(err)?),
             "user-credentials" => Change::UserCredentials(id, de(bytes).map_err(err)?),
+            "logger" => Change::Logger(id, de(bytes).map_err(err)?),
             other => return Err(err(format!("unknown kind {other:?}"))),
         };
         self.apply(&change);
@@ -398,6 +406,9 @@ impl Catalog {
         for (id, v) in &self.user_credentials {
             changes.push(Change::UserCredentials(id.clone(), Some(v.clone())));
         }
+        for (id, v) in &self.loggers {
+            changes.push(Change::Logger(id.clone(), Some(v.clone())));
+        }
         changes
             .iter()
             .filter_map(|c| {
@@ -417,6 +428,7 @@ impl Catalog {
             && self.backends.is_empty()
             && self.policies.is_empty()
             && self.gateways.is_empty()
+            && self.loggers.is_empty()
             && self.groups.values().all(|g| g.built_in)
     }
 

@@ -157,6 +157,9 @@ pub struct Snapshot {
     pub backend_urls: Arc<HashMap<String, crate::expr::context::Url>>,
     pub global_policy: Option<Arc<Doc>>,
     disabled_regions: HashSet<String>,
+    /// Logger definitions (`log-to-eventhub`); the gateway's runtime
+    /// follows them.
+    pub loggers: Arc<crate::telemetry::loggers::LoggerDefs>,
 }
 
 /// The API a request path selects, and the path after the API's path.
@@ -244,7 +247,8 @@ fn policy_of(
             .get(&format!("fragment/{id}"))
             .map(|d| d.xml.clone())
     };
-    match crate::policy::builtin::compile_document(&doc.xml, &named, &fragments) {
+    let loggers = |id: &str| catalog.loggers.contains_key(id);
+    match crate::policy::builtin::compile_document_with(&doc.xml, &named, &fragments, &loggers) {
         Ok(d) => Some(Arc::new(d)),
         Err(diags) => {
             for d in diags {
@@ -504,6 +508,16 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
     }
 
     snap.backend_urls = Arc::new(backend_urls);
+    let mut loggers = crate::telemetry::loggers::LoggerDefs::new();
+    for (id, l) in &catalog.loggers {
+        match l.sink() {
+            Some(s) => {
+                loggers.insert(id.clone(), s);
+            }
+            None => problems.push(Detail::new(format!("loggers/{id}"), "not a valid logger")),
+        }
+    }
+    snap.loggers = Arc::new(loggers);
     snap.disabled_regions = catalog
         .locations
         .iter()

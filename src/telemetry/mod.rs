@@ -60,3 +60,25 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+pub mod loggers;
+pub mod registry;
+
+/// What policies record into at run time: custom metrics and loggers.
+/// Owned by the gateway (not the snapshot), so it survives configuration
+/// changes.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    pub metrics: registry::Registry,
+    pub loggers: loggers::Loggers,
+}
+
+impl Telemetry {
+    /// Telemetry whose file loggers write under `{data_dir}/logs/`.
+    pub fn new(data_dir: std::path::PathBuf) -> Telemetry {
+        Telemetry {
+            metrics: registry::Registry::default(),
+            loggers: loggers::Loggers::new(data_dir),
+        }
+    }
+}

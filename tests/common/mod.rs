@@ -79,6 +79,11 @@ impl TestApp {
         self.dir.take().unwrap()
     }
 
+    /// The gateway's custom metrics and loggers.
+    pub fn telemetry(&self) -> std::sync::Arc<turnpike::telemetry::Telemetry> {
+        self.running.as_ref().unwrap().telemetry.clone()
+    }
+
     pub fn echo_url(&self) -> String {
         format!("http://{}", self.echo)
     }

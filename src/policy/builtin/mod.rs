@@ -12,16 +12,21 @@
 // the failure path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod azure_only;
+pub mod caching;
 pub mod check_header;
 pub mod choose;
 pub mod cors;
 pub mod counting;
+pub mod emit_metric;
 pub mod find_and_replace;
 pub mod forward_request;
 pub mod ip_filter;
 pub mod json_to_xml;
 pub mod jsonp;
 pub mod limit_concurrency;
+pub mod llm;
+pub mod log_to_eventhub;
 pub mod mock_response;
 pub mod proxy;
 pub mod quota;
@@ -43,7 +48,7 @@ pub mod wait;
 pub mod xml_to_json;
 
 use super::xml::{Element, Node};
-use super::{counters, line_col, Diagnostic};
+use super::{cache, counters, line_col, Diagnostic};
 use crate::expr::context::{Ctx, Url};
 use crate::expr::{self, Compiled, Limits, Value};
 use std::collections::HashMap;
@@ -125,6 +130,10 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         "retry" => retry::SECTIONS,
         "wait" => wait::SECTIONS,
         "proxy" => proxy::SECTIONS,
+        "log-to-eventhub" => log_to_eventhub::SECTIONS,
+        "emit-metric" => emit_metric::SECTIONS,
+        "llm-token-limit" | "azure-openai-token-limit" => llm::LIMIT_SECTIONS,
+        "llm-emit-token-metric" | "azure-openai-emit-token-metric" => llm::METRIC_SECTIONS,
         "cache-lookup"
         | "authentication-basic"
         | "authentication-certificate"
@@ -270,6 +279,14 @@ pub struct State {
     pub pending: counting::Pending,
     /// The HTTP proxy `forward-request` goes through (`<proxy>`).
     pub proxy: Option<proxy::ProxyTarget>,
+    /// The gateway's custom metrics and loggers (they outlive snapshots).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Token counting and token metrics left for the end of the request.
+    pub llm: llm::Pending,
+    /// The gateway's cache (responses and values); it outlives snapshots.
+    pub cache: Arc<cache::Cache>,
+    /// What `cache-lookup` found, for `cache-store` and the pipeline.
+    pub cached: caching::Lookup,
 }
 
 impl State {
@@ -379,6 +396,15 @@ pub enum Policy {
     Retry(retry::Retry),
     Wait(wait::Wait),
     Proxy(proxy::Proxy),
+    LogToEventHub(log_to_eventhub::LogToEventHub),
+    EmitMetric(emit_metric::EmitMetric),
+    TokenLimit(llm::TokenLimit),
+    EmitTokenMetric(llm::EmitTokenMetric),
+    CacheLookup(caching::CacheLookup),
+    CacheStore(caching::CacheStore),
+    CacheLookupValue(caching::CacheLookupValue),
+    CacheStoreValue(caching::CacheStoreValue),
+    CacheRemoveValue(caching::CacheRemoveValue),
 }
 
 impl Step {
@@ -422,6 +448,15 @@ impl Step {
             Policy::RateLimitByKey(p) => p.apply(st),
             Policy::Quota(p) => p.apply(st),
             Policy::QuotaByKey(p) => p.apply(st),
+            Policy::LogToEventHub(p) => p.apply(st),
+            Policy::EmitMetric(p) => p.apply(st),
+            Policy::TokenLimit(p) => p.apply(st),
+            Policy::EmitTokenMetric(p) => p.apply(st),
+            Policy::CacheLookup(p) => p.apply(st),
+            Policy::CacheStore(p) => p.apply(st),
+            Policy::CacheLookupValue(p) => p.apply(st),
+            Policy::CacheStoreValue(p) => p.apply(st),
+            Policy::CacheRemoveValue(p) => p.apply(st),
         };
         r.map_err(|mut e| {
             if e.source.is_empty() {
@@ -470,6 +505,8 @@ pub struct Compiler<'a> {
     xml: &'a str,
     named_values: &'a dyn Fn(&str) -> Option<String>,
     fragments: &'a dyn Fn(&str) -> Option<String>,
+    /// Whether a logger id exists (`log-to-eventhub`).
+    loggers: &'a dyn Fn(&str) -> bool,
     pub problems: Vec<Diagnostic>,
     reads_request_body: bool,
     reads_response_body: bool,
@@ -707,6 +744,7 @@ impl<'a> Compiler<'a> {
             xml: &text,
             named_values: self.named_values,
             fragments: self.fragments,
+            loggers: self.loggers,
             problems: Vec::new(),
             reads_request_body: false,
             reads_response_body: false,
@@ -731,6 +769,10 @@ impl<'a> Compiler<'a> {
                 Policy::SetQueryParameter(set_query_parameter::SetQueryParameter::parse(self, e)?)
             }
             "rewrite-uri" => Policy::RewriteUri(rewrite_uri::RewriteUri::parse(self, e)?),
+            "set-backend-service" if e.attr("dapr-app-id").is_some() => {
+                self.error(e.span.start, azure_only::DAPR.into());
+                return None;
+            }
             "set-backend-service" => {
                 Policy::SetBackendService(set_backend_service::SetBackendService::parse(self, e)?)
             }
@@ -781,7 +823,32 @@ impl<'a> Compiler<'a> {
             "retry" => Policy::Retry(retry::Retry::parse(self, e, section, path)?),
             "wait" => Policy::Wait(wait::Wait::parse(self, e, section, path)?),
             "proxy" => Policy::Proxy(proxy::Proxy::parse(self, e)?),
+            "log-to-eventhub" => {
+                Policy::LogToEventHub(log_to_eventhub::LogToEventHub::parse(self, e)?)
+            }
+            "emit-metric" => Policy::EmitMetric(emit_metric::EmitMetric::parse(self, e)?),
+            "llm-token-limit" | "azure-openai-token-limit" => {
+                Policy::TokenLimit(llm::TokenLimit::parse(self, e)?)
+            }
+            "llm-emit-token-metric" | "azure-openai-emit-token-metric" => {
+                Policy::EmitTokenMetric(llm::EmitTokenMetric::parse(self, e)?)
+            }
+            "cache-lookup" => Policy::CacheLookup(caching::CacheLookup::parse(self, e)?),
+            "cache-store" => Policy::CacheStore(caching::CacheStore::parse(self, e)?),
+            "cache-lookup-value" => {
+                Policy::CacheLookupValue(caching::CacheLookupValue::parse(self, e)?)
+            }
+            "cache-store-value" => {
+                Policy::CacheStoreValue(caching::CacheStoreValue::parse(self, e)?)
+            }
+            "cache-remove-value" => {
+                Policy::CacheRemoveValue(caching::CacheRemoveValue::parse(self, e)?)
+            }
             other => {
+                if let Some(reason) = azure_only::reason(e) {
+                    self.error(e.span.start, format!("<{other}> {reason}"));
+                    return None;
+                }
                 self.error(
                     e.span.start,
                     format!("<{other}> is a valid APIM policy that this gateway does not run yet"),
@@ -799,11 +866,23 @@ pub fn compile_document(
     named_values: &dyn Fn(&str) -> Option<String>,
     fragments: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Doc, Vec<Diagnostic>> {
+    compile_document_with(xml, named_values, fragments, &|_| true)
+}
+
+/// [`compile_document`] that also checks `log-to-eventhub logger-id`s
+/// against `loggers` (the snapshot passes the catalog's loggers).
+pub fn compile_document_with(
+    xml: &str,
+    named_values: &dyn Fn(&str) -> Option<String>,
+    fragments: &dyn Fn(&str) -> Option<String>,
+    loggers: &dyn Fn(&str) -> bool,
+) -> Result<Doc, Vec<Diagnostic>> {
     let root = super::xml::parse(xml).map_err(|d| vec![d])?;
     let mut cx = Compiler {
         xml,
         named_values,
         fragments,
+        loggers,
         problems: Vec::new(),
         reads_request_body: false,
         reads_response_body: false,
@@ -877,7 +956,20 @@ pub fn test_state(section: Section) -> State {
         counters: Arc::new(counters::Counters::local()),
         pending: counting::Pending::default(),
         proxy: None,
+        telemetry: Arc::new(crate::telemetry::Telemetry::default()),
+        llm: llm::Pending::default(),
+        cache: shared_test_cache(),
+        cached: caching::Lookup::default(),
     }
+}
+
+/// One cache for every [`test_state`] (building a cache per state would
+/// weigh on the benchmarks that make a state per iteration).
+fn shared_test_cache() -> Arc<cache::Cache> {
+    static CACHE: std::sync::OnceLock<Arc<cache::Cache>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| Arc::new(cache::Cache::new(16 << 20)))
+        .clone()
 }
 
 /// A test helper: compiles one document with no named values or fragments.

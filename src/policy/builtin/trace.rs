@@ -1,6 +1,8 @@
 //! `<trace source severity><message/><metadata name value/>*</trace>`:
 //! records a message for this request (`context` traces, and the debug
-//! log). Sections: all.
+//! log) and counts it in the gateway's metrics registry (namespace
+//! `turnpike`, metric `trace`, dimensions `source` and `severity`, default
+//! severity `verbose`). Sections: all.
 
 use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::xml::Element;
@@ -11,6 +13,7 @@ pub const SECTIONS: &[Section] = &Section::ALL;
 #[derive(Debug)]
 pub struct Trace {
     source: String,
+    severity: String,
     message: Val,
     metadata: Vec<(String, Val)>,
 }
@@ -28,8 +31,12 @@ impl Trace {
                 metadata.push((n, v));
             }
         }
+        let severity = cx
+            .literal(e, "severity")
+            .unwrap_or_else(|| "verbose".into());
         Some(Trace {
             source,
+            severity,
             message,
             metadata,
         })
@@ -42,6 +49,15 @@ impl Trace {
         }
         tracing::debug!(source = %self.source, message = %text, "trace policy");
         st.ctx.traces.push((self.source.clone(), text));
+        st.telemetry.metrics.record(
+            "turnpike",
+            "trace",
+            vec![
+                ("source".into(), self.source.clone()),
+                ("severity".into(), self.severity.clone()),
+            ],
+            1.0,
+        );
         Ok(Outcome::Continue)
     }
 }
@@ -56,5 +72,11 @@ mod tests {
         let mut st = test_state(Section::Inbound);
         run_plain(doc.section(Section::Inbound).unwrap(), &mut st).unwrap();
         assert_eq!(st.ctx.traces, vec![("t".to_string(), "m1 k=v".to_string())]);
+        let counted = st.telemetry.metrics.total(
+            "turnpike",
+            "trace",
+            &[("source", "t"), ("severity", "information")],
+        );
+        assert_eq!(counted, (1, 1.0));
     }
 }
