@@ -10,11 +10,13 @@
 //! `.await`, and parses nothing from configuration per request.
 
 pub mod backends;
+pub mod callout;
 pub mod error;
 pub mod identity;
 pub mod oidc;
 pub mod pipeline;
 pub mod proxy;
+pub mod via_proxy;
 
 use crate::config::Settings;
 use crate::policy::builtin::{Section, State};
@@ -411,6 +413,7 @@ fn admit(
         counters: counters.clone(),
         pending: Default::default(),
         backend_id: None,
+        proxy: None,
         telemetry: telemetry.clone(),
         llm: Default::default(),
         cache: cache.clone(),

@@ -21,7 +21,10 @@ use crate::policy::builtin::{
     authentication_managed_identity::ManagedIdentity,
     counting,
     forward_request::{ForwardRequest, HttpVersion},
+    retry::{Plan, Retry},
+    send_request::{Outgoing, SendRequest},
     validate_jwt::ValidateJwt,
+    wait::Wait,
     Doc, Outcome, Policy, PolicyError, Section, State, Step,
 };
 use crate::policy::counters::Permit;
@@ -83,7 +86,8 @@ impl RequestCtx {
     }
 }
 
-type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, PolicyError>> + Send + 'a>>;
+pub(super) type StepFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Outcome, PolicyError>> + Send + 'a>>;
 
 fn default_global() -> &'static Doc {
     static DOC: OnceLock<Doc> = OnceLock::new();
@@ -191,7 +195,7 @@ fn run_scope<'a>(
     })
 }
 
-fn run_steps<'a>(
+pub(super) fn run_steps<'a>(
     ctx: &'a mut RequestCtx,
     snap: &'a Snapshot,
     upstream: &'a Upstream,
@@ -238,6 +242,43 @@ fn run_steps<'a>(
                     drop(permit);
                     o?
                 }
+                Next::Send(s, out) => {
+                    let result =
+                        super::callout::exchange(upstream, out, ctx.api().id.as_ref()).await;
+                    s.store(&mut ctx.state, result)
+                        .map_err(|e| scoped(super::callout::locate(e, &steps[i]), level, section))?
+                }
+                Next::OneWay(out) => {
+                    super::callout::spawn_one_way(upstream, out, ctx.api().id.as_ref());
+                    Outcome::Continue
+                }
+                Next::Retry(r, plan) => {
+                    super::callout::run_retry(
+                        ctx,
+                        snap,
+                        upstream,
+                        r,
+                        plan,
+                        &steps[i],
+                        section,
+                        level,
+                        reads_response,
+                    )
+                    .await?
+                }
+                Next::Wait(w, any) => {
+                    super::callout::run_wait(
+                        ctx,
+                        snap,
+                        upstream,
+                        w,
+                        any,
+                        section,
+                        level,
+                        reads_response,
+                    )
+                    .await?
+                }
                 Next::Forward(f, path, id) => {
                     forward(ctx, upstream, &f, reads_response)
                         .await
@@ -274,6 +315,13 @@ enum Next<'a> {
     /// `validate-jwt` with `openid-config` (and `validate-azure-ad-token`):
     /// fetches keys first. Name, path, id.
     Jwt(Arc<ValidateJwt>, Arc<str>, Arc<str>, Option<Arc<str>>),
+    /// `send-request`, prepared (see `callout.rs` for these four).
+    Send(Arc<SendRequest>, Outgoing),
+    /// `send-one-way-request`, prepared.
+    OneWay(Outgoing),
+    Retry(&'a Retry, Plan),
+    /// `wait`; whether `for="any"`.
+    Wait(&'a Wait, bool),
 }
 
 /// Runs a step that needs no await; says what to do for the others.
@@ -321,6 +369,25 @@ fn next_of<'a>(
         Policy::ForwardRequest(f) if !ctx.state.preflight => {
             Next::Forward(f.clone(), step.path.clone(), step.id.clone())
         }
+        Policy::SendRequest(s) if !ctx.state.preflight => Next::Send(
+            s.clone(),
+            s.prepare(&ctx.state)
+                .map_err(|e| scoped(super::callout::locate(e, step), level, section))?,
+        ),
+        Policy::SendOneWayRequest(s) if !ctx.state.preflight => Next::OneWay(
+            s.prepare(&ctx.state)
+                .map_err(|e| scoped(super::callout::locate(e, step), level, section))?,
+        ),
+        Policy::Retry(r) if !ctx.state.preflight => Next::Retry(
+            r,
+            r.plan(&ctx.state)
+                .map_err(|e| scoped(super::callout::locate(e, step), level, section))?,
+        ),
+        Policy::Wait(w) if !ctx.state.preflight => Next::Wait(
+            w,
+            w.any(&ctx.state)
+                .map_err(|e| scoped(super::callout::locate(e, step), level, section))?,
+        ),
         _ => Next::Done(
             step.apply(&mut ctx.state)
                 .map_err(|e| scoped(e, level, section))?,
@@ -346,7 +413,7 @@ async fn managed_identity(
 }
 
 /// Records where an error happened (the innermost scope wins).
-fn scoped(mut e: PolicyError, level: usize, section: Section) -> PolicyError {
+pub(super) fn scoped(mut e: PolicyError, level: usize, section: Section) -> PolicyError {
     if e.scope.is_empty() {
         e.scope = SCOPES[level].to_string();
         e.section = section.name().to_string();
@@ -361,7 +428,7 @@ fn gateway_error(e: GatewayError) -> PolicyError {
 }
 
 /// Reads a streaming body into memory, refusing more than the cap.
-async fn read_capped(mut body: Body) -> Result<Bytes, PolicyError> {
+pub(super) async fn read_capped(mut body: Body) -> Result<Bytes, PolicyError> {
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
@@ -385,7 +452,7 @@ async fn read_capped(mut body: Body) -> Result<Bytes, PolicyError> {
     Ok(buf.freeze())
 }
 
-async fn buffer_request(ctx: &mut RequestCtx) -> Result<(), PolicyError> {
+pub(super) async fn buffer_request(ctx: &mut RequestCtx) -> Result<(), PolicyError> {
     if let Some(body) = ctx.body.take() {
         let bytes = read_capped(body).await.map_err(|mut e| {
             e.source = "inbound".into();
@@ -398,7 +465,7 @@ async fn buffer_request(ctx: &mut RequestCtx) -> Result<(), PolicyError> {
 
 /// Converts `context` headers into an HTTP header map (invalid ones are
 /// dropped: policies validate what they set).
-fn header_map(headers: &crate::expr::context::Headers) -> HeaderMap {
+pub(super) fn header_map(headers: &crate::expr::context::Headers) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(headers.0.len());
     for (k, v) in &headers.0 {
         if let (Ok(n), Ok(v)) = (
@@ -508,7 +575,14 @@ async fn forward(
         if f.http_version == HttpVersion::Http2 && url.starts_with("https:") {
             *req.version_mut() = http::Version::HTTP_2;
         }
-        let resp = upstream.send(req, f.timeout, ctx.api().id.as_ref()).await;
+        let resp = super::callout::forward_send(
+            upstream,
+            ctx.state.proxy.as_ref(),
+            req,
+            f.timeout,
+            ctx.api().id.as_ref(),
+        )
+        .await;
         if let Some(sel) = &selected {
             match &resp {
                 Ok(r) => sel.record(super::backends::Outcome::Status(

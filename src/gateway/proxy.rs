@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::Duration;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -60,6 +61,8 @@ pub struct Upstream {
     pub backends: super::backends::Registry,
     /// `authentication-managed-identity`'s token source and cache.
     pub identity: super::identity::Identity,
+    /// Permits for `send-one-way-request`s in flight (bounded).
+    pub one_way: Arc<tokio::sync::Semaphore>,
 }
 
 impl Upstream {
@@ -82,6 +85,27 @@ impl Upstream {
             client,
             response_timeout: cfg.backend_timeout,
             oidc: Default::default(),
+            backends: Default::default(),
+            identity: Default::default(),
+            one_way: Arc::new(tokio::sync::Semaphore::new(
+                super::callout::MAX_ONE_WAY_IN_FLIGHT,
+            )),
+        }
+    }
+
+    /// The default wait for a backend's response head.
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+
+    /// A handle on the same connection pool for a spawned task (without
+    /// the `validate-jwt` key cache).
+    pub fn detached(&self) -> Upstream {
+        Upstream {
+            client: self.client.clone(),
+            response_timeout: self.response_timeout,
+            oidc: Default::default(),
+            one_way: self.one_way.clone(),
             backends: Default::default(),
             identity: Default::default(),
         }

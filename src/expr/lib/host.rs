@@ -632,35 +632,7 @@ pub fn call(
                     .and_then(|r| r.message.body.clone()),
             }
             .unwrap_or_default();
-            let text = String::from_utf8_lossy(&body).into_owned();
-            it.charge(text.len())?;
-            if name == "AsFormUrlEncodedContent" {
-                let mut entries: Vec<(Value, Value)> = Vec::new();
-                for (k, v) in crate::expr::context::parse_query(&text) {
-                    entries.push((s(&k), Value::new_array(vec![s(&v)])));
-                }
-                return Ok(Value::Dict(Shared::new(entries)));
-            }
-            let want = targs
-                .first()
-                .map(|t| {
-                    if t.array_rank > 0 {
-                        "Byte[]"
-                    } else {
-                        super::resolve_type(&t.name).unwrap_or(t.name.as_str())
-                    }
-                })
-                .unwrap_or("String");
-            match want {
-                "String" => Ok(Value::str(text)),
-                "Byte[]" => Ok(Value::Bytes(Shared::new(body.to_vec()))),
-                "JObject" | "JArray" | "JToken" => super::json::from_body(&text, want),
-                "XDocument" => super::xml::parse_value(it, &text, "XDocument", false),
-                "XElement" | "XNode" => super::xml::parse_value(it, &text, "XElement", false),
-                other => Err(EvalError::invalid_op(format!(
-                    "IMessageBody.As<{other}>() is not supported; use string, byte[], JObject, JArray, JToken, XNode, XElement or XDocument"
-                ))),
-            }
+            body_as(it, &body, name, targs)
         }
         (_, "ToString") => Ok(s(h.type_name())),
         (_, "TryGetValue") => Err(EvalError::invalid_op(
@@ -689,4 +661,43 @@ pub fn try_get(it: &mut Interp, h: &Host, args: &mut [Value]) -> EResult<Value> 
         *slot = found.unwrap_or(Value::Null);
     }
     Ok(Value::Bool(ok))
+}
+
+/// `IMessageBody.As<T>()` / `AsFormUrlEncodedContent()` over a buffered
+/// body (the request's, the response's, or a stored `send-request` one).
+pub fn body_as(
+    it: &mut Interp,
+    body: &bytes::Bytes,
+    name: &str,
+    targs: &[TypeRef],
+) -> EResult<Value> {
+    let text = String::from_utf8_lossy(body).into_owned();
+    it.charge(text.len())?;
+    if name == "AsFormUrlEncodedContent" {
+        let mut entries: Vec<(Value, Value)> = Vec::new();
+        for (k, v) in crate::expr::context::parse_query(&text) {
+            entries.push((s(&k), Value::new_array(vec![s(&v)])));
+        }
+        return Ok(Value::Dict(Shared::new(entries)));
+    }
+    let want = targs
+        .first()
+        .map(|t| {
+            if t.array_rank > 0 {
+                "Byte[]"
+            } else {
+                super::resolve_type(&t.name).unwrap_or(t.name.as_str())
+            }
+        })
+        .unwrap_or("String");
+    match want {
+        "String" => Ok(Value::str(text)),
+        "Byte[]" => Ok(Value::Bytes(Shared::new(body.to_vec()))),
+        "JObject" | "JArray" | "JToken" => super::json::from_body(&text, want),
+        "XDocument" => super::xml::parse_value(it, &text, "XDocument", false),
+        "XElement" | "XNode" => super::xml::parse_value(it, &text, "XElement", false),
+        other => Err(EvalError::invalid_op(format!(
+            "IMessageBody.As<{other}>() is not supported; use string, byte[], JObject, JArray, JToken, XNode, XElement or XDocument"
+        ))),
+    }
 }

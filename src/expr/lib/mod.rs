@@ -24,6 +24,7 @@ pub mod json;
 pub mod linq;
 pub mod natives;
 pub mod statics;
+pub mod stored;
 pub mod strings;
 pub mod xml;
 
@@ -306,6 +307,7 @@ pub fn iterate(it: &mut Interp, v: &Value) -> EResult<Vec<Value>> {
         Value::Bytes(b) => b.lock().iter().map(|x| Value::Int(*x as i64)).collect(),
         Value::Json(j) => json::children(j),
         Value::Host(h) => host::iterate(it, h)?,
+        Value::Native(n) if stored::owns(n) => stored::iterate(n)?,
         Value::Native(n) => natives::iterate(n)?,
         Value::Null => return Err(EvalError::null_ref()),
         other => {
@@ -846,6 +848,7 @@ pub fn get_member(it: &mut Interp, v: &Value, name: &str) -> EResult<Value> {
         Value::Json(_) | Value::JProperty(..) => json::get(it, v, name),
         Value::List(..) | Value::Dict(_) | Value::Pair(_) | Value::Bytes(_) => linq::get(v, name),
         Value::Host(h) => host::get(it, h, name),
+        Value::Native(n) if stored::owns(n) => stored::get(n, name),
         Value::Native(n) => natives::get(it, n, name),
         _ => statics::get(v, name),
     }
@@ -902,6 +905,7 @@ pub fn call_method_out(
         (Value::Json(_) | Value::JProperty(..), _) => json::call(it, v, name, targs, &args)?,
         (Value::Host(h), "TryGetValue") => host::try_get(it, h, &mut args)?,
         (Value::Host(h), _) => host::call(it, h, name, targs, &args)?,
+        (Value::Native(n), _) if stored::owns(n) => stored::call(it, n, name, targs, &mut args)?,
         (Value::Native(n), _) => natives::call(it, n, name, &mut args)?,
         (Value::Bytes(_) | Value::List(..), "Encrypt" | "Decrypt") => {
             crypto::call(it, v, name, &args)?
@@ -937,6 +941,7 @@ pub fn index_get(it: &mut Interp, v: &Value, idx: &[Value]) -> EResult<Value> {
         }
         Value::Json(_) => json::index_get(v, first),
         Value::Host(h) => host::index(it, h, first),
+        Value::Native(n) if stored::owns(n) => stored::index(n, first),
         Value::Native(n) => natives::index(n, first),
         _ => linq::index_get(v, first),
     }

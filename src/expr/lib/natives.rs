@@ -147,6 +147,11 @@ pub enum Native {
     Exception(String, String),
     /// `XDocument`, `XElement`, `XAttribute`, `XName`, `XNamespace`.
     Xml(super::xml::Xml),
+    /// A response stored by `send-request` (`IResponse`), its headers and
+    /// its body (see `stored.rs`).
+    Response(Arc<crate::expr::context::Response>),
+    StoredHeaders(Arc<crate::expr::context::Response>),
+    StoredBody(Arc<crate::expr::context::Response>),
 }
 
 impl Native {
@@ -168,6 +173,9 @@ impl Native {
             Native::StringComparer(_) => "StringComparer",
             Native::Exception(..) => "Exception",
             Native::Xml(x) => x.type_name(),
+            Native::Response(_) => "IResponse",
+            Native::StoredHeaders(_) => "IHeaders",
+            Native::StoredBody(_) => "IMessageBody",
         }
     }
 

@@ -30,10 +30,13 @@ pub mod limit_concurrency;
 pub mod llm;
 pub mod log_to_eventhub;
 pub mod mock_response;
+pub mod proxy;
 pub mod quota;
 pub mod rate_limit;
+pub mod retry;
 pub mod return_response;
 pub mod rewrite_uri;
+pub mod send_request;
 pub mod set_backend_service;
 pub mod set_body;
 pub mod set_header;
@@ -43,6 +46,7 @@ pub mod set_status;
 pub mod set_variable;
 pub mod trace;
 pub mod validate_jwt;
+pub mod wait;
 pub mod xml_to_json;
 
 use super::xml::{Element, Node};
@@ -124,6 +128,10 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         "rate-limit" | "rate-limit-by-key" => rate_limit::SECTIONS,
         "quota" | "quota-by-key" => quota::SECTIONS,
         "limit-concurrency" => limit_concurrency::SECTIONS,
+        "send-request" | "send-one-way-request" => send_request::SECTIONS,
+        "retry" => retry::SECTIONS,
+        "wait" => wait::SECTIONS,
+        "proxy" => proxy::SECTIONS,
         "log-to-eventhub" => log_to_eventhub::SECTIONS,
         "emit-metric" => emit_metric::SECTIONS,
         "llm-token-limit" | "azure-openai-token-limit" => llm::LIMIT_SECTIONS,
@@ -274,6 +282,8 @@ pub struct State {
     /// The backend entity `set-backend-service backend-id` chose: its
     /// credentials, circuit breaker and pool apply to `forward-request`.
     pub backend_id: Option<String>,
+    /// The HTTP proxy `forward-request` goes through (`<proxy>`).
+    pub proxy: Option<proxy::ProxyTarget>,
     /// The gateway's custom metrics and loggers (they outlive snapshots).
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Token counting and token metrics left for the end of the request.
@@ -388,6 +398,12 @@ pub enum Policy {
     AuthenticationBasic(authentication_basic::AuthenticationBasic),
     /// Shared: the gateway holds it across the await of the token fetch.
     ManagedIdentity(Arc<authentication_managed_identity::ManagedIdentity>),
+    /// Shared: the gateway holds them across the call's await.
+    SendRequest(Arc<send_request::SendRequest>),
+    SendOneWayRequest(Arc<send_request::SendRequest>),
+    Retry(retry::Retry),
+    Wait(wait::Wait),
+    Proxy(proxy::Proxy),
     LogToEventHub(log_to_eventhub::LogToEventHub),
     EmitMetric(emit_metric::EmitMetric),
     TokenLimit(llm::TokenLimit),
@@ -414,6 +430,11 @@ impl Step {
             | Policy::LimitConcurrency(_)
             | Policy::ManagedIdentity(_) => Ok(Outcome::Continue),
             Policy::AuthenticationBasic(p) => p.apply(st),
+            Policy::SendRequest(_)
+            | Policy::SendOneWayRequest(_)
+            | Policy::Retry(_)
+            | Policy::Wait(_) => Ok(Outcome::Continue),
+            Policy::Proxy(p) => p.apply(st),
             Policy::SetVariable(p) => p.apply(st),
             Policy::SetHeader(p) => p.apply(st),
             Policy::SetQueryParameter(p) => p.apply(st),
@@ -816,6 +837,15 @@ impl<'a> Compiler<'a> {
                 );
                 return None;
             }
+            "send-request" => {
+                Policy::SendRequest(Arc::new(send_request::SendRequest::parse(self, e, false)?))
+            }
+            "send-one-way-request" => Policy::SendOneWayRequest(Arc::new(
+                send_request::SendRequest::parse(self, e, true)?,
+            )),
+            "retry" => Policy::Retry(retry::Retry::parse(self, e, section, path)?),
+            "wait" => Policy::Wait(wait::Wait::parse(self, e, section, path)?),
+            "proxy" => Policy::Proxy(proxy::Proxy::parse(self, e)?),
             "log-to-eventhub" => {
                 Policy::LogToEventHub(log_to_eventhub::LogToEventHub::parse(self, e)?)
             }
@@ -949,6 +979,7 @@ pub fn test_state(section: Section) -> State {
         counters: Arc::new(counters::Counters::local()),
         pending: counting::Pending::default(),
         backend_id: None,
+        proxy: None,
         telemetry: Arc::new(crate::telemetry::Telemetry::default()),
         llm: llm::Pending::default(),
         cache: shared_test_cache(),
@@ -984,6 +1015,9 @@ pub fn run_plain(steps: &[Step], st: &mut State) -> Result<Outcome, PolicyError>
                 let _permit = l.enter(st)?;
                 run_plain(&l.steps, st)?
             }
+            // Without the network: their policies run once.
+            Policy::Retry(r) => run_plain(&r.steps, st)?,
+            Policy::Wait(w) => run_plain(&w.steps, st)?,
             _ => s.apply(st)?,
         };
         if o == Outcome::Respond {

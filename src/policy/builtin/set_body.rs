@@ -112,16 +112,21 @@ impl SetBody {
     }
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
-        let bytes = match &self.body {
+        let bytes = self.bytes(st)?;
+        st.message_mut().body = Some(bytes::Bytes::from(bytes));
+        Ok(Outcome::Continue)
+    }
+
+    /// The body this policy produces (also for a `send-request`'s request).
+    pub fn bytes(&self, st: &State) -> Result<Vec<u8>, PolicyError> {
+        Ok(match &self.body {
             Body::Value(v) => match v.eval(st)? {
                 Value::Bytes(b) => b.lock().clone(),
                 Value::Json(j) => crate::expr::value::json_to_string(&j, false).into_bytes(),
                 other => other.to_display().into_bytes(),
             },
             Body::Liquid(t) => render(t, st)?.into_bytes(),
-        };
-        st.message_mut().body = Some(bytes::Bytes::from(bytes));
-        Ok(Outcome::Continue)
+        })
     }
 }
 

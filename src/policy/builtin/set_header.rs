@@ -95,6 +95,28 @@ impl SetHeader {
     }
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        let Some((name, values)) = self.evaluate(st)? else {
+            return Ok(Outcome::Continue);
+        };
+        self.write(&name, values, &mut st.message_mut().headers);
+        Ok(Outcome::Continue)
+    }
+
+    /// Applies to other headers than the current message's (the request a
+    /// `send-request` builds); expressions still see `st`.
+    pub fn apply_to(
+        &self,
+        st: &State,
+        headers: &mut crate::expr::context::Headers,
+    ) -> Result<(), PolicyError> {
+        if let Some((name, values)) = self.evaluate(st)? {
+            self.write(&name, values, headers);
+        }
+        Ok(())
+    }
+
+    /// The checked name and values; `None` for a header the gateway manages.
+    fn evaluate(&self, st: &State) -> Result<Option<(String, Vec<String>)>, PolicyError> {
         let name = self.name.text(st)?;
         if !valid_name(&name) {
             return Err(PolicyError::new(
@@ -105,7 +127,7 @@ impl SetHeader {
         }
         let lower = name.to_ascii_lowercase();
         if PROTECTED.contains(&lower.as_str()) {
-            return Ok(Outcome::Continue);
+            return Ok(None);
         }
         let mut values = Vec::with_capacity(self.values.len());
         for v in &self.values {
@@ -119,29 +141,32 @@ impl SetHeader {
             }
             values.push(text);
         }
-        let headers = &mut st.message_mut().headers;
-        let exists = headers.contains(&name);
+        Ok(Some((name, values)))
+    }
+
+    fn write(&self, name: &str, values: Vec<String>, headers: &mut crate::expr::context::Headers) {
+        let lower = name.to_ascii_lowercase();
+        let exists = headers.contains(name);
         match self.action {
             Action::Delete => {
-                headers.remove(&name);
-                return Ok(Outcome::Continue);
+                headers.remove(name);
+                return;
             }
-            Action::Skip if exists => return Ok(Outcome::Continue),
-            Action::Override | Action::Skip => headers.remove(&name),
+            Action::Skip if exists => return,
+            Action::Override | Action::Skip => headers.remove(name),
             Action::Append => {}
         }
         if values.is_empty() {
             if self.action != Action::Append {
-                headers.append(&name, String::new());
+                headers.append(name, String::new());
             }
         } else if NO_COMMA.contains(&lower.as_str()) {
             for v in values {
-                headers.append(&name, v);
+                headers.append(name, v);
             }
         } else {
-            headers.append(&name, values.join(","));
+            headers.append(name, values.join(","));
         }
-        Ok(Outcome::Continue)
     }
 }
 
