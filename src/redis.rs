@@ -86,6 +86,9 @@ impl Redis {
             return Ok(None);
         };
         let addr = redacted(url.expose());
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return Err(format!("redis ({addr}): needs the async runtime"));
+        };
         let client =
             ::redis::Client::open(url.expose()).map_err(|e| format!("redis.url ({addr}): {e}"))?;
         let mcfg = ConnectionManagerConfig::new()
@@ -109,7 +112,7 @@ impl Redis {
             }),
         };
         let probe = r.clone();
-        tokio::spawn(async move {
+        rt.spawn(async move {
             match probe.ping().await {
                 Ok(()) => {
                     tracing::info!(redis = %probe.inner.addr, "redis connected: rate limits and quotas are shared")
@@ -245,9 +248,11 @@ impl Redis {
                 "REDIS UNREACHABLE: rate limits and quotas are counted per node until it answers again"
             );
         }
-        if !self.inner.probing.swap(true, Ordering::AcqRel) {
-            let me = self.clone();
-            tokio::spawn(async move { me.probe().await });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            if !self.inner.probing.swap(true, Ordering::AcqRel) {
+                let me = self.clone();
+                rt.spawn(async move { me.probe().await });
+            }
         }
     }
 

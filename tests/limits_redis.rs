@@ -158,3 +158,128 @@ async fn redis_outage_falls_back_to_local_counting_then_shares_again() {
     // 1 of 3): the 429 comes from the shared one.
     assert_eq!(call(&b, &kb, "frank").await.status(), 429);
 }
+
+#[tokio::test]
+async fn per_subscription_limits_with_api_limits_are_shared() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // Both stores name their subscription s1: one subscription, two nodes.
+    // The API's own limit (2) is the tighter one.
+    let xml = r#"<policies><inbound><base /><rate-limit calls="10" renewal-period="60" remaining-calls-header-name="X-Remaining"><api id="echo" calls="2" renewal-period="30" /></rate-limit></inbound></policies>"#;
+    let (a, ka) = gateway(&redis.url(), xml).await;
+    let (b, kb) = gateway(&redis.url(), xml).await;
+    for (app, key, left) in [(&a, &ka, "1"), (&b, &kb, "0")] {
+        let r = call(app, key, "-").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-remaining").as_deref(), Some(left));
+    }
+    let r = call(&a, &ka, "-").await;
+    assert_eq!(r.status(), 429);
+    let secs: u64 = header(&r, "retry-after").unwrap().parse().unwrap();
+    assert!((20..=30).contains(&secs), "Retry-After {secs}");
+}
+
+/// The Redis store answers as the in-process one does for the same
+/// sequence of checks (remaining calls, refusals, `Retry-After`, quota
+/// windows, bandwidth counted after the response).
+#[tokio::test]
+async fn redis_and_local_counters_decide_alike() {
+    use turnpike::policy::counters::{
+        Counters, Quota, QuotaCheck, QuotaLimits, Rate, RateCheck, Window,
+    };
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut cfg = turnpike::Settings::defaults().redis;
+    cfg.url = Some(turnpike::error::Secret::new(redis.url()));
+    let shared = Counters::shared(turnpike::redis::Redis::from_config(&cfg).unwrap().unwrap());
+    let local = Counters::local();
+    let rate = |add: u64| {
+        vec![RateCheck {
+            key: "k".into(),
+            limit: 5,
+            period: Duration::from_secs(20),
+            add,
+        }]
+    };
+    // increment-count 2, 2, 1 fill the window; then 1 more is refused.
+    for (add, record) in [(2, true), (2, true), (0, false), (1, true), (1, true)] {
+        let r = shared.rate_all(&rate(add), record).await;
+        let l = local.rate_all(&rate(add), record).await;
+        match (&r[..], &l[..]) {
+            ([Rate::Allowed { remaining: x }], [Rate::Allowed { remaining: y }]) => {
+                assert_eq!(x, y, "add {add}")
+            }
+            ([Rate::Refused { retry_after: x }], [Rate::Refused { retry_after: y }]) => {
+                let diff = x.as_millis().abs_diff(y.as_millis());
+                assert!(diff < 1000, "{x:?} vs {y:?}");
+                assert!(*x > Duration::from_secs(15), "{x:?}");
+            }
+            other => panic!("redis and local disagree: {other:?}"),
+        }
+    }
+    // Quotas: 2 calls per hour-long window anchored at 0001-01-01.
+    let q = |record: bool| {
+        vec![QuotaCheck {
+            key: "q".into(),
+            limits: QuotaLimits {
+                calls: Some(2),
+                bytes: None,
+            },
+            window: Window {
+                period: 3600.0,
+                anchor: Some(-62_135_596_800.0),
+            },
+            calls: 1,
+            record,
+        }]
+    };
+    for _ in 0..3 {
+        let r = shared.quota_all(&q(true)).await;
+        let l = local.quota_all(&q(true)).await;
+        match (&r[..], &l[..]) {
+            ([Quota::Allowed], [Quota::Allowed]) => {}
+            (
+                [Quota::Refused {
+                    bandwidth: false,
+                    renews_in: Some(x),
+                }],
+                [Quota::Refused {
+                    bandwidth: false,
+                    renews_in: Some(y),
+                }],
+            ) => assert!(
+                x.as_millis().abs_diff(y.as_millis()) < 2000,
+                "{x:?} vs {y:?}"
+            ),
+            other => panic!("redis and local disagree: {other:?}"),
+        }
+    }
+    // Bandwidth: 1 KB, 1500 bytes counted after a response, then refused.
+    let bw = || {
+        vec![QuotaCheck {
+            key: "bw".into(),
+            limits: QuotaLimits {
+                calls: None,
+                bytes: Some(1024),
+            },
+            window: Window {
+                period: 0.0,
+                anchor: None,
+            },
+            calls: 1,
+            record: false,
+        }]
+    };
+    assert_eq!(shared.quota_all(&bw()).await, vec![Quota::Allowed]);
+    shared.quota_add("bw", bw()[0].window, 1, 1500);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        shared.quota_all(&bw()).await,
+        vec![Quota::Refused {
+            bandwidth: true,
+            renews_in: None
+        }]
+    );
+}
