@@ -126,6 +126,11 @@ impl Counters {
         }
     }
 
+    /// The synchronous checks below count in process, also for
+    /// [`Counters::Redis`] (where the pipeline awaits [`Counters::rate_all`]
+    /// and [`Counters::quota_all`] instead); `rate_add` and `quota_add` on
+    /// `Redis` send the increment to Redis in a spawned task.
+    ///
     /// Sliding window of `period`: allows `add` more hits if the window
     /// holds at most `limit - add`; records them when `record` is set.
     /// `add` 0 only checks that the window is not over its limit (a key
