@@ -283,3 +283,20 @@ async fn redis_and_local_counters_decide_alike() {
         }]
     );
 }
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_times_out_to_local_counting() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, ka) = gateway(&redis.url(), BY_CLIENT).await;
+    assert_eq!(call(&a, &ka, "gina").await.status(), 200);
+    // Connected but silent: the call waits at most [redis] timeout, then
+    // the gateway counts on its own (3 calls, then 429), never a 500.
+    redis.signal("STOP");
+    for i in 0..3 {
+        assert_eq!(call(&a, &ka, "gina").await.status(), 200, "call {i}");
+    }
+    assert_eq!(call(&a, &ka, "gina").await.status(), 429);
+    redis.signal("CONT");
+}

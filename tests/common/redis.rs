@@ -89,8 +89,21 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the server: a stopped server
+    /// accepts connections but never answers.
+    pub fn signal(&self, signal: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .args([format!("-{signal}"), c.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill -{signal} redis-server");
+        }
+    }
+
     /// Kills the server and waits for it to exit.
     pub fn kill(&mut self) {
+        self.signal("CONT");
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
