@@ -1,11 +1,14 @@
 //! Counter figures: nanoseconds per rate-limit check (sliding log), per
 //! quota check (fixed window) and per concurrency acquire/release, on one
-//! thread and on two threads over distinct keys. Figures only, no
-//! assertions on timing. Run with `cargo bench --bench limits`.
+//! thread and on two threads over distinct keys; then, when
+//! `redis-server` is installed, a rate-limit-by-key check through Redis
+//! (one script round trip on loopback) one at a time and 32 in flight.
+//! Figures only, no assertions on timing. Run with
+//! `cargo bench --bench limits`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use turnpike::policy::counters::{Counters, QuotaLimits, Window};
+use turnpike::policy::counters::{Counters, QuotaLimits, RateCheck, Window};
 
 const N: u64 = 200_000;
 
@@ -73,4 +76,100 @@ fn main() {
         },
     );
     println!("counters held: {}", c.len() + c2.len());
+    redis_figures();
+}
+
+/// A throw-away redis-server on a free port; `None` when not installed.
+fn redis_server() -> Option<(std::process::Child, u16, tempfile::TempDir)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let dir = tempfile::tempdir().ok()?;
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t.elapsed() > Duration::from_secs(10) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, port, dir))
+}
+
+fn redis_figures() {
+    let Some((mut child, port, _dir)) = redis_server() else {
+        println!("redis figures skipped: redis-server is not installed");
+        return;
+    };
+    let Ok(rt) = tokio::runtime::Runtime::new() else {
+        return;
+    };
+    rt.block_on(async {
+        let mut cfg = turnpike::config::Settings::defaults().redis;
+        cfg.url = Some(turnpike::error::Secret::new(format!(
+            "redis://127.0.0.1:{port}"
+        )));
+        let Ok(Some(r)) = turnpike::redis::Redis::from_config(&cfg) else {
+            println!("redis figures skipped: no client");
+            return;
+        };
+        let c = Arc::new(Counters::shared(r));
+        let check = |i: u64| {
+            vec![RateCheck {
+                key: format!("rate-limit-by-key\0key-{}", i % 1000),
+                limit: 1_000_000,
+                period: Duration::from_secs(60),
+                add: 1,
+            }]
+        };
+        // Warm up: connect and load the script.
+        c.rate_all(&check(0), true).await;
+        const M: u64 = 20_000;
+        let t = Instant::now();
+        for i in 0..M {
+            std::hint::black_box(c.rate_all(&check(i), true).await);
+        }
+        let ns = t.elapsed().as_nanos() as f64 / M as f64;
+        println!(
+            "{:<48} {ns:>8.0} ns/op",
+            "redis rate check+record, 1 in flight"
+        );
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..32u64)
+            .map(|w| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    for i in 0..M / 32 {
+                        let k = vec![RateCheck {
+                            key: format!("rate-limit-by-key\0w{w}-{}", i % 100),
+                            limit: 1_000_000,
+                            period: Duration::from_secs(60),
+                            add: 1,
+                        }];
+                        std::hint::black_box(c.rate_all(&k, true).await);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        let ns = t.elapsed().as_nanos() as f64 / (M / 32 * 32) as f64;
+        println!(
+            "{:<48} {ns:>8.0} ns/op",
+            "redis rate check+record, 32 in flight"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
 }

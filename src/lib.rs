@@ -8,7 +8,8 @@
 //!    settings, logging, the shutdown signal, crash-safe files.
 //! 1. [`model`] (resource types, the [`model::Catalog`]), [`store`] (sled),
 //!    [`expr`] (the C# expression language; no HTTP, no sled), [`openapi`]
-//!    (OpenAPI / Swagger documents → API and operations; no HTTP, no sled).
+//!    (OpenAPI / Swagger documents → API and operations; no HTTP, no sled),
+//!    [`redis`] (the optional Redis connection: shared counters, cache).
 //! 2. [`policy`] (policy documents), [`snapshot`] (catalog → the immutable
 //!    runtime view), [`writer`] (the one write path: store write + compile
 //!    + publish).
@@ -34,6 +35,7 @@ pub mod model;
 pub mod openapi;
 pub mod policy;
 pub mod portal;
+pub mod redis;
 pub mod shutdown;
 pub mod snapshot;
 pub mod store;

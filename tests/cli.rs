@@ -224,6 +224,8 @@ fn example_config_documents_the_defaults() {
     assert_eq!(s.cluster.backup, d.cluster.backup);
     assert_eq!(s.telemetry.log_format, d.telemetry.log_format);
     assert_eq!(s.telemetry.access_log, d.telemetry.access_log);
+    assert_eq!(s.redis.timeout, d.redis.timeout);
+    assert_eq!(s.redis.key_prefix, d.redis.key_prefix);
     let text = std::fs::read_to_string(&path).unwrap();
     for key in [
         "role",
@@ -247,6 +249,7 @@ fn example_config_documents_the_defaults() {
         "heartbeat_interval",
         "backup",
         "url",
+        "key_prefix",
         "log_format",
         "access_log",
         "token_endpoint",

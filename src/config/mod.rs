@@ -185,10 +185,27 @@ impl Default for Cluster {
 }
 
 /// `[redis]` (optional shared counters and cache).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Redis {
-    pub url: Option<String>,
+    /// `redis://[:password@]host:port[/db]`; a `Secret` because it may
+    /// carry a password. Unset: counters stay in-process.
+    pub url: Option<Secret>,
+    /// How long one Redis call may take before the gateway counts locally.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Prepended to every key the gateway writes.
+    pub key_prefix: String,
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Redis {
+            url: None,
+            timeout: Duration::from_millis(250),
+            key_prefix: "turnpike:".into(),
+        }
+    }
 }
 
 /// `[cache]` (the gateway's response and value cache).
@@ -437,6 +454,24 @@ impl Settings {
                     .into(),
             ));
         }
+        if let Some(url) = &self.redis.url {
+            let u = url.expose();
+            let parsed = ::redis::IntoConnectionInfo::into_connection_info(u).is_ok();
+            if !u.starts_with("redis://") || u.len() <= "redis://".len() || !parsed {
+                return Err(at(
+                    find_key(text, "url"),
+                    "redis.url must look like \"redis://host:port\" or \"redis://host:port/db\" \
+                     (rediss:// is not available in this build)"
+                        .into(),
+                ));
+            }
+        }
+        if self.redis.timeout < Duration::from_millis(1) {
+            return Err(at(
+                find_key(text, "timeout"),
+                "redis.timeout must be at least 1ms".into(),
+            ));
+        }
         if self.management.max_body_bytes == 0 {
             return Err(at(
                 find_key(text, "max_body_bytes"),
@@ -576,6 +611,29 @@ mod tests {
             (format!("{ok}poll_interval = \"0s\"\n"), 7, "at least"),
         ] {
             let e = Settings::parse("c.toml", &text).unwrap_err();
+            assert_eq!(e.line, line, "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn redis_keys_are_checked() {
+        let s = Settings::parse(
+            "c.toml",
+            "[redis]\nurl = \"redis://:pw-secret@127.0.0.1:6379/2\"\ntimeout = \"100ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.redis.timeout, Duration::from_millis(100));
+        assert_eq!(s.redis.key_prefix, "turnpike:");
+        assert!(!format!("{s:?}").contains("pw-secret"));
+        for (text, line, needle) in [
+            ("[redis]\n\nurl = \"http://x:1\"\n", 3, "redis://"),
+            ("[redis]\nurl = \"rediss://x:1\"\n", 2, "rediss"),
+            ("[redis]\nurl = \"redis://x:port\"\n", 2, "redis://"),
+            ("[redis]\ntimeout = \"0s\"\n", 2, "at least"),
+            ("[redis]\nhost = \"x\"\n", 2, "host"),
+        ] {
+            let e = Settings::parse("c.toml", text).unwrap_err();
             assert_eq!(e.line, line, "{e}");
             assert!(e.to_string().contains(needle), "{e}");
         }

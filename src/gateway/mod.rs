@@ -96,7 +96,7 @@ impl Gateway {
             },
             access_log: settings.telemetry.access_log,
             stats,
-            counters: Arc::new(Counters::local()),
+            counters: Arc::new(counters_for(settings)),
             telemetry: Arc::new(crate::telemetry::Telemetry::new(
                 settings.node.data_dir.clone(),
             )),
@@ -227,6 +227,21 @@ impl Gateway {
             );
         }
         resp
+    }
+}
+
+/// The gateway's counters: shared through Redis when `[redis] url` is set
+/// (a URL the client refuses was already refused by the configuration's
+/// validation; should it still fail here, counting stays in-process and
+/// says so loudly).
+fn counters_for(settings: &Settings) -> Counters {
+    match crate::redis::Redis::from_config(&settings.redis) {
+        Ok(Some(r)) => Counters::shared(r),
+        Ok(None) => Counters::local(),
+        Err(e) => {
+            tracing::error!("{e}; rate limits and quotas are counted per node");
+            Counters::local()
+        }
     }
 }
 

@@ -279,6 +279,13 @@ pub(super) fn run_steps<'a>(
                     )
                     .await?
                 }
+                Next::Count(step, plan) => {
+                    // Shared counters: the check is awaited (one round trip).
+                    let counters = ctx.state.counters.clone();
+                    let decided = counting::decide(&counters, &plan).await;
+                    counting::finish(step, &mut ctx.state, &plan, &decided)
+                        .map_err(|e| scoped(e, level, section))?
+                }
                 Next::Forward(f, path, id) => {
                     forward(ctx, upstream, &f, reads_response)
                         .await
@@ -312,6 +319,8 @@ enum Next<'a> {
     /// `authentication-managed-identity`: fetches a token first. Name,
     /// path, id.
     Identity(Arc<ManagedIdentity>, Arc<str>, Arc<str>, Option<Arc<str>>),
+    /// A counting policy with shared (Redis) counters: its check, awaited.
+    Count(&'a Step, counting::Plan),
     /// `validate-jwt` with `openid-config` (and `validate-azure-ad-token`):
     /// fetches keys first. Name, path, id.
     Jwt(Arc<ValidateJwt>, Arc<str>, Arc<str>, Option<Arc<str>>),
@@ -365,6 +374,17 @@ fn next_of<'a>(
                 scoped(e, level, section)
             })?;
             Next::Limited(permit, &l.steps)
+        }
+        Policy::RateLimit(_)
+        | Policy::RateLimitByKey(_)
+        | Policy::Quota(_)
+        | Policy::QuotaByKey(_)
+            if ctx.state.counters.is_shared() && !ctx.state.preflight =>
+        {
+            match counting::plan(step, &ctx.state).map_err(|e| scoped(e, level, section))? {
+                Some(plan) => Next::Count(step, plan),
+                None => Next::Done(Outcome::Continue),
+            }
         }
         Policy::ForwardRequest(f) if !ctx.state.preflight => {
             Next::Forward(f.clone(), step.path.clone(), step.id.clone())

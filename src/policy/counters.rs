@@ -1,8 +1,7 @@
-//! In-process counters for `rate-limit`, `quota` and `limit-concurrency`
-//! (and their `-by-key` forms).
-//!
-//! [`Counters`] is an enum so another store (Redis, shared by gateways) can
-//! be added as a variant later; today there is [`Counters::Local`].
+//! Counters for `rate-limit`, `quota` and `limit-concurrency` (and their
+//! `-by-key` forms): in-process ([`Counters::Local`], the default) or
+//! shared by every gateway using one Redis ([`Counters::Redis`], when
+//! `[redis] url` is set; see `counters/shared.rs`).
 //!
 //! The local store is sharded: `SHARDS` `std::sync::Mutex<HashMap>`s,
 //! chosen by the key's hash, each held only for one map operation (never
@@ -34,10 +33,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const SHARDS: usize = 32;
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
+mod shared;
+pub use shared::{parse_quota_reply, parse_rate_reply, QuotaCheck, RateCheck, Shared};
+
 /// The counter store. One per gateway process.
 #[derive(Debug)]
 pub enum Counters {
     Local(Local),
+    /// Rate limits and quotas in Redis (one script call per check), with
+    /// the in-process store counting whenever Redis cannot answer;
+    /// concurrency stays in-process.
+    Redis(Shared),
 }
 
 impl Default for Counters {
@@ -89,6 +95,42 @@ impl Counters {
         Counters::default()
     }
 
+    /// Counters shared through `redis`.
+    pub fn shared(redis: crate::redis::Redis) -> Counters {
+        Counters::Redis(Shared::new(redis))
+    }
+
+    /// Whether checks go to Redis (and so must be awaited: the pipeline
+    /// runs the counting policies through [`Counters::rate_all`] and
+    /// [`Counters::quota_all`] then).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Counters::Redis(_))
+    }
+
+    /// Checks every rate limit of one policy in one round trip; when all
+    /// allow and `record` is set, records each check's `add`. `Allowed`
+    /// carries what was left before this call (as [`Counters::rate`]).
+    pub async fn rate_all(&self, checks: &[RateCheck], record: bool) -> Vec<Rate> {
+        match self {
+            Counters::Local(l) => l.rate_all(checks, record, Instant::now()),
+            Counters::Redis(s) => s.rate_all(checks, record).await,
+        }
+    }
+
+    /// Checks every quota of one policy in one round trip; when all allow,
+    /// records the calls of the checks marked `record`.
+    pub async fn quota_all(&self, checks: &[QuotaCheck]) -> Vec<Quota> {
+        match self {
+            Counters::Local(l) => l.quota_all(checks, unix_now()),
+            Counters::Redis(s) => s.quota_all(checks).await,
+        }
+    }
+
+    /// The synchronous checks below count in process, also for
+    /// [`Counters::Redis`] (where the pipeline awaits [`Counters::rate_all`]
+    /// and [`Counters::quota_all`] instead); `rate_add` and `quota_add` on
+    /// `Redis` send the increment to Redis in a spawned task.
+    ///
     /// Sliding window of `period`: allows `add` more hits if the window
     /// holds at most `limit - add`; records them when `record` is set.
     /// `add` 0 only checks that the window is not over its limit (a key
@@ -96,6 +138,9 @@ impl Counters {
     pub fn rate(&self, key: &str, limit: u64, period: Duration, add: u64, record: bool) -> Rate {
         match self {
             Counters::Local(l) => l.rate(key, limit, period, add, record, Instant::now()),
+            Counters::Redis(s) => s
+                .local
+                .rate(key, limit, period, add, record, Instant::now()),
         }
     }
 
@@ -103,6 +148,7 @@ impl Counters {
     pub fn rate_add(&self, key: &str, period: Duration, add: u64) {
         match self {
             Counters::Local(l) => l.rate_add(key, period, add, Instant::now()),
+            Counters::Redis(s) => s.rate_add(key, period, add),
         }
     }
 
@@ -118,12 +164,17 @@ impl Counters {
     ) -> Quota {
         match self {
             Counters::Local(l) => l.quota(key, limits, window, calls, bytes, record, unix_now()),
+            Counters::Redis(s) => {
+                s.local
+                    .quota(key, limits, window, calls, bytes, record, unix_now())
+            }
         }
     }
 
     /// Adds to a fixed-window quota counter (after the response).
     pub fn quota_add(&self, key: &str, window: Window, calls: u64, bytes: u64) {
         match self {
+            Counters::Redis(s) => s.quota_add(key, window, calls, bytes),
             Counters::Local(l) => {
                 l.quota(
                     key,
@@ -145,6 +196,7 @@ impl Counters {
     pub fn acquire(self: &Arc<Self>, key: &str, max: u64) -> Option<Permit> {
         let ok = match &**self {
             Counters::Local(l) => l.acquire(key, max),
+            Counters::Redis(s) => s.local.acquire(key, max),
         };
         ok.then(|| Permit {
             counters: self.clone(),
@@ -155,6 +207,7 @@ impl Counters {
     fn release(&self, key: &str) {
         match self {
             Counters::Local(l) => l.release(key),
+            Counters::Redis(s) => s.local.release(key),
         }
     }
 
@@ -162,6 +215,7 @@ impl Counters {
     pub fn len(&self) -> usize {
         match self {
             Counters::Local(l) => l.len(),
+            Counters::Redis(s) => s.local.len(),
         }
     }
 
@@ -184,7 +238,7 @@ impl Drop for Permit {
     }
 }
 
-fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -464,6 +518,39 @@ impl Local {
             *b += bytes;
         }
         Quota::Allowed
+    }
+
+    /// [`Counters::rate_all`] in process: every check, then the records
+    /// when all allow.
+    pub fn rate_all(&self, checks: &[RateCheck], record: bool, now: Instant) -> Vec<Rate> {
+        let out: Vec<Rate> = checks
+            .iter()
+            .map(|c| self.rate(&c.key, c.limit, c.period, c.add, false, now))
+            .collect();
+        if record && out.iter().all(|r| matches!(r, Rate::Allowed { .. })) {
+            for c in checks {
+                self.rate_add(&c.key, c.period, c.add, now);
+            }
+        }
+        out
+    }
+
+    /// [`Counters::quota_all`] in process.
+    pub fn quota_all(&self, checks: &[QuotaCheck], unix: f64) -> Vec<Quota> {
+        let out: Vec<Quota> = checks
+            .iter()
+            .map(|c| self.quota(&c.key, c.limits, c.window, c.calls, 0, false, unix))
+            .collect();
+        if out.iter().all(|q| *q == Quota::Allowed) {
+            let none = QuotaLimits {
+                calls: None,
+                bytes: None,
+            };
+            for c in checks.iter().filter(|c| c.record) {
+                self.quota(&c.key, none, c.window, c.calls, 0, true, unix);
+            }
+        }
+        out
     }
 
     pub fn acquire(&self, key: &str, max: u64) -> bool {

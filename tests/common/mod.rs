@@ -7,6 +7,7 @@ pub mod chrome;
 pub mod large_spec;
 pub mod portal;
 pub mod procs;
+pub mod redis;
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;

@@ -3,10 +3,18 @@
 //! until the response is known (`increment-condition` reads
 //! `context.Response`). The pipeline calls [`settle`] once per request,
 //! before the response is written, whatever the outcome.
+//!
+//! With shared (Redis) counters a check must be awaited, so the pipeline
+//! runs a counting policy in three steps: [`plan`] evaluates its keys and
+//! limits from the state, [`decide`] awaits the counters (one round trip),
+//! and [`finish`] applies the decision to the state exactly as the
+//! in-process path does (headers, variables, 429/403, deferred work).
 
-use super::{Compiler, PolicyError, State, Val};
+use super::quota::QuotaPlan;
+use super::rate_limit::RatePlan;
+use super::{Compiler, Outcome, Policy, PolicyError, State, Step, Val};
 use crate::expr::Value;
-use crate::policy::counters::Window;
+use crate::policy::counters::{Counters, Quota, Rate, Window};
 use crate::policy::xml::Element;
 use std::time::Duration;
 
@@ -48,6 +56,70 @@ pub enum Deferred {
         calls: u64,
         condition: Option<Val>,
     },
+}
+
+/// A counting policy's check, evaluated from the state.
+#[derive(Debug)]
+pub enum Plan {
+    Rate(RatePlan),
+    Quota(QuotaPlan),
+}
+
+/// What the counters decided for a [`Plan`].
+#[derive(Debug)]
+pub enum Decided {
+    Rate(Vec<Rate>),
+    Quota(Vec<Quota>),
+}
+
+/// The check a counting policy (`rate-limit*`, `quota*`) makes for this
+/// request; `None` for other policies and when there is nothing to count.
+pub fn plan(step: &Step, st: &State) -> Result<Option<Plan>, PolicyError> {
+    let r = match &step.policy {
+        Policy::RateLimit(p) => Ok(p.plan(st).map(Plan::Rate)),
+        Policy::RateLimitByKey(p) => p.plan(st).map(|p| Some(Plan::Rate(p))),
+        Policy::Quota(p) => Ok(p.plan(st).map(Plan::Quota)),
+        Policy::QuotaByKey(p) => p.plan(st).map(|p| Some(Plan::Quota(p))),
+        _ => Ok(None),
+    };
+    r.map_err(|e| step.locate(e))
+}
+
+/// Asks the counters (one round trip with Redis).
+pub async fn decide(counters: &Counters, plan: &Plan) -> Decided {
+    match plan {
+        Plan::Rate(p) => Decided::Rate(counters.rate_all(&p.checks, p.record).await),
+        Plan::Quota(p) => Decided::Quota(counters.quota_all(&p.checks).await),
+    }
+}
+
+/// Applies the decision to the state, as the policy's `apply` would.
+pub fn finish(
+    step: &Step,
+    st: &mut State,
+    plan: &Plan,
+    decided: &Decided,
+) -> Result<Outcome, PolicyError> {
+    let r = match (&step.policy, plan, decided) {
+        (Policy::RateLimit(p), Plan::Rate(pl), Decided::Rate(d)) => p.finish(st, pl, d),
+        (Policy::RateLimitByKey(p), Plan::Rate(pl), Decided::Rate(d)) => p.finish(st, pl, d),
+        (Policy::Quota(p), Plan::Quota(pl), Decided::Quota(d)) => p.finish(st, pl, d),
+        (Policy::QuotaByKey(p), Plan::Quota(pl), Decided::Quota(d)) => p.finish(st, pl, d),
+        _ => Ok(Outcome::Continue),
+    };
+    r.map_err(|e| step.locate(e))
+}
+
+impl Step {
+    /// Names the policy, its path and id in an error (as `apply` does).
+    pub fn locate(&self, mut e: PolicyError) -> PolicyError {
+        if e.source.is_empty() {
+            e.source = self.name.to_string();
+        }
+        e.path = self.path.to_string();
+        e.policy_id = self.id.as_deref().unwrap_or("").to_string();
+        e
+    }
 }
 
 /// Runs the deferred increments (conditions evaluated on the final

@@ -15,7 +15,7 @@
 use super::counting::{ceil_secs, matched_names, whole, Deferred};
 use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::expr::time::{DateTime, TICKS_PER_SECOND, UNIX_EPOCH_TICKS};
-use crate::policy::counters::{Quota as Decision, QuotaLimits, Window};
+use crate::policy::counters::{Quota as Decision, QuotaCheck, QuotaLimits, Window};
 use crate::policy::xml::Element;
 use std::time::Duration;
 
@@ -68,25 +68,72 @@ fn limits(calls: Option<u64>, kb: Option<u64>) -> QuotaLimits {
     }
 }
 
+/// A counter key, its limits and its windows.
+pub type Counter = (String, QuotaLimits, Window);
+
+/// The counters of one quota policy for one request, evaluated from the
+/// state before a shared (awaited) check.
+#[derive(Debug)]
+pub struct QuotaPlan {
+    pub counters: Vec<Counter>,
+    pub calls: u64,
+    pub defer: bool,
+    /// The check as the counters take it.
+    pub checks: Vec<QuotaCheck>,
+}
+
+impl QuotaPlan {
+    fn new(st: &State, counters: Vec<Counter>, calls: u64, defer: bool) -> QuotaPlan {
+        let checks = counters
+            .iter()
+            .map(|(key, l, w)| QuotaCheck {
+                key: key.clone(),
+                limits: *l,
+                window: *w,
+                calls: if st.pending.counted.contains(key) {
+                    0
+                } else {
+                    calls
+                },
+                // Bandwidth is known only after the response.
+                record: !(defer || l.bytes.is_some()),
+            })
+            .collect();
+        QuotaPlan {
+            counters,
+            calls,
+            defer,
+            checks,
+        }
+    }
+}
+
 /// Checks each counter, then counts the call in every one (now, or after
-/// the response when `defer`). A key is counted once per request.
+/// the response when `defer`). A key is counted once per request. With
+/// `shared`, the decisions come from shared counters, which already
+/// counted what is not deferred.
 fn check(
     st: &mut State,
-    counters: &[(String, QuotaLimits, Window)],
+    counters: &[Counter],
     calls: u64,
     defer: bool,
     condition: Option<&Val>,
+    shared: Option<&[Decision]>,
 ) -> Result<Outcome, PolicyError> {
-    for (key, l, w) in counters {
+    for (i, (key, l, w)) in counters.iter().enumerate() {
         let add = if st.pending.counted.contains(key) {
             0
         } else {
             calls
         };
+        let decided = match shared {
+            Some(d) => d.get(i).copied().unwrap_or(Decision::Allowed),
+            None => st.counters.quota(key, *l, *w, add, 0, false),
+        };
         if let Decision::Refused {
             bandwidth,
             renews_in,
-        } = st.counters.quota(key, *l, *w, add, 0, false)
+        } = decided
         {
             return Err(exceeded(bandwidth, renews_in));
         }
@@ -102,7 +149,7 @@ fn check(
                 calls,
                 condition: condition.cloned(),
             });
-        } else {
+        } else if shared.is_none() {
             st.counters.quota_add(key, *w, calls, 0);
         }
     }
@@ -161,6 +208,47 @@ impl QuotaByKey {
     }
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        let (counter, count) = self.counter(st)?;
+        check(
+            st,
+            std::slice::from_ref(&counter),
+            count,
+            self.condition.is_some(),
+            self.condition.as_ref(),
+            None,
+        )
+    }
+
+    /// What to ask shared counters (see `counting::plan`).
+    pub fn plan(&self, st: &State) -> Result<QuotaPlan, PolicyError> {
+        let (counter, count) = self.counter(st)?;
+        Ok(QuotaPlan::new(
+            st,
+            vec![counter],
+            count,
+            self.condition.is_some(),
+        ))
+    }
+
+    /// Applies what shared counters decided (and counted).
+    pub fn finish(
+        &self,
+        st: &mut State,
+        plan: &QuotaPlan,
+        decided: &[Decision],
+    ) -> Result<Outcome, PolicyError> {
+        check(
+            st,
+            &plan.counters,
+            plan.calls,
+            plan.defer,
+            self.condition.as_ref(),
+            Some(decided),
+        )
+    }
+
+    /// The counter and the calls this request adds.
+    fn counter(&self, st: &State) -> Result<(Counter, u64), PolicyError> {
         let period = match &self.period {
             Some(p) => whole(p, st, "renewal-period")?,
             None => 0,
@@ -174,13 +262,7 @@ impl QuotaByKey {
             period: period as f64,
             anchor: Some(self.first_period_start),
         };
-        check(
-            st,
-            &[(key, limits(self.calls, self.kb), window)],
-            count,
-            self.condition.is_some(),
-            self.condition.as_ref(),
-        )
+        Ok(((key, limits(self.calls, self.kb), window), count))
     }
 }
 
@@ -253,9 +335,31 @@ impl Quota {
     }
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        let counters = self.counters(st);
+        check(st, &counters, 1, false, None, None)
+    }
+
+    /// What to ask shared counters; `None`: nothing to count.
+    pub fn plan(&self, st: &State) -> Option<QuotaPlan> {
+        let counters = self.counters(st);
+        (!counters.is_empty()).then(|| QuotaPlan::new(st, counters, 1, false))
+    }
+
+    /// Applies what shared counters decided (and counted).
+    pub fn finish(
+        &self,
+        st: &mut State,
+        plan: &QuotaPlan,
+        decided: &[Decision],
+    ) -> Result<Outcome, PolicyError> {
+        check(st, &plan.counters, 1, false, None, Some(decided))
+    }
+
+    /// The subscription's counters this request hits.
+    fn counters(&self, st: &State) -> Vec<Counter> {
         // Without a subscription there is nothing to count.
         let Some(sub) = st.ctx.subscription.as_ref() else {
-            return Ok(Outcome::Continue);
+            return Vec::new();
         };
         let sid = sub.id.clone();
         let anchor = sub
@@ -288,7 +392,7 @@ impl Quota {
                 }
             }
         }
-        check(st, &counters, 1, false, None)
+        counters
     }
 }
 

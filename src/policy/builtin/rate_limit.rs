@@ -14,7 +14,7 @@
 
 use super::counting::{ceil_secs, matched_names, whole, Deferred, Reporting};
 use super::{Compiler, Outcome, PolicyError, Section, State, Val};
-use crate::policy::counters::Rate;
+use crate::policy::counters::{Rate, RateCheck};
 use crate::policy::xml::Element;
 use std::time::Duration;
 
@@ -67,7 +67,8 @@ impl RateLimitByKey {
         })
     }
 
-    pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+    /// The counter and the hits this call adds.
+    fn limit(&self, st: &State) -> Result<(Limit, u64), PolicyError> {
         let calls = whole(&self.calls, st, "calls")?;
         let period = whole(&self.period, st, "renewal-period")?;
         let count = match &self.count {
@@ -76,35 +77,114 @@ impl RateLimitByKey {
         };
         let key = format!("rate-limit-by-key\0{}", self.key.text(st)?);
         let period = Duration::from_secs(period.max(1));
+        Ok(((key, calls, period), count))
+    }
+
+    pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        let (limit, count) = self.limit(st)?;
         check(
             st,
             &self.report,
-            &[(key, calls, period)],
+            std::slice::from_ref(&limit),
             count,
             self.after_response,
             self.condition.as_ref(),
+            None,
+        )
+    }
+
+    /// What to ask shared counters (see `counting::plan`).
+    pub fn plan(&self, st: &State) -> Result<RatePlan, PolicyError> {
+        let (limit, count) = self.limit(st)?;
+        Ok(RatePlan::new(st, vec![limit], count, !self.after_response))
+    }
+
+    /// Applies what shared counters decided (and recorded).
+    pub fn finish(
+        &self,
+        st: &mut State,
+        plan: &RatePlan,
+        decided: &[Rate],
+    ) -> Result<Outcome, PolicyError> {
+        check(
+            st,
+            &self.report,
+            &plan.limits,
+            plan.count,
+            self.after_response,
+            self.condition.as_ref(),
+            Some(decided),
         )
     }
 }
 
+/// A counter key, its call limit and its renewal period.
+pub type Limit = (String, u64, Duration);
+
+/// The counters of one rate-limit policy for one request, evaluated from
+/// the state before a shared (awaited) check.
+#[derive(Debug)]
+pub struct RatePlan {
+    pub limits: Vec<Limit>,
+    pub count: u64,
+    /// The check as the counters take it (hits 0 for a key this request
+    /// already counted).
+    pub checks: Vec<RateCheck>,
+    /// Record the hits with the check (not deferred).
+    pub record: bool,
+}
+
+impl RatePlan {
+    fn new(st: &State, limits: Vec<Limit>, count: u64, record: bool) -> RatePlan {
+        let checks = limits
+            .iter()
+            .map(|(key, calls, period)| RateCheck {
+                key: key.clone(),
+                limit: *calls,
+                period: *period,
+                add: if st.pending.counted.contains(key) {
+                    0
+                } else {
+                    count
+                },
+            })
+            .collect();
+        RatePlan {
+            limits,
+            count,
+            checks,
+            record,
+        }
+    }
+}
+
 /// Checks every `(key, calls, period)`; counts the call in each (now, or
-/// after the response when `defer`) only if all allow it.
+/// after the response when `defer`) only if all allow it. With `shared`,
+/// the decisions come from shared counters, which already recorded them.
 fn check(
     st: &mut State,
     report: &Reporting,
-    limits: &[(String, u64, Duration)],
+    limits: &[Limit],
     count: u64,
     defer: bool,
     condition: Option<&Val>,
+    shared: Option<&[Rate]>,
 ) -> Result<Outcome, PolicyError> {
     let mut remaining = u64::MAX;
     let mut total = 0;
     let mut refused: Option<(Duration, u64)> = None;
-    for (key, calls, period) in limits {
+    for (i, (key, calls, period)) in limits.iter().enumerate() {
         let first = !st.pending.counted.contains(key);
         // A key this request already counted is only checked.
         let add = if first { count } else { 0 };
-        match st.counters.rate(key, *calls, *period, add, false) {
+        let decided = match shared {
+            Some(d) => d
+                .get(i)
+                .copied()
+                .unwrap_or(Rate::Allowed { remaining: *calls }),
+            None => st.counters.rate(key, *calls, *period, add, false),
+        };
+        match decided {
             Rate::Allowed { remaining: r } => {
                 let r = r.saturating_sub(add);
                 if r < remaining {
@@ -135,7 +215,7 @@ fn check(
                 count,
                 condition: condition.cloned(),
             });
-        } else {
+        } else if shared.is_none() {
             st.counters.rate_add(key, *period, count);
         }
     }
@@ -228,9 +308,39 @@ impl RateLimit {
     }
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        let limits = self.limits(st);
+        check(st, &self.report, &limits, 1, false, None, None)
+    }
+
+    /// What to ask shared counters; `None`: nothing to count.
+    pub fn plan(&self, st: &State) -> Option<RatePlan> {
+        let limits = self.limits(st);
+        (!limits.is_empty()).then(|| RatePlan::new(st, limits, 1, true))
+    }
+
+    /// Applies what shared counters decided (and recorded).
+    pub fn finish(
+        &self,
+        st: &mut State,
+        plan: &RatePlan,
+        decided: &[Rate],
+    ) -> Result<Outcome, PolicyError> {
+        check(
+            st,
+            &self.report,
+            &plan.limits,
+            1,
+            false,
+            None,
+            Some(decided),
+        )
+    }
+
+    /// The subscription's counters this request hits.
+    fn limits(&self, st: &State) -> Vec<Limit> {
         // Without a subscription there is nothing to count (apim.md §3.1).
         let Some(sid) = st.ctx.subscription.as_ref().map(|s| s.id.clone()) else {
-            return Ok(Outcome::Continue);
+            return Vec::new();
         };
         let mut limits = Vec::new();
         let secs = |p: u64| Duration::from_secs(p.max(1));
@@ -252,7 +362,7 @@ impl RateLimit {
                 }
             }
         }
-        check(st, &self.report, &limits, 1, false, None)
+        limits
     }
 }
 
