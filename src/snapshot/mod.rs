@@ -615,6 +615,26 @@ impl SnapshotHandle {
     }
 }
 
+/// A group as `context` shows it: (id, display name).
+fn group_pair(catalog: &Catalog, id: &str) -> (String, String) {
+    let name = catalog
+        .groups
+        .get(id)
+        .map_or_else(|| id.to_string(), |g| g.display_name.clone());
+    (id.to_string(), name)
+}
+
+/// The groups of user `uid`: `developers` and every group listing them.
+fn user_groups(catalog: &Catalog, uid: &str) -> Vec<(String, String)> {
+    let mut out = vec![group_pair(catalog, "developers")];
+    for (g, members) in &catalog.group_users {
+        if g != "developers" && members.contains(uid) {
+            out.push(group_pair(catalog, g));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -688,24 +708,4 @@ mod tests {
         assert_eq!(m.api.id.as_ref(), "api9876");
         assert_eq!(m.rest, "/orders/1");
     }
-}
-
-/// A group as `context` shows it: (id, display name).
-fn group_pair(catalog: &Catalog, id: &str) -> (String, String) {
-    let name = catalog
-        .groups
-        .get(id)
-        .map_or_else(|| id.to_string(), |g| g.display_name.clone());
-    (id.to_string(), name)
-}
-
-/// The groups of user `uid`: `developers` and every group listing them.
-fn user_groups(catalog: &Catalog, uid: &str) -> Vec<(String, String)> {
-    let mut out = vec![group_pair(catalog, "developers")];
-    for (g, members) in &catalog.group_users {
-        if g != "developers" && members.contains(uid) {
-            out.push(group_pair(catalog, g));
-        }
-    }
-    out
 }
