@@ -555,3 +555,50 @@ async fn managed_identity_from_an_imds_compatible_endpoint() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// `send-request` with an `<authentication-managed-identity>` child: the
+/// token (cached like the policy's) goes on that call only.
+#[tokio::test]
+async fn send_request_authenticates_with_its_children() {
+    let (endpoint, calls, _) = token_endpoint(false).await;
+    let app = TestApp::spawn_with(|s| {
+        s.identity.token_endpoint = Some(endpoint.clone());
+        s.identity.client_id = Some("gateway-app".into());
+        s.identity.client_secret = Some(turnpike::error::Secret::new("x"));
+    })
+    .await;
+    let svc = probe("svc").await;
+    open_api(&app).await;
+    policy(
+        &app,
+        "/apis/svc/policy",
+        &format!(
+            r#"<policies><inbound><base />
+  <send-request mode="new" response-variable-name="mi" timeout="5"><set-url>{u}/mi</set-url><authentication-managed-identity resource="api://orders" /></send-request>
+  <send-request mode="new" response-variable-name="plain" timeout="5"><set-url>{u}/plain</set-url></send-request>
+  <return-response><set-status code="200" reason="OK" /><set-body>@{{
+    var mi = ((IResponse)context.Variables["mi"]).Body.As<JObject>();
+    var plain = ((IResponse)context.Variables["plain"]).Body.As<JObject>();
+    return mi["headers"]["authorization"] + "|" + plain["headers"]["authorization"] + "|" + (context.Request.Headers.ContainsKey("Authorization") ? "leaked" : "clean");
+  }}</set-body></return-response>
+</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#,
+            u = svc.url
+        ),
+    )
+    .await;
+    for _ in 0..2 {
+        let r = get(&app, "/svc").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "Bearer tok-0||clean");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the token is reused");
+    assert_eq!(svc.calls.load(Ordering::SeqCst), 4);
+    // The token goes on the call only: no output variable there.
+    let r = app
+        .put_xml(
+            "/apis/svc/policy",
+            r#"<policies><inbound><send-request response-variable-name="r"><set-url>http://x</set-url><authentication-managed-identity resource="r" output-token-variable-name="t" /></send-request></inbound></policies>"#,
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+}

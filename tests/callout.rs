@@ -602,13 +602,13 @@ async fn children_the_gateway_does_not_run_are_refused_when_written() {
     let r = app
         .put_xml(
             "/apis/echo/policy",
-            r#"<policies><inbound><send-request mode="new" response-variable-name="r"><set-url>http://x/</set-url><authentication-managed-identity resource="https://vault.azure.net" /></send-request></inbound></policies>"#,
+            r#"<policies><inbound><send-request mode="new" response-variable-name="r"><set-url>http://x/</set-url><authentication-token resource-url="https://vault.azure.net" /></send-request></inbound></policies>"#,
         )
         .await;
     let v = common::assert_mgmt_error(r, 400, "ValidationError").await;
     assert!(
         v.to_string()
-            .contains("<authentication-managed-identity> inside <send-request>"),
+            .contains("<authentication-token> inside <send-request>"),
         "{v}"
     );
 }

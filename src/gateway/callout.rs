@@ -113,6 +113,34 @@ async fn exchange_inner(
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
+    if let Some((token_req, ignore_error)) = &out.identity {
+        match super::identity::token(upstream, token_req).await {
+            Ok(t) => {
+                let v = http::HeaderValue::try_from(format!("Bearer {}", t.expose()))
+                    .map_err(|_| {
+                        PolicyError::new(
+                            500,
+                            "ManagedIdentityTokenFailure",
+                            "authentication-managed-identity: the token is not a valid header value",
+                        )
+                    })?;
+                headers.insert(header::AUTHORIZATION, v);
+            }
+            Err(message) if *ignore_error => {
+                tracing::warn!(resource = %token_req.resource, "managed identity token failed (ignored): {message}");
+            }
+            Err(message) => {
+                tracing::warn!(resource = %token_req.resource, "managed identity token failed: {message}");
+                return Err(PolicyError::new(
+                    500,
+                    "ManagedIdentityTokenFailure",
+                    format!(
+                        "authentication-managed-identity: no token could be obtained: {message}"
+                    ),
+                ));
+            }
+        }
+    }
     let body = match out.body {
         Some(b) => Full::new(b).map_err(|e| match e {}).boxed_unsync(),
         None => empty_body(),

@@ -34,6 +34,13 @@ impl AuthenticationBasic {
     }
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
+        let value = self.header_value(st)?;
+        st.ctx.request.message.headers.set("Authorization", value);
+        Ok(Outcome::Continue)
+    }
+
+    /// `Basic base64(username:password)` for this request.
+    pub fn header_value(&self, st: &State) -> Result<String, PolicyError> {
         let user = self.username.text(st)?;
         let password = self.password.text(st)?;
         if user.contains(':') {
@@ -44,12 +51,7 @@ impl AuthenticationBasic {
             ));
         }
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        st.ctx
-            .request
-            .message
-            .headers
-            .set("Authorization", format!("Basic {token}"));
-        Ok(Outcome::Continue)
+        Ok(format!("Basic {token}"))
     }
 }
 

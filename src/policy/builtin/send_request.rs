@@ -1,6 +1,8 @@
 //! `<send-request>` and `<send-one-way-request>`: a call to another
 //! service. Parsed and prepared here (mode `new`|`copy`, `<set-url>`,
-//! `<set-method>`, `<set-header>`*, `<set-body>`, `<proxy>`, `timeout`
+//! `<set-method>`, `<set-header>`*, `<set-body>`, `<proxy>`,
+//! `<authentication-managed-identity>` (the
+//! token is fetched by the gateway just before the call), `timeout`
 //! (s, default 60) or `timeout-ms`); the gateway sends it and hands the
 //! result back to [`SendRequest::store`]: the response goes into
 //! `context.Variables[response-variable-name]` as an `IResponse`.
@@ -8,6 +10,7 @@
 //! goes on; otherwise it goes to `on-error`. `fail-on-error-status-code`
 //! turns a 4xx/5xx answer into such a failure. Sections: all.
 
+use super::authentication_managed_identity::{ManagedIdentity, TokenRequest};
 use super::proxy::{Proxy, ProxyTarget};
 use super::set_body::SetBody;
 use super::set_header::{valid_name, SetHeader};
@@ -38,6 +41,7 @@ pub struct SendRequest {
     headers: Vec<SetHeader>,
     body: Option<SetBody>,
     proxy: Option<Proxy>,
+    identity: Option<ManagedIdentity>,
 }
 
 /// A request ready to send: everything evaluated against the state.
@@ -50,6 +54,9 @@ pub struct Outgoing {
     /// Bounds the whole call (response head and body).
     pub timeout: Duration,
     pub proxy: Option<ProxyTarget>,
+    /// A managed-identity token to fetch and send as `Authorization:
+    /// Bearer`, and whether a failure to get one is ignored.
+    pub identity: Option<(TokenRequest, bool)>,
 }
 
 impl SendRequest {
@@ -82,6 +89,7 @@ impl SendRequest {
             headers: Vec::new(),
             body: None,
             proxy: None,
+            identity: None,
         };
         // `buffer-response` is accepted: the response is always buffered
         // (capped), as an `IResponse` must be readable.
@@ -105,6 +113,15 @@ impl SendRequest {
                 }
                 "set-body" => p.body = SetBody::parse(cx, c, Section::Inbound),
                 "proxy" => p.proxy = Proxy::parse(cx, c),
+                "authentication-managed-identity" => {
+                    if c.attr("output-token-variable-name").is_some() {
+                        cx.error(
+                            c.span.start,
+                            format!("<authentication-managed-identity> inside <{}> takes no output-token-variable-name: the token goes on this call only", e.name),
+                        );
+                    }
+                    p.identity = ManagedIdentity::parse(cx, c);
+                }
                 other => cx.error(
                     c.span.start,
                     format!(
@@ -182,6 +199,10 @@ impl SendRequest {
         if let Some(b) = &self.body {
             body = Some(bytes::Bytes::from(b.bytes(st)?));
         }
+        let identity = match &self.identity {
+            Some(m) => Some((m.request(st)?, m.ignore_error)),
+            None => None,
+        };
         let number = |v: &Val, what: &str| -> Result<f64, PolicyError> {
             let t = v.text(st)?;
             t.trim()
@@ -214,6 +235,7 @@ impl SendRequest {
             body,
             timeout,
             proxy,
+            identity,
         })
     }
 
