@@ -199,21 +199,7 @@ fn literal(cx: &mut Compiler, e: &Element, name: &str) -> Option<String> {
 impl ValidateJwt {
     pub fn parse(cx: &mut Compiler, e: &Element) -> Option<ValidateJwt> {
         let mut ok = true;
-        let status = match literal(cx, e, "failed-validation-httpcode").map(|s| s.parse::<u16>()) {
-            None => 401,
-            Some(Ok(c @ 100..=599)) => c,
-            Some(_) => {
-                cx.error(
-                    e.span.start,
-                    "failed-validation-httpcode must be 100-599".into(),
-                );
-                ok = false;
-                401
-            }
-        };
-        let message = cx
-            .attr(e, "failed-validation-error-message")
-            .unwrap_or_else(|| Val::lit(DEFAULT_MESSAGE));
+        let (status, message) = failure_answer(cx, e, &mut ok);
         let clock_skew = match literal(cx, e, "clock-skew").map(|s| s.parse::<i64>()) {
             None => 0,
             Some(Ok(s)) if (0..=86_400 * 365).contains(&s) => s,
@@ -229,15 +215,7 @@ impl ValidateJwt {
         let require_expiration = cx.flag(e, "require-expiration-time", true);
         let require_signed = cx.flag(e, "require-signed-tokens", true);
         let output = literal(cx, e, "output-token-variable-name").filter(|s| !s.is_empty());
-        let scheme = literal(cx, e, "require-scheme").filter(|s| !s.is_empty());
-        let source = if let Some(v) = cx.attr(e, "token-value") {
-            Source::Value(v)
-        } else if let Some(q) = literal(cx, e, "query-parameter-name") {
-            Source::Query(q)
-        } else {
-            let name = literal(cx, e, "header-name").unwrap_or_else(|| "Authorization".into());
-            Source::Header { name, scheme }
-        };
+        let source = token_source(cx, e);
 
         let mut keys = Vec::new();
         let mut audiences = Vec::new();
@@ -352,31 +330,9 @@ impl ValidateJwt {
                 ok = false;
             }
         }
-        let status = match literal(cx, e, "failed-validation-httpcode").map(|s| s.parse::<u16>()) {
-            None => 401,
-            Some(Ok(c @ 100..=599)) => c,
-            Some(_) => {
-                cx.error(
-                    e.span.start,
-                    "failed-validation-httpcode must be 100-599".into(),
-                );
-                ok = false;
-                401
-            }
-        };
-        let message = cx
-            .attr(e, "failed-validation-error-message")
-            .unwrap_or_else(|| Val::lit(DEFAULT_MESSAGE));
+        let (status, message) = failure_answer(cx, e, &mut ok);
         let output = literal(cx, e, "output-token-variable-name").filter(|s| !s.is_empty());
-        let scheme = literal(cx, e, "require-scheme").filter(|s| !s.is_empty());
-        let source = if let Some(v) = cx.attr(e, "token-value") {
-            Source::Value(v)
-        } else if let Some(q) = literal(cx, e, "query-parameter-name") {
-            Source::Query(q)
-        } else {
-            let name = literal(cx, e, "header-name").unwrap_or_else(|| "Authorization".into());
-            Source::Header { name, scheme }
-        };
+        let source = token_source(cx, e);
         let mut audiences = Vec::new();
         let mut client_apps = Vec::new();
         let mut claims = Vec::new();
@@ -688,6 +644,42 @@ fn texts(vals: &[Val], st: &State) -> Result<Vec<String>, PolicyError> {
     vals.iter()
         .map(|v| Ok(v.text(st)?.trim().to_string()))
         .collect()
+}
+
+/// `failed-validation-httpcode` (default 401) and
+/// `failed-validation-error-message`; `ok` is cleared after a problem.
+fn failure_answer(cx: &mut Compiler, e: &Element, ok: &mut bool) -> (u16, Val) {
+    let status = match literal(cx, e, "failed-validation-httpcode").map(|s| s.parse::<u16>()) {
+        None => 401,
+        Some(Ok(c @ 100..=599)) => c,
+        Some(_) => {
+            cx.error(
+                e.span.start,
+                "failed-validation-httpcode must be 100-599".into(),
+            );
+            *ok = false;
+            401
+        }
+    };
+    let message = cx
+        .attr(e, "failed-validation-error-message")
+        .unwrap_or_else(|| Val::lit(DEFAULT_MESSAGE));
+    (status, message)
+}
+
+/// Where the token comes from: `token-value`, else
+/// `query-parameter-name`, else `header-name` (default `Authorization`)
+/// with an optional `require-scheme`.
+fn token_source(cx: &mut Compiler, e: &Element) -> Source {
+    let scheme = literal(cx, e, "require-scheme").filter(|s| !s.is_empty());
+    if let Some(v) = cx.attr(e, "token-value") {
+        Source::Value(v)
+    } else if let Some(q) = literal(cx, e, "query-parameter-name") {
+        Source::Query(q)
+    } else {
+        let name = literal(cx, e, "header-name").unwrap_or_else(|| "Authorization".into());
+        Source::Header { name, scheme }
+    }
 }
 
 /// `<required-claims>`: `<claim>` children; false after a problem.
