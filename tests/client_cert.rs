@@ -398,6 +398,34 @@ async fn authentication_certificate_by_id_and_thumbprint() {
         "CN=other-client, O=Turnpike Tests"
     );
 
+    // An inline PEM body (chain and key written into the document).
+    api_via(
+        &app,
+        "inline",
+        "b",
+        &url,
+        &format!(r#"<authentication-certificate body="{}" />"#, pki.other_pem),
+    )
+    .await;
+    assert_eq!(
+        subject_of(&app, "/inline/x").await,
+        "CN=other-client, O=Turnpike Tests"
+    );
+    // The policy document, with its key, is not what a compile error shows.
+    let r = policy(
+        &app,
+        "/apis/inline/policy",
+        &format!(
+            r#"<authentication-certificate body="{}{}" />"#,
+            pki.other_pem, pki.server_key_pem
+        ),
+    )
+    .await;
+    let v = assert_mgmt_error(r, 400, "ValidationError").await;
+    let key_line = pki.server_key_pem.lines().nth(1).unwrap();
+    assert!(!v.to_string().contains(key_line), "{v}");
+    assert!(v.to_string().contains("more than one private key"), "{v}");
+
     // Unknown ids and thumbprints are compile errors on PUT.
     let r = policy(
         &app,

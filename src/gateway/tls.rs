@@ -131,12 +131,9 @@ impl Clients {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
         } else if choice.skip_name {
-            let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
-                .build()
-                .map_err(|e| rustls::Error::General(e.to_string()))?;
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyServerName(inner)))
+                .with_custom_certificate_verifier(Arc::new(AnyServerName::new(roots, provider)?))
         } else {
             builder.with_root_certificates(roots)
         };
@@ -216,6 +213,18 @@ impl ServerCertVerifier for AnyServerCert {
 #[derive(Debug)]
 struct AnyServerName(Arc<WebPkiServerVerifier>);
 
+impl AnyServerName {
+    fn new(
+        roots: Arc<RootCertStore>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<AnyServerName, rustls::Error> {
+        WebPkiServerVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map(AnyServerName)
+            .map_err(|e| rustls::Error::General(e.to_string()))
+    }
+}
+
 impl ServerCertVerifier for AnyServerName {
     fn verify_server_cert(
         &self,
@@ -256,5 +265,76 @@ impl ServerCertVerifier for AnyServerName {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    fn ca() -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        (cert, Issuer::new(p, key))
+    }
+
+    fn server(issuer: &Issuer<'static, KeyPair>) -> CertificateDer<'static> {
+        let p = CertificateParams::new(vec!["backend.test".into()]).unwrap();
+        let key = KeyPair::generate().unwrap();
+        p.signed_by(&key, issuer).unwrap().der().clone()
+    }
+
+    #[test]
+    fn name_checks_can_be_skipped_but_not_chain_checks() {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (ca_cert, issuer) = ca();
+        let mut roots = RootCertStore::empty();
+        roots.add(ca_cert.der().clone()).unwrap();
+        let v = AnyServerName::new(Arc::new(roots), provider.clone()).unwrap();
+        let leaf = server(&issuer);
+        let now = UnixTime::now();
+        let name = |n: &str| ServerName::try_from(n.to_string()).unwrap();
+        assert!(v
+            .verify_server_cert(&leaf, &[], &name("backend.test"), &[], now)
+            .is_ok());
+        // Another name: accepted.
+        assert!(v
+            .verify_server_cert(&leaf, &[], &name("127.0.0.1"), &[], now)
+            .is_ok());
+        // A chain to another CA: still refused.
+        let (_, stranger) = ca();
+        let other = server(&stranger);
+        assert!(v
+            .verify_server_cert(&other, &[], &name("backend.test"), &[], now)
+            .is_err());
+        // Without chain validation anything goes (signatures are still
+        // checked during the handshake).
+        let any = AnyServerCert(provider);
+        assert!(any
+            .verify_server_cert(&other, &[], &name("x.test"), &[], now)
+            .is_ok());
+        assert!(!any.supported_verify_schemes().is_empty());
+    }
+
+    #[test]
+    fn choices_share_clients_by_certificate_and_checks() {
+        let a = TlsChoice {
+            skip_chain: true,
+            skip_name: true,
+            ..TlsChoice::default()
+        };
+        let b = TlsChoice {
+            skip_chain: true,
+            ..TlsChoice::default()
+        };
+        assert_eq!(a.key(), b.key());
+        assert!(TlsChoice::default().is_default());
+        let clients = Clients::new(Duration::from_secs(1), 1);
+        clients.get(&a).unwrap();
+        clients.get(&b).unwrap();
+        assert_eq!(clients.map.load().len(), 1);
     }
 }
