@@ -325,6 +325,20 @@ async fn backend_certificate_ids_present_the_client_certificate() {
     let r = app.delete("/certificates/client").await;
     let v = assert_mgmt_error(r, 409, "Conflict").await;
     assert!(v.to_string().contains("mtls"), "{v}");
+
+    // Certificates are persisted: after a restart the backend still
+    // presents its certificate.
+    let dir = app.stop().await;
+    let settings = common::test_settings(dir.path());
+    let app = TestApp::start(dir, settings).await;
+    assert_eq!(
+        app.get_json("/certificates/client").await["subject"],
+        "CN=gateway-client, O=Turnpike Tests"
+    );
+    assert_eq!(
+        subject_of(&app, "/mtls/x").await,
+        "CN=gateway-client, O=Turnpike Tests"
+    );
 }
 
 #[tokio::test]
