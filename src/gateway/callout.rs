@@ -77,11 +77,16 @@ async fn dispatch(
 pub(super) async fn forward_send(
     upstream: &Upstream,
     proxy: Option<&ProxyTarget>,
+    tls: &super::tls::TlsChoice,
     req: Request<Body>,
     timeout: Option<Duration>,
     api: &str,
 ) -> Result<Response<Body>, GatewayError> {
-    dispatch(upstream, proxy, req, timeout, api).await
+    match proxy {
+        // Client certificates and relaxed server checks: direct only.
+        None => upstream.send_tls(tls, req, timeout, api).await,
+        Some(_) => dispatch(upstream, proxy, req, timeout, api).await,
+    }
 }
 
 /// Performs one call: the response with its body read (capped), all

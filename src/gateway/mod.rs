@@ -16,6 +16,7 @@ pub mod identity;
 pub mod oidc;
 pub mod pipeline;
 pub mod proxy;
+pub mod tls;
 pub mod via_proxy;
 
 use crate::config::Settings;
@@ -429,6 +430,7 @@ fn admit(
         pending: Default::default(),
         backend_id: None,
         proxy: None,
+        client_cert: None,
         telemetry: telemetry.clone(),
         llm: Default::default(),
         cache: cache.clone(),

@@ -557,6 +557,10 @@ async fn forward(
         }
         None => None,
     };
+    let tls = super::tls::TlsChoice::of(
+        ctx.state.client_cert.as_ref(),
+        selected.as_ref().map(|s| &*s.def),
+    );
     if f.buffer_request_body || f.follow_redirects {
         buffer_request(ctx).await?;
     }
@@ -598,6 +602,7 @@ async fn forward(
         let resp = super::callout::forward_send(
             upstream,
             ctx.state.proxy.as_ref(),
+            &tls,
             req,
             f.timeout,
             ctx.api().id.as_ref(),

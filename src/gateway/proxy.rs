@@ -63,6 +63,8 @@ pub struct Upstream {
     pub identity: super::identity::Identity,
     /// Permits for `send-one-way-request`s in flight (bounded).
     pub one_way: Arc<tokio::sync::Semaphore>,
+    /// Clients with a client certificate or relaxed server checks.
+    pub tls: Arc<super::tls::Clients>,
 }
 
 impl Upstream {
@@ -90,6 +92,10 @@ impl Upstream {
             one_way: Arc::new(tokio::sync::Semaphore::new(
                 super::callout::MAX_ONE_WAY_IN_FLIGHT,
             )),
+            tls: Arc::new(super::tls::Clients::new(
+                cfg.connect_timeout,
+                cfg.pool_max_idle_per_host,
+            )),
         }
     }
 
@@ -108,6 +114,7 @@ impl Upstream {
             one_way: self.one_way.clone(),
             backends: Default::default(),
             identity: Default::default(),
+            tls: self.tls.clone(),
         }
     }
 
@@ -126,8 +133,39 @@ impl Upstream {
         timeout: Option<Duration>,
         api: &str,
     ) -> Result<Response<Body>, GatewayError> {
+        self.send_on(&self.client, req, timeout, api).await
+    }
+
+    /// [`Upstream::send`] with the TLS `tls` asks for (a client
+    /// certificate, relaxed server checks).
+    pub async fn send_tls(
+        &self,
+        tls: &super::tls::TlsChoice,
+        req: Request<Body>,
+        timeout: Option<Duration>,
+        api: &str,
+    ) -> Result<Response<Body>, GatewayError> {
+        if tls.is_default() {
+            return self.send(req, timeout, api).await;
+        }
+        match self.tls.get(tls) {
+            Ok(client) => self.send_on(&client, req, timeout, api).await,
+            Err(e) => {
+                tracing::warn!(api, error = %e, "backend TLS client could not be built");
+                Err(GatewayError::backend_unreachable())
+            }
+        }
+    }
+
+    async fn send_on(
+        &self,
+        client: &Client<Connector, Body>,
+        req: Request<Body>,
+        timeout: Option<Duration>,
+        api: &str,
+    ) -> Result<Response<Body>, GatewayError> {
         let wait = timeout.unwrap_or(self.response_timeout);
-        let resp = match tokio::time::timeout(wait, self.client.request(req)).await {
+        let resp = match tokio::time::timeout(wait, client.request(req)).await {
             Err(_) => return Err(GatewayError::backend_timeout()),
             Ok(Err(e)) => {
                 tracing::warn!(api, error = %error_chain(&e), "backend request failed");

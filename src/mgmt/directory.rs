@@ -306,11 +306,18 @@ impl Resource for Backend {
         new.normalize(&mut details);
         ensure_valid(details)?;
         details = pool_references(id, &new, c);
-        if !new.credentials.certificate_ids.is_empty() {
-            details.push(Detail::new(
-                "credentials.certificateIds",
-                "client certificates for backends arrive with the certificates resource, which this gateway does not have yet",
-            ));
+        for cid in &new.credentials.certificate_ids {
+            if !c
+                .certificates
+                .contains_key(crate::model::certificate_ref_id(cid))
+            {
+                details.push(Detail::new(
+                    "credentials.certificateIds",
+                    format!(
+                        "certificate {cid:?} does not exist (PUT /mgmt/certificates/{cid} first)"
+                    ),
+                ));
+            }
         }
         ensure_valid(details)?;
         // GET hides the authorization parameter; a PUT that omits it keeps it.

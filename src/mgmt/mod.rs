@@ -17,6 +17,7 @@
 mod apis;
 mod auth;
 mod body;
+mod certificates;
 pub mod cluster;
 mod directory;
 pub mod gateways;
@@ -230,6 +231,13 @@ pub fn router(state: MgmtState) -> Router {
             get(get_one::<crate::model::Logger>)
                 .put(put_one::<crate::model::Logger>)
                 .delete(delete_one::<crate::model::Logger>),
+        )
+        .route("/certificates", get(list::<crate::model::Certificate>))
+        .route(
+            "/certificates/{id}",
+            get(get_one::<crate::model::Certificate>)
+                .put(put_one::<crate::model::Certificate>)
+                .delete(delete_one::<crate::model::Certificate>),
         )
         .route("/locations", get(list::<Location>))
         .route(

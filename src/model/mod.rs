@@ -7,6 +7,7 @@
 //!
 //! Imports only `error`. Knows nothing of sled, HTTP or policies.
 
+mod certificate;
 pub mod credentials;
 pub mod duration;
 pub mod export;
@@ -14,6 +15,7 @@ mod gateway;
 mod logger;
 mod resources;
 
+pub use certificate::*;
 pub use gateway::*;
 pub use logger::*;
 pub use resources::*;
@@ -112,6 +114,8 @@ pub struct Catalog {
     pub gateways: BTreeMap<String, Gateway>,
     /// Loggers `log-to-eventhub` writes to.
     pub loggers: BTreeMap<String, Logger>,
+    /// Client certificates (chain and private key) for backends.
+    pub certificates: BTreeMap<String, Certificate>,
     /// Their signing keys: persisted on the primary, never exported.
     #[serde(skip)]
     pub gateway_keys: BTreeMap<String, GatewayKeys>,
@@ -147,6 +151,7 @@ pub enum Change {
     ApiSpec(String, Option<ApiSpec>),
     UserCredentials(String, Option<UserCredentials>),
     Logger(String, Option<Logger>),
+    Certificate(String, Option<Certificate>),
 }
 
 /// A persisted record could not be read back.
@@ -215,6 +220,7 @@ impl Change {
             Change::ApiSpec(id, v) => (format!("api-spec/{id}"), opt(v)),
             Change::UserCredentials(id, v) => (format!("user-credentials/{id}"), opt(v)),
             Change::Logger(id, v) => (format!("logger/{id}"), opt(v)),
+            Change::Certificate(id, v) => (format!("certificate/{id}"), opt(v)),
         }
     }
 }
@@ -278,6 +284,7 @@ impl Catalog {
             Change::ApiSpec(id, v) => put_or_remove(&mut self.api_specs, id, v),
             Change::UserCredentials(id, v) => put_or_remove(&mut self.user_credentials, id, v),
             Change::Logger(id, v) => put_or_remove(&mut self.loggers, id, v),
+            Change::Certificate(id, v) => put_or_remove(&mut self.certificates, id, v),
         }
     }
 
@@ -334,6 +341,7 @@ impl Catalog {
             "api-spec" => Change::ApiSpec(id, de(bytes).map_err(err)?),
             "user-credentials" => Change::UserCredentials(id, de(bytes).map_err(err)?),
             "logger" => Change::Logger(id, de(bytes).map_err(err)?),
+            "certificate" => Change::Certificate(id, de(bytes).map_err(err)?),
             other => return Err(err(format!("unknown kind {other:?}"))),
         };
         self.apply(&change);
@@ -410,6 +418,9 @@ impl Catalog {
         for (id, v) in &self.loggers {
             changes.push(Change::Logger(id.clone(), Some(v.clone())));
         }
+        for (id, v) in &self.certificates {
+            changes.push(Change::Certificate(id.clone(), Some(v.clone())));
+        }
         changes
             .iter()
             .filter_map(|c| {
@@ -430,6 +441,7 @@ impl Catalog {
             && self.policies.is_empty()
             && self.gateways.is_empty()
             && self.loggers.is_empty()
+            && self.certificates.is_empty()
             && self.groups.values().all(|g| g.built_in)
     }
 

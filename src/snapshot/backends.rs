@@ -1,7 +1,10 @@
 //! Backends compiled for the gateway: each backend's base URL, the
 //! credentials it is called with (headers, query parameters, the
-//! `Authorization` header), its circuit-breaker rules with durations parsed,
-//! and a pool's members with their priority and weight.
+//! `Authorization` header, the client certificate of `certificateIds`),
+//! its TLS checks (`tls.validateCertificateChain` / `Name`), its
+//! circuit-breaker rules with durations parsed, and a pool's members with
+//! their priority and weight. Also the stored certificates parsed for TLS
+//! ([`client_certs`]), which `authentication-certificate` resolves against.
 //!
 //! Compiled once per configuration change; the runtime state (breaker
 //! counts, trips, round-robin cursors) is the gateway's, keyed by backend id
@@ -10,7 +13,8 @@
 
 use crate::error::Detail;
 use crate::expr::context::Url;
-use crate::model::{duration::parse_iso8601, Backend, BackendType, Catalog};
+use crate::model::{duration::parse_iso8601, Backend, BackendType, Catalog, ClientCert};
+use crate::policy::builtin::authentication_certificate::CertRef;
 use http::{HeaderName, HeaderValue};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -46,6 +50,12 @@ pub struct Single {
     /// `{scheme} {parameter}`, marked sensitive.
     pub authorization: Option<HeaderValue>,
     pub breaker: Vec<BreakerRule>,
+    /// The client certificate presented over TLS (`certificateIds[0]`).
+    pub client_cert: Option<Arc<ClientCert>>,
+    /// `tls.validateCertificateChain = false`.
+    pub skip_chain_validation: bool,
+    /// `tls.validateCertificateName = false`.
+    pub skip_name_validation: bool,
 }
 
 /// A circuit-breaker rule.
@@ -99,8 +109,44 @@ fn fingerprint(b: &Backend) -> u64 {
     h.finish()
 }
 
+/// Stored certificates parsed for TLS, by id.
+pub type ClientCerts = HashMap<String, Arc<ClientCert>>;
+
+/// Parses every stored certificate; problems name `certificates/{id}`.
+pub fn client_certs(catalog: &Catalog, problems: &mut Vec<Detail>) -> ClientCerts {
+    let mut out = HashMap::new();
+    for (id, c) in &catalog.certificates {
+        match c.client_cert() {
+            Some(cert) => {
+                out.insert(id.clone(), cert);
+            }
+            None => problems.push(Detail::new(
+                format!("certificates/{id}"),
+                "the stored certificate does not parse",
+            )),
+        }
+    }
+    out
+}
+
+/// A stored certificate by id, or by thumbprint (case and `:`/space
+/// separators ignored).
+pub fn find_cert(certs: &ClientCerts, r: CertRef<'_>) -> Option<Arc<ClientCert>> {
+    match r {
+        CertRef::Id(id) => certs.get(id).cloned(),
+        CertRef::Thumbprint(t) => {
+            let want: String = t
+                .chars()
+                .filter(|c| !matches!(c, ':' | ' '))
+                .collect::<String>()
+                .to_ascii_uppercase();
+            certs.values().find(|c| c.thumbprint == want).cloned()
+        }
+    }
+}
+
 /// Compiles every backend; problems name `backends/{id}...`.
-pub fn compile(catalog: &Catalog, problems: &mut Vec<Detail>) -> Backends {
+pub fn compile(catalog: &Catalog, certs: &ClientCerts, problems: &mut Vec<Detail>) -> Backends {
     let mut out = HashMap::new();
     for (id, b) in &catalog.backends {
         let url = if b.url.is_empty() {
@@ -135,7 +181,7 @@ pub fn compile(catalog: &Catalog, problems: &mut Vec<Detail>) -> Backends {
                 members.sort_by_key(|m| m.priority);
                 Kind::Pool(members)
             }
-            BackendType::Single => Kind::Single(single(id, b, problems)),
+            BackendType::Single => Kind::Single(single(id, b, certs, problems)),
         };
         out.insert(
             id.clone(),
@@ -150,8 +196,12 @@ pub fn compile(catalog: &Catalog, problems: &mut Vec<Detail>) -> Backends {
     out
 }
 
-fn single(id: &str, b: &Backend, problems: &mut Vec<Detail>) -> Single {
-    let mut s = Single::default();
+fn single(id: &str, b: &Backend, certs: &ClientCerts, problems: &mut Vec<Detail>) -> Single {
+    let mut s = Single {
+        skip_chain_validation: !b.tls.validate_certificate_chain,
+        skip_name_validation: !b.tls.validate_certificate_name,
+        ..Single::default()
+    };
     let c = &b.credentials;
     for (name, values) in &c.header {
         let Ok(n) = HeaderName::try_from(name.as_str()) else {
@@ -197,8 +247,17 @@ fn single(id: &str, b: &Backend, problems: &mut Vec<Detail>) -> Single {
             )),
         }
     }
-    // `certificateIds` are refused on write (no certificates resource yet);
-    // a rule stored before its durations were checked is skipped, so an
+    // The first certificate id is the client certificate.
+    if let Some(cid) = c.certificate_ids.first() {
+        match certs.get(crate::model::certificate_ref_id(cid)) {
+            Some(cert) => s.client_cert = Some(cert.clone()),
+            None => problems.push(Detail::new(
+                format!("backends/{id}.credentials.certificateIds"),
+                format!("certificate {cid:?} does not exist"),
+            )),
+        }
+    }
+    // A rule stored before its durations were checked is skipped, so an
     // older store still loads.
     for rule in b.circuit_breaker.iter().flat_map(|cb| cb.rules.iter()) {
         let fc = &rule.failure_condition;

@@ -237,6 +237,7 @@ impl Snapshot {
 /// substituted, fragments inlined, expressions bound.
 fn policy_of(
     catalog: &Catalog,
+    certs: &backends::ClientCerts,
     scope: PolicyScope,
     problems: &mut Vec<Detail>,
 ) -> Option<Arc<Doc>> {
@@ -256,7 +257,16 @@ fn policy_of(
             .map(|d| d.xml.clone())
     };
     let loggers = |id: &str| catalog.loggers.contains_key(id);
-    match crate::policy::builtin::compile_document_with(&doc.xml, &named, &fragments, &loggers) {
+    let lookup = |r: crate::policy::builtin::authentication_certificate::CertRef<'_>| {
+        backends::find_cert(certs, r)
+    };
+    match crate::policy::builtin::compile_document_certs(
+        &doc.xml,
+        &named,
+        &fragments,
+        &loggers,
+        Some(&lookup),
+    ) {
         Ok(d) => Some(Arc::new(d)),
         Err(diags) => {
             for d in diags {
@@ -275,6 +285,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
         revision: catalog.revision,
         ..Snapshot::default()
     };
+    let certs = backends::client_certs(catalog, &mut problems);
 
     let known: std::collections::HashSet<String> = catalog
         .named_values
@@ -308,7 +319,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
 
     // Documents that do not check are reported above; compile the rest.
     if problems.is_empty() {
-        snap.global_policy = policy_of(catalog, PolicyScope::Global, &mut problems);
+        snap.global_policy = policy_of(catalog, &certs, PolicyScope::Global, &mut problems);
     }
     let compile_policies = problems.is_empty();
 
@@ -327,7 +338,12 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
                 .map(|set| set.iter().map(|g| group_pair(catalog, g)).collect())
                 .unwrap_or_default(),
             policy: if compile_policies {
-                policy_of(catalog, PolicyScope::Product(id.clone()), &mut problems)
+                policy_of(
+                    catalog,
+                    &certs,
+                    PolicyScope::Product(id.clone()),
+                    &mut problems,
+                )
             } else {
                 None
             },
@@ -388,6 +404,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
                         policy: if compile_policies {
                             policy_of(
                                 catalog,
+                                &certs,
                                 PolicyScope::Operation(id.clone(), op_id.clone()),
                                 &mut problems,
                             )
@@ -439,7 +456,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
             products,
             open_product,
             policy: if compile_policies {
-                policy_of(catalog, PolicyScope::Api(id.clone()), &mut problems)
+                policy_of(catalog, &certs, PolicyScope::Api(id.clone()), &mut problems)
             } else {
                 None
             },
@@ -505,7 +522,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
         }
     }
 
-    let backend_defs = backends::compile(catalog, &mut problems);
+    let backend_defs = backends::compile(catalog, &certs, &mut problems);
     let mut backend_urls = HashMap::new();
     for (id, b) in &catalog.backends {
         if b.url.is_empty() && b.kind == crate::model::BackendType::Pool {

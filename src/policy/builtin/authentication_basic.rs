@@ -81,10 +81,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:?}").contains("':'"));
-        let e = test_doc(
+        // Compiled without the catalog, a thumbprint is not resolved.
+        assert!(test_doc(
             r#"<policies><inbound><authentication-certificate thumbprint="ABC" /></inbound></policies>"#,
         )
-        .unwrap_err();
-        assert!(format!("{e:?}").contains("certificates resource"));
+        .is_ok());
     }
 }

@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod authentication_basic;
+pub mod authentication_certificate;
 pub mod authentication_managed_identity;
 pub mod azure_only;
 pub mod caching;
@@ -284,6 +285,9 @@ pub struct State {
     pub backend_id: Option<String>,
     /// The HTTP proxy `forward-request` goes through (`<proxy>`).
     pub proxy: Option<proxy::ProxyTarget>,
+    /// The client certificate `forward-request` presents to the backend
+    /// (`authentication-certificate`; it wins over the backend's own).
+    pub client_cert: Option<Arc<crate::model::ClientCert>>,
     /// The gateway's custom metrics and loggers (they outlive snapshots).
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Token counting and token metrics left for the end of the request.
@@ -396,6 +400,7 @@ pub enum Policy {
     QuotaByKey(quota::QuotaByKey),
     LimitConcurrency(limit_concurrency::LimitConcurrency),
     AuthenticationBasic(authentication_basic::AuthenticationBasic),
+    AuthenticationCertificate(authentication_certificate::AuthenticationCertificate),
     /// Shared: the gateway holds it across the await of the token fetch.
     ManagedIdentity(Arc<authentication_managed_identity::ManagedIdentity>),
     /// Shared: the gateway holds them across the call's await.
@@ -430,6 +435,7 @@ impl Step {
             | Policy::LimitConcurrency(_)
             | Policy::ManagedIdentity(_) => Ok(Outcome::Continue),
             Policy::AuthenticationBasic(p) => p.apply(st),
+            Policy::AuthenticationCertificate(p) => p.apply(st),
             Policy::SendRequest(_)
             | Policy::SendOneWayRequest(_)
             | Policy::Retry(_)
@@ -517,6 +523,9 @@ pub struct Compiler<'a> {
     fragments: &'a dyn Fn(&str) -> Option<String>,
     /// Whether a logger id exists (`log-to-eventhub`).
     loggers: &'a dyn Fn(&str) -> bool,
+    /// Stored certificates (`authentication-certificate`); `None`: not
+    /// resolved (compiled without the catalog).
+    pub certificates: Option<&'a CertLookup<'a>>,
     pub problems: Vec<Diagnostic>,
     reads_request_body: bool,
     reads_response_body: bool,
@@ -755,6 +764,7 @@ impl<'a> Compiler<'a> {
             named_values: self.named_values,
             fragments: self.fragments,
             loggers: self.loggers,
+            certificates: self.certificates,
             problems: Vec::new(),
             reads_request_body: false,
             reads_response_body: false,
@@ -830,13 +840,9 @@ impl<'a> Compiler<'a> {
             "authentication-managed-identity" => Policy::ManagedIdentity(Arc::new(
                 authentication_managed_identity::ManagedIdentity::parse(self, e)?,
             )),
-            "authentication-certificate" => {
-                self.error(
-                    e.span.start,
-                    "<authentication-certificate> is a valid APIM policy that this gateway does not run yet: client certificates to backends arrive with the certificates resource and TLS settings".into(),
-                );
-                return None;
-            }
+            "authentication-certificate" => Policy::AuthenticationCertificate(
+                authentication_certificate::AuthenticationCertificate::parse(self, e)?,
+            ),
             "send-request" => {
                 Policy::SendRequest(Arc::new(send_request::SendRequest::parse(self, e, false)?))
             }
@@ -900,12 +906,29 @@ pub fn compile_document_with(
     fragments: &dyn Fn(&str) -> Option<String>,
     loggers: &dyn Fn(&str) -> bool,
 ) -> Result<Doc, Vec<Diagnostic>> {
+    compile_document_certs(xml, named_values, fragments, loggers, None)
+}
+
+/// Looks up a stored certificate by id or thumbprint.
+pub type CertLookup<'a> =
+    dyn Fn(authentication_certificate::CertRef<'_>) -> Option<Arc<crate::model::ClientCert>> + 'a;
+
+/// [`compile_document_with`] that also resolves `authentication-certificate`
+/// against `certificates` (the snapshot passes the catalog's).
+pub fn compile_document_certs<'a>(
+    xml: &'a str,
+    named_values: &'a dyn Fn(&str) -> Option<String>,
+    fragments: &'a dyn Fn(&str) -> Option<String>,
+    loggers: &'a dyn Fn(&str) -> bool,
+    certificates: Option<&'a CertLookup<'a>>,
+) -> Result<Doc, Vec<Diagnostic>> {
     let root = super::xml::parse(xml).map_err(|d| vec![d])?;
     let mut cx = Compiler {
         xml,
         named_values,
         fragments,
         loggers,
+        certificates,
         problems: Vec::new(),
         reads_request_body: false,
         reads_response_body: false,
@@ -980,6 +1003,7 @@ pub fn test_state(section: Section) -> State {
         pending: counting::Pending::default(),
         backend_id: None,
         proxy: None,
+        client_cert: None,
         telemetry: Arc::new(crate::telemetry::Telemetry::default()),
         llm: llm::Pending::default(),
         cache: shared_test_cache(),
