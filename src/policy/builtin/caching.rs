@@ -790,6 +790,119 @@ mod tests {
         assert!(!st.ctx.variables.contains_key("v"));
     }
 
+    /// An in-memory external store (what Redis is to the gateway).
+    #[derive(Debug, Default)]
+    struct Mem(std::sync::Mutex<std::collections::HashMap<String, bytes::Bytes>>);
+
+    impl crate::policy::cache::External for Mem {
+        fn get<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> crate::policy::cache::ExternalFuture<'a, Option<bytes::Bytes>> {
+            let v = self.0.lock().unwrap().get(key).cloned();
+            Box::pin(async move { v })
+        }
+        fn set<'a>(
+            &'a self,
+            key: &'a str,
+            value: bytes::Bytes,
+            _ttl: std::time::Duration,
+        ) -> crate::policy::cache::ExternalFuture<'a, ()> {
+            self.0.lock().unwrap().insert(key.to_string(), value);
+            Box::pin(async {})
+        }
+        fn del<'a>(&'a self, key: &'a str) -> crate::policy::cache::ExternalFuture<'a, ()> {
+            self.0.lock().unwrap().remove(key);
+            Box::pin(async {})
+        }
+    }
+
+    /// Runs `steps` as the pipeline does with an external tier.
+    fn run_external(steps: &[Step], st: &mut State) -> Outcome {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for step in steps {
+            let o = match caching::plan(step, st).unwrap() {
+                caching::Plan::Ready(o) => o,
+                caching::Plan::External(op) => {
+                    let cache = st.cache.clone();
+                    let found = rt.block_on(caching::run(&cache, op));
+                    caching::finish(step, st, found).unwrap()
+                }
+            };
+            if o == Outcome::Respond {
+                return o;
+            }
+        }
+        Outcome::Continue
+    }
+
+    #[test]
+    fn the_external_tier_is_shared_and_internal_is_not() {
+        let mem: Arc<Mem> = Arc::default();
+        let cache = || {
+            let mut c = crate::policy::cache::Cache::new(1 << 20);
+            c.external = Some(mem.clone());
+            Arc::new(c)
+        };
+        let (a, b) = (cache(), cache());
+        let doc = test_doc(r#"<policies><inbound><cache-store-value key="k" value="@(new JObject(new JProperty(&quot;n&quot;, 7)))" duration="30" /><cache-store-value key="i" value="local" duration="30" caching-type="internal" /><cache-lookup-value key="k" variable-name="v" /><cache-lookup-value key="i" variable-name="w" default-value="none" caching-type="internal" /></inbound></policies>"#).unwrap();
+        let steps = doc.section(Section::Inbound).unwrap();
+        let mut sa = test_state(Section::Inbound);
+        sa.cache = a.clone();
+        run_external(steps, &mut sa);
+        assert!(matches!(&sa.ctx.variables["w"], Value::Str(s) if &**s == "local"));
+        // b finds the external value (a JSON object again), not a's internal one.
+        let lookups = &steps[2..];
+        let mut sb = test_state(Section::Inbound);
+        sb.cache = b.clone();
+        run_external(lookups, &mut sb);
+        assert_eq!(
+            sb.ctx.variables["v"].to_display().replace([' ', '\n'], ""),
+            r#"{"n":7}"#
+        );
+        assert!(matches!(&sb.ctx.variables["w"], Value::Str(s) if &**s == "none"));
+        // A response looked up on b after a stored it (directly, as the
+        // background store would).
+        let doc = test_doc(r#"<policies><inbound><cache-lookup vary-by-developer="false" vary-by-developer-groups="false" /></inbound></policies>"#).unwrap();
+        let inbound = doc.section(Section::Inbound).unwrap();
+        let mut miss = state("http://h/e");
+        miss.cache = a.clone();
+        assert_eq!(run_external(inbound, &mut miss), Outcome::Continue);
+        let key = miss.cached.key.clone().unwrap();
+        assert_eq!(miss.cached.tier, Some(crate::policy::cache::Tier::External));
+        let entry = crate::policy::cache::Cache::external_entry(
+            &key,
+            &crate::policy::cache::Cached::Response(crate::policy::cache::CachedResponse {
+                status: 200,
+                reason: "OK".into(),
+                headers: vec![],
+                body: bytes::Bytes::from_static(b"shared"),
+            }),
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap();
+        mem.0.lock().unwrap().insert(key, entry);
+        let mut hit = state("http://h/e");
+        hit.cache = b.clone();
+        assert_eq!(run_external(inbound, &mut hit), Outcome::Respond);
+        assert!(hit.cached.hit);
+        assert_eq!(
+            hit.ctx.response.unwrap().message.body.as_deref(),
+            Some(&b"shared"[..])
+        );
+        // Corrupt bytes are a miss.
+        for v in mem.0.lock().unwrap().values_mut() {
+            *v = bytes::Bytes::from_static(b"\x01garbage");
+        }
+        let mut again = state("http://h/e");
+        again.cache = b;
+        assert_eq!(run_external(inbound, &mut again), Outcome::Continue);
+        assert!(!again.cached.hit);
+    }
+
     #[test]
     fn placement_and_required_attributes() {
         let e = test_doc(r#"<policies><outbound><cache-lookup vary-by-developer="false" vary-by-developer-groups="false" /></outbound></policies>"#).unwrap_err();
