@@ -115,7 +115,7 @@ impl Redis {
         rt.spawn(async move {
             match probe.ping().await {
                 Ok(()) => {
-                    tracing::info!(redis = %probe.inner.addr, "redis connected: rate limits and quotas are shared")
+                    tracing::info!(redis = %probe.inner.addr, "redis connected: rate limits, quotas and the external cache are shared")
                 }
                 Err(Error::Down) => {}
                 Err(e) => probe.failed(&e),
@@ -233,7 +233,7 @@ impl Redis {
         };
         if !network {
             if self.should_log() {
-                tracing::error!(redis = %self.inner.addr, error = %e, "redis call failed; counting locally for this call");
+                tracing::error!(redis = %self.inner.addr, error = %e, "redis call failed; counted locally (or a cache miss) for this call");
             }
             return;
         }
@@ -245,7 +245,7 @@ impl Redis {
             tracing::error!(
                 redis = %self.inner.addr,
                 error = %e,
-                "REDIS UNREACHABLE: rate limits and quotas are counted per node until it answers again"
+                "REDIS UNREACHABLE: rate limits and quotas are counted per node and the external cache misses until it answers again"
             );
         }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -263,7 +263,7 @@ impl Redis {
                 Ok(()) => {
                     self.inner.probing.store(false, Ordering::Release);
                     self.inner.up.store(true, Ordering::Relaxed);
-                    tracing::warn!(redis = %self.inner.addr, "redis reachable again: rate limits and quotas are shared again");
+                    tracing::warn!(redis = %self.inner.addr, "redis reachable again: rate limits, quotas and the external cache are shared again");
                     return;
                 }
                 Err(e) => {
@@ -271,7 +271,7 @@ impl Redis {
                         tracing::error!(
                             redis = %self.inner.addr,
                             error = %e,
-                            "REDIS STILL UNREACHABLE: rate limits and quotas are counted per node"
+                            "REDIS STILL UNREACHABLE: rate limits and quotas are counted per node, the external cache misses"
                         );
                     }
                 }

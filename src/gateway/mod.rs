@@ -82,6 +82,7 @@ impl Gateway {
         snapshot: Arc<SnapshotHandle>,
         stats: Arc<crate::telemetry::RequestStats>,
     ) -> Gateway {
+        let redis = redis_for(settings);
         Gateway {
             snapshot,
             upstream: Upstream::new(&settings.gateway).with_identity(&settings.identity),
@@ -97,11 +98,11 @@ impl Gateway {
             },
             access_log: settings.telemetry.access_log,
             stats,
-            counters: Arc::new(counters_for(settings)),
+            counters: Arc::new(counters_for(redis.clone())),
             telemetry: Arc::new(crate::telemetry::Telemetry::new(
                 settings.node.data_dir.clone(),
             )),
-            cache: Arc::new(Cache::new(settings.cache.internal_max_bytes)),
+            cache: Arc::new(cache_for(settings, redis)),
         }
     }
 
@@ -231,18 +232,37 @@ impl Gateway {
     }
 }
 
-/// The gateway's counters: shared through Redis when `[redis] url` is set
-/// (a URL the client refuses was already refused by the configuration's
-/// validation; should it still fail here, counting stays in-process and
-/// says so loudly).
-fn counters_for(settings: &Settings) -> Counters {
+/// The gateway's Redis connection when `[redis] url` is set (a URL the
+/// client refuses was already refused by the configuration's validation;
+/// should it still fail here, counting and caching stay in-process and say
+/// so loudly).
+fn redis_for(settings: &Settings) -> Option<crate::redis::Redis> {
     match crate::redis::Redis::from_config(&settings.redis) {
-        Ok(Some(r)) => Counters::shared(r),
-        Ok(None) => Counters::local(),
+        Ok(r) => r,
         Err(e) => {
-            tracing::error!("{e}; rate limits and quotas are counted per node");
-            Counters::local()
+            tracing::error!(
+                "{e}; rate limits and quotas are counted per node, caching is per node"
+            );
+            None
         }
+    }
+}
+
+/// The gateway's counters: shared through Redis when it is configured.
+fn counters_for(redis: Option<crate::redis::Redis>) -> Counters {
+    match redis {
+        Some(r) => Counters::shared(r),
+        None => Counters::local(),
+    }
+}
+
+/// The gateway's cache: the internal tier, and Redis as the external tier
+/// when it is configured (`caching-type` picks one per policy).
+fn cache_for(settings: &Settings, redis: Option<crate::redis::Redis>) -> Cache {
+    let cache = Cache::new(settings.cache.internal_max_bytes);
+    match redis {
+        Some(r) => cache.with_redis(r),
+        None => cache,
     }
 }
 

@@ -19,7 +19,7 @@ use super::{empty_body, Body};
 use crate::expr::context::{LastError, Response as CtxResponse};
 use crate::policy::builtin::{
     authentication_managed_identity::ManagedIdentity,
-    counting,
+    caching, counting,
     forward_request::{ForwardRequest, HttpVersion},
     retry::{Plan, Retry},
     send_request::{Outgoing, SendRequest},
@@ -286,6 +286,14 @@ pub(super) fn run_steps<'a>(
                     counting::finish(step, &mut ctx.state, &plan, &decided)
                         .map_err(|e| scoped(e, level, section))?
                 }
+                Next::Cache(step, op) => {
+                    // The external cache tier: awaited (bounded by the
+                    // `[redis] timeout`; a failure is a miss).
+                    let cache = ctx.state.cache.clone();
+                    let found = caching::run(&cache, op).await;
+                    caching::finish(step, &mut ctx.state, found)
+                        .map_err(|e| scoped(e, level, section))?
+                }
                 Next::Forward(f, path, id) => {
                     forward(ctx, upstream, &f, reads_response)
                         .await
@@ -321,6 +329,8 @@ enum Next<'a> {
     Identity(Arc<ManagedIdentity>, Arc<str>, Arc<str>, Option<Arc<str>>),
     /// A counting policy with shared (Redis) counters: its check, awaited.
     Count(&'a Step, counting::Plan),
+    /// A caching policy on the external tier: its operation, awaited.
+    Cache(&'a Step, caching::Ext),
     /// `validate-jwt` with `openid-config` (and `validate-azure-ad-token`):
     /// fetches keys first. Name, path, id.
     Jwt(Arc<ValidateJwt>, Arc<str>, Arc<str>, Option<Arc<str>>),
@@ -384,6 +394,17 @@ fn next_of<'a>(
             match counting::plan(step, &ctx.state).map_err(|e| scoped(e, level, section))? {
                 Some(plan) => Next::Count(step, plan),
                 None => Next::Done(Outcome::Continue),
+            }
+        }
+        Policy::CacheLookup(_)
+        | Policy::CacheLookupValue(_)
+        | Policy::CacheStoreValue(_)
+        | Policy::CacheRemoveValue(_)
+            if ctx.state.cache.external.is_some() && !ctx.state.preflight =>
+        {
+            match caching::plan(step, &mut ctx.state).map_err(|e| scoped(e, level, section))? {
+                caching::Plan::Ready(o) => Next::Done(o),
+                caching::Plan::External(op) => Next::Cache(step, op),
             }
         }
         Policy::ForwardRequest(f) if !ctx.state.preflight => {

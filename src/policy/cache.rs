@@ -14,9 +14,12 @@
 //!
 //! The internal tier is synchronous (moka's `sync::Cache`: lock-free reads,
 //! nothing held across an `.await`), so policies call it from
-//! `Step::apply`. An external tier answers over the network; its calls
-//! return futures, and a policy whose tier is external will be run by the
-//! pipeline like `forward-request` (an await point) once one is wired in.
+//! `Step::apply`. The external tier (Redis, `[redis] url`; the byte form,
+//! the async operations and the Redis store are in `cache_external`)
+//! answers over the network: the pipeline plans a policy whose tier is
+//! external synchronously, awaits its lookup, value store or removal, and
+//! finishes it synchronously (`caching::plan` / `run` / `finish`);
+//! `cache-store` stores responses there in the background.
 //!
 //! The gateway owns one `Cache` (like `Counters`), so entries survive
 //! configuration changes; they are lost when the process restarts.
@@ -324,6 +327,24 @@ mod tests {
             Some(CachingType::PreferExternal)
         );
         assert_eq!(CachingType::parse("redis"), None);
+        #[derive(Debug)]
+        struct Nowhere;
+        impl External for Nowhere {
+            fn get<'a>(&'a self, _: &'a str) -> ExternalFuture<'a, Option<Bytes>> {
+                Box::pin(async { None })
+            }
+            fn set<'a>(&'a self, _: &'a str, _: Bytes, _: Duration) -> ExternalFuture<'a, ()> {
+                Box::pin(async {})
+            }
+            fn del<'a>(&'a self, _: &'a str) -> ExternalFuture<'a, ()> {
+                Box::pin(async {})
+            }
+        }
+        let mut c = Cache::new(1 << 20);
+        c.external = Some(Arc::new(Nowhere));
+        assert_eq!(c.tier(CachingType::Internal), Some(Tier::Internal));
+        assert_eq!(c.tier(CachingType::PreferExternal), Some(Tier::External));
+        assert_eq!(c.tier(CachingType::External), Some(Tier::External));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod builtin;
 pub mod cache;
+pub mod cache_external;
 pub mod catalog;
 pub mod catalog_types;
 pub mod counters;

@@ -26,8 +26,11 @@
 
 use super::counting::whole;
 use super::{Compiler, Outcome, PolicyError, State, Val};
-use crate::policy::cache::{Cached, CachedResponse, CachingType, Tier};
+use super::{Policy, Step};
+use crate::expr::Value;
+use crate::policy::cache::{Cache, Cached, CachedResponse, CachingType, Tier};
 use crate::policy::xml::Element;
+use bytes::Bytes;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -119,19 +122,37 @@ impl CacheLookup {
     }
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
-        if !st.ctx.request.method.eq_ignore_ascii_case("GET") {
+        let Some(tier) = self.begin(st)? else {
             return Ok(Outcome::Continue);
+        };
+        let hit = match (tier, st.cached.key.as_deref()) {
+            (Tier::Internal, Some(key)) => st.cache.get(key).and_then(|e| match &e.content {
+                Cached::Response(r) => Some((r.clone(), e.remaining())),
+                Cached::Value(_) => None,
+            }),
+            // The pipeline looks the external tier up (`plan`, `finish`);
+            // run without it, nothing is found there.
+            _ => None,
+        };
+        Ok(answer(st, hit))
+    }
+
+    /// Whether this request is looked up, and in which tier: on `Some`,
+    /// `st.cached` holds the key and options (a miss until [`answer`]).
+    fn begin(&self, st: &mut State) -> Result<Option<Tier>, PolicyError> {
+        if !st.ctx.request.method.eq_ignore_ascii_case("GET") {
+            return Ok(None);
         }
         let allow_private = match &self.allow_private {
             Some(v) => v.truth(st)?,
             None => false,
         };
         if !allow_private && st.ctx.request.message.headers.contains("authorization") {
-            return Ok(Outcome::Continue);
+            return Ok(None);
         }
         let Some(tier) = st.cache.tier(self.caching_type) else {
             // `external` without an external cache: no caching.
-            return Ok(Outcome::Continue);
+            return Ok(None);
         };
         let key = self.key(st)?;
         let downstream = match &self.downstream {
@@ -146,37 +167,15 @@ impl CacheLookup {
             Some(v) => v.truth(st)?,
             None => true,
         };
-        let entry = match tier {
-            Tier::Internal => st.cache.get(&key),
-            // Reached only once an external store is configured, and the
-            // pipeline then awaits it; until then nothing is found here.
-            Tier::External => None,
-        };
-        let hit = match entry.as_deref() {
-            Some(e) => match &e.content {
-                Cached::Response(r) => Some((r.clone(), e.remaining())),
-                Cached::Value(_) => None,
-            },
-            None => None,
-        };
         st.cached = Lookup {
             key: Some(key),
             tier: Some(tier),
-            hit: hit.is_some(),
+            hit: false,
             allow_private,
             downstream,
             must_revalidate,
         };
-        let Some((r, left)) = hit else {
-            return Ok(Outcome::Continue);
-        };
-        let resp = st.response_mut();
-        resp.status = r.status;
-        resp.reason = r.reason;
-        resp.message.headers = crate::expr::context::Headers(r.headers);
-        resp.message.body = Some(r.body);
-        downstream_header(st, left);
-        Ok(Outcome::Respond)
+        Ok(Some(tier))
     }
 
     /// The response's cache key for this request.
@@ -242,6 +241,22 @@ impl CacheLookup {
 /// Appends one length-prefixed part to a key (so no part can pose as two).
 fn part(k: &mut String, s: &str) {
     let _ = write!(k, "|{}:{s}", s.len());
+}
+
+/// Ends `cache-lookup` with what was found: a hit answers with the
+/// stored response (and its time left), a miss continues.
+fn answer(st: &mut State, hit: Option<(CachedResponse, Duration)>) -> Outcome {
+    st.cached.hit = hit.is_some();
+    let Some((r, left)) = hit else {
+        return Outcome::Continue;
+    };
+    let resp = st.response_mut();
+    resp.status = r.status;
+    resp.reason = r.reason;
+    resp.message.headers = crate::expr::context::Headers(r.headers);
+    resp.message.body = Some(r.body);
+    downstream_header(st, left);
+    Outcome::Respond
 }
 
 /// Sets `Cache-Control` for `downstream-caching-type` private / public.
@@ -325,8 +340,8 @@ impl CacheStore {
         let ttl = Duration::from_secs(secs);
         let stored = match tier {
             Tier::Internal => st.cache.put(&key, Cached::Response(cached), ttl),
-            // See `CacheLookup::apply`.
-            Tier::External => false,
+            // Stored in the background: the response is not held back.
+            Tier::External => st.cache.store_later(&key, &Cached::Response(cached), ttl),
         };
         if stored {
             downstream_header(st, ttl);
@@ -372,6 +387,11 @@ impl CacheLookupValue {
             Some(Tier::Internal) => st.cache.get_value(&key),
             _ => None,
         };
+        self.answer(st, found)
+    }
+
+    /// Sets the variable to what was found, else to `default-value`.
+    fn answer(&self, st: &mut State, found: Option<Value>) -> Result<Outcome, PolicyError> {
         let value = match (found, &self.default) {
             (Some(v), _) => v,
             (None, Some(d)) => d.eval(st)?,
@@ -418,6 +438,16 @@ impl CacheStoreValue {
         }
         Ok(Outcome::Continue)
     }
+
+    /// The external store: the key, the value's byte form and its time to
+    /// live (`None` when nothing is stored: zero duration, too large).
+    fn external(&self, st: &mut State) -> Result<Option<Ext>, PolicyError> {
+        let key = value_key(&self.key.text(st)?);
+        let value = self.value.eval(st)?;
+        let ttl = Duration::from_secs(whole(&self.duration, st, "duration")?);
+        Ok(Cache::external_entry(&key, &Cached::Value(value), ttl)
+            .map(|bytes| Ext::Store(key, bytes, ttl)))
+    }
 }
 
 /// `<cache-remove-value>`.
@@ -442,6 +472,105 @@ impl CacheRemoveValue {
         }
         Ok(Outcome::Continue)
     }
+}
+
+/// An operation on the external tier a caching policy leaves to the
+/// pipeline, which awaits it ([`run`]) and then calls [`finish`].
+#[derive(Debug)]
+pub enum Ext {
+    /// `cache-lookup`: the response under the key.
+    Lookup(String),
+    /// `cache-lookup-value`: the value under the key.
+    LookupValue(String),
+    /// `cache-store-value`: the entry's byte form and time to live. Awaited
+    /// (one round trip) so later policies and requests find it.
+    Store(String, Bytes, Duration),
+    /// `cache-remove-value`.
+    Remove(String),
+}
+
+/// What [`plan`] made of a caching policy.
+#[derive(Debug)]
+pub enum Plan {
+    /// It ran (internal tier, or nothing to do).
+    Ready(Outcome),
+    /// Its external operation, to await.
+    External(Ext),
+}
+
+/// Runs `cache-lookup` or a value policy whose tier is internal (or none)
+/// at once, as `Step::apply` does; for the external tier, evaluates what
+/// the operation needs and leaves the operation to the pipeline.
+/// (`cache-store` needs no plan: it stores in the background.)
+pub fn plan(step: &Step, st: &mut State) -> Result<Plan, PolicyError> {
+    let ty = match &step.policy {
+        Policy::CacheLookup(p) => p.caching_type,
+        Policy::CacheLookupValue(p) => p.caching_type,
+        Policy::CacheStoreValue(p) => p.caching_type,
+        Policy::CacheRemoveValue(p) => p.caching_type,
+        _ => return step.apply(st).map(Plan::Ready),
+    };
+    if st.preflight || st.cache.tier(ty) != Some(Tier::External) {
+        return step.apply(st).map(Plan::Ready);
+    }
+    let op = match &step.policy {
+        Policy::CacheLookup(p) => p
+            .begin(st)
+            .map(|t| t.and_then(|_| st.cached.key.clone()).map(Ext::Lookup)),
+        Policy::CacheLookupValue(p) => p
+            .key
+            .text(st)
+            .map(|k| Some(Ext::LookupValue(value_key(&k)))),
+        Policy::CacheStoreValue(p) => p.external(st),
+        Policy::CacheRemoveValue(p) => p.key.text(st).map(|k| Some(Ext::Remove(value_key(&k)))),
+        _ => Ok(None),
+    };
+    Ok(match op.map_err(|e| step.locate(e))? {
+        Some(op) => Plan::External(op),
+        None => Plan::Ready(Outcome::Continue),
+    })
+}
+
+/// Performs `op` on the external tier: what a lookup found (a miss when
+/// the tier fails or times out), `None` for the others.
+pub async fn run(cache: &Cache, op: Ext) -> Option<(Cached, Duration)> {
+    match op {
+        Ext::Lookup(k) | Ext::LookupValue(k) => cache.fetch(&k).await,
+        Ext::Store(k, bytes, ttl) => {
+            cache.store(&k, bytes, ttl).await;
+            None
+        }
+        Ext::Remove(k) => {
+            cache.delete(&k).await;
+            None
+        }
+    }
+}
+
+/// Ends a planned policy with what [`run`] found.
+pub fn finish(
+    step: &Step,
+    st: &mut State,
+    found: Option<(Cached, Duration)>,
+) -> Result<Outcome, PolicyError> {
+    let r = match &step.policy {
+        Policy::CacheLookup(_) => Ok(answer(
+            st,
+            match found {
+                Some((Cached::Response(r), left)) => Some((r, left)),
+                _ => None,
+            },
+        )),
+        Policy::CacheLookupValue(p) => p.answer(
+            st,
+            match found {
+                Some((Cached::Value(v), _)) => Some(v),
+                _ => None,
+            },
+        ),
+        _ => Ok(Outcome::Continue),
+    };
+    r.map_err(|e| step.locate(e))
 }
 
 #[cfg(test)]
@@ -659,6 +788,119 @@ mod tests {
         st.cache = Arc::new(crate::policy::cache::Cache::new(1 << 20));
         run_plain(doc.section(Section::Inbound).unwrap(), &mut st).unwrap();
         assert!(!st.ctx.variables.contains_key("v"));
+    }
+
+    /// An in-memory external store (what Redis is to the gateway).
+    #[derive(Debug, Default)]
+    struct Mem(std::sync::Mutex<std::collections::HashMap<String, bytes::Bytes>>);
+
+    impl crate::policy::cache::External for Mem {
+        fn get<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> crate::policy::cache::ExternalFuture<'a, Option<bytes::Bytes>> {
+            let v = self.0.lock().unwrap().get(key).cloned();
+            Box::pin(async move { v })
+        }
+        fn set<'a>(
+            &'a self,
+            key: &'a str,
+            value: bytes::Bytes,
+            _ttl: std::time::Duration,
+        ) -> crate::policy::cache::ExternalFuture<'a, ()> {
+            self.0.lock().unwrap().insert(key.to_string(), value);
+            Box::pin(async {})
+        }
+        fn del<'a>(&'a self, key: &'a str) -> crate::policy::cache::ExternalFuture<'a, ()> {
+            self.0.lock().unwrap().remove(key);
+            Box::pin(async {})
+        }
+    }
+
+    /// Runs `steps` as the pipeline does with an external tier.
+    fn run_external(steps: &[Step], st: &mut State) -> Outcome {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for step in steps {
+            let o = match caching::plan(step, st).unwrap() {
+                caching::Plan::Ready(o) => o,
+                caching::Plan::External(op) => {
+                    let cache = st.cache.clone();
+                    let found = rt.block_on(caching::run(&cache, op));
+                    caching::finish(step, st, found).unwrap()
+                }
+            };
+            if o == Outcome::Respond {
+                return o;
+            }
+        }
+        Outcome::Continue
+    }
+
+    #[test]
+    fn the_external_tier_is_shared_and_internal_is_not() {
+        let mem: Arc<Mem> = Arc::default();
+        let cache = || {
+            let mut c = crate::policy::cache::Cache::new(1 << 20);
+            c.external = Some(mem.clone());
+            Arc::new(c)
+        };
+        let (a, b) = (cache(), cache());
+        let doc = test_doc(r#"<policies><inbound><cache-store-value key="k" value="@(new JObject(new JProperty(&quot;n&quot;, 7)))" duration="30" /><cache-store-value key="i" value="local" duration="30" caching-type="internal" /><cache-lookup-value key="k" variable-name="v" /><cache-lookup-value key="i" variable-name="w" default-value="none" caching-type="internal" /></inbound></policies>"#).unwrap();
+        let steps = doc.section(Section::Inbound).unwrap();
+        let mut sa = test_state(Section::Inbound);
+        sa.cache = a.clone();
+        run_external(steps, &mut sa);
+        assert!(matches!(&sa.ctx.variables["w"], Value::Str(s) if &**s == "local"));
+        // b finds the external value (a JSON object again), not a's internal one.
+        let lookups = &steps[2..];
+        let mut sb = test_state(Section::Inbound);
+        sb.cache = b.clone();
+        run_external(lookups, &mut sb);
+        assert_eq!(
+            sb.ctx.variables["v"].to_display().replace([' ', '\n'], ""),
+            r#"{"n":7}"#
+        );
+        assert!(matches!(&sb.ctx.variables["w"], Value::Str(s) if &**s == "none"));
+        // A response looked up on b after a stored it (directly, as the
+        // background store would).
+        let doc = test_doc(r#"<policies><inbound><cache-lookup vary-by-developer="false" vary-by-developer-groups="false" /></inbound></policies>"#).unwrap();
+        let inbound = doc.section(Section::Inbound).unwrap();
+        let mut miss = state("http://h/e");
+        miss.cache = a.clone();
+        assert_eq!(run_external(inbound, &mut miss), Outcome::Continue);
+        let key = miss.cached.key.clone().unwrap();
+        assert_eq!(miss.cached.tier, Some(crate::policy::cache::Tier::External));
+        let entry = crate::policy::cache::Cache::external_entry(
+            &key,
+            &crate::policy::cache::Cached::Response(crate::policy::cache::CachedResponse {
+                status: 200,
+                reason: "OK".into(),
+                headers: vec![],
+                body: bytes::Bytes::from_static(b"shared"),
+            }),
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap();
+        mem.0.lock().unwrap().insert(key, entry);
+        let mut hit = state("http://h/e");
+        hit.cache = b.clone();
+        assert_eq!(run_external(inbound, &mut hit), Outcome::Respond);
+        assert!(hit.cached.hit);
+        assert_eq!(
+            hit.ctx.response.unwrap().message.body.as_deref(),
+            Some(&b"shared"[..])
+        );
+        // Corrupt bytes are a miss.
+        for v in mem.0.lock().unwrap().values_mut() {
+            *v = bytes::Bytes::from_static(b"\x01garbage");
+        }
+        let mut again = state("http://h/e");
+        again.cache = b;
+        assert_eq!(run_external(inbound, &mut again), Outcome::Continue);
+        assert!(!again.cached.hit);
     }
 
     #[test]
