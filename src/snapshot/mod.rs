@@ -237,6 +237,7 @@ impl Snapshot {
 /// substituted, fragments inlined, expressions bound.
 fn policy_of(
     catalog: &Catalog,
+    options: &Options,
     scope: PolicyScope,
     problems: &mut Vec<Detail>,
 ) -> Option<Arc<Doc>> {
@@ -256,7 +257,13 @@ fn policy_of(
             .map(|d| d.xml.clone())
     };
     let loggers = |id: &str| catalog.loggers.contains_key(id);
-    match crate::policy::builtin::compile_document_with(&doc.xml, &named, &fragments, &loggers) {
+    match crate::policy::builtin::compile_document_opts(
+        &doc.xml,
+        &named,
+        &fragments,
+        &loggers,
+        options.dapr_sidecar.as_ref(),
+    ) {
         Ok(d) => Some(Arc::new(d)),
         Err(diags) => {
             for d in diags {
@@ -267,9 +274,34 @@ fn policy_of(
     }
 }
 
+/// What the node's configuration file adds to compiling a catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `[dapr] sidecar_url`: without it the Dapr policies do not compile.
+    pub dapr_sidecar: Option<crate::expr::context::Url>,
+}
+
+impl Options {
+    /// The options `settings` asks for (validated at load).
+    pub fn from_settings(settings: &crate::config::Settings) -> Options {
+        Options {
+            dapr_sidecar: settings
+                .dapr
+                .sidecar_url
+                .as_deref()
+                .and_then(|u| crate::expr::context::Url::parse(u.trim())),
+        }
+    }
+}
+
 /// Compiles `catalog`. On failure returns every problem, each with a target
 /// naming the resource (`apis/{id}/operations/{op}.urlTemplate`, ...).
 pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
+    compile_with(catalog, &Options::default())
+}
+
+/// [`compile`] with the node's [`Options`].
+pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Vec<Detail>> {
     let mut problems = Vec::new();
     let mut snap = Snapshot {
         revision: catalog.revision,
@@ -308,7 +340,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
 
     // Documents that do not check are reported above; compile the rest.
     if problems.is_empty() {
-        snap.global_policy = policy_of(catalog, PolicyScope::Global, &mut problems);
+        snap.global_policy = policy_of(catalog, options, PolicyScope::Global, &mut problems);
     }
     let compile_policies = problems.is_empty();
 
@@ -327,7 +359,12 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
                 .map(|set| set.iter().map(|g| group_pair(catalog, g)).collect())
                 .unwrap_or_default(),
             policy: if compile_policies {
-                policy_of(catalog, PolicyScope::Product(id.clone()), &mut problems)
+                policy_of(
+                    catalog,
+                    options,
+                    PolicyScope::Product(id.clone()),
+                    &mut problems,
+                )
             } else {
                 None
             },
@@ -388,6 +425,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
                         policy: if compile_policies {
                             policy_of(
                                 catalog,
+                                options,
                                 PolicyScope::Operation(id.clone(), op_id.clone()),
                                 &mut problems,
                             )
@@ -439,7 +477,12 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
             products,
             open_product,
             policy: if compile_policies {
-                policy_of(catalog, PolicyScope::Api(id.clone()), &mut problems)
+                policy_of(
+                    catalog,
+                    options,
+                    PolicyScope::Api(id.clone()),
+                    &mut problems,
+                )
             } else {
                 None
             },
@@ -570,6 +613,8 @@ pub struct SnapshotHandle {
     /// The revision in service, for whoever waits for the next one
     /// (the primary's long-polls).
     revision: tokio::sync::watch::Sender<u64>,
+    /// What every later compile of this node uses.
+    options: Options,
 }
 
 impl SnapshotHandle {
@@ -578,7 +623,21 @@ impl SnapshotHandle {
         SnapshotHandle {
             current: ArcSwap::from_pointee(snapshot),
             revision,
+            options: Options::default(),
         }
+    }
+
+    /// A handle whose later compiles use `options`.
+    pub fn with_options(snapshot: Snapshot, options: Options) -> SnapshotHandle {
+        SnapshotHandle {
+            options,
+            ..SnapshotHandle::new(snapshot)
+        }
+    }
+
+    /// The options this node compiles with.
+    pub fn options(&self) -> &Options {
+        &self.options
     }
 
     /// The current snapshot.

@@ -20,6 +20,7 @@ pub mod check_header;
 pub mod choose;
 pub mod cors;
 pub mod counting;
+pub mod dapr;
 pub mod emit_metric;
 pub mod find_and_replace;
 pub mod forward_request;
@@ -141,6 +142,7 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         | "authentication-certificate"
         | "authentication-managed-identity" => &[I],
         "cache-store" => &[O],
+        "publish-to-dapr" | "invoke-dapr-binding" => dapr::SECTIONS,
         _ => return None,
     })
 }
@@ -413,6 +415,8 @@ pub enum Policy {
     CacheLookupValue(caching::CacheLookupValue),
     CacheStoreValue(caching::CacheStoreValue),
     CacheRemoveValue(caching::CacheRemoveValue),
+    /// `publish-to-dapr`, `invoke-dapr-binding`: shared like `SendRequest`.
+    Dapr(Arc<dapr::DaprCall>),
 }
 
 impl Step {
@@ -433,7 +437,8 @@ impl Step {
             Policy::SendRequest(_)
             | Policy::SendOneWayRequest(_)
             | Policy::Retry(_)
-            | Policy::Wait(_) => Ok(Outcome::Continue),
+            | Policy::Wait(_)
+            | Policy::Dapr(_) => Ok(Outcome::Continue),
             Policy::Proxy(p) => p.apply(st),
             Policy::SetVariable(p) => p.apply(st),
             Policy::SetHeader(p) => p.apply(st),
@@ -517,6 +522,8 @@ pub struct Compiler<'a> {
     fragments: &'a dyn Fn(&str) -> Option<String>,
     /// Whether a logger id exists (`log-to-eventhub`).
     loggers: &'a dyn Fn(&str) -> bool,
+    /// `[dapr] sidecar_url`, when configured (the Dapr policies).
+    pub dapr: Option<&'a Url>,
     pub problems: Vec<Diagnostic>,
     reads_request_body: bool,
     reads_response_body: bool,
@@ -755,6 +762,7 @@ impl<'a> Compiler<'a> {
             named_values: self.named_values,
             fragments: self.fragments,
             loggers: self.loggers,
+            dapr: self.dapr,
             problems: Vec::new(),
             reads_request_body: false,
             reads_response_body: false,
@@ -780,8 +788,18 @@ impl<'a> Compiler<'a> {
             }
             "rewrite-uri" => Policy::RewriteUri(rewrite_uri::RewriteUri::parse(self, e)?),
             "set-backend-service" if e.attr("dapr-app-id").is_some() => {
-                self.error(e.span.start, azure_only::DAPR.into());
-                return None;
+                let Some(sidecar) = self.dapr else {
+                    self.error(e.span.start, azure_only::DAPR.into());
+                    return None;
+                };
+                Policy::SetBackendService(set_backend_service::SetBackendService::parse_dapr(
+                    self,
+                    e,
+                    sidecar.clone(),
+                )?)
+            }
+            "publish-to-dapr" | "invoke-dapr-binding" if self.dapr.is_some() => {
+                Policy::Dapr(Arc::new(dapr::DaprCall::parse(self, e, section)?))
             }
             "set-backend-service" => {
                 Policy::SetBackendService(set_backend_service::SetBackendService::parse(self, e)?)
@@ -892,6 +910,18 @@ pub fn compile_document(
     compile_document_with(xml, named_values, fragments, &|_| true)
 }
 
+/// [`compile_document_with`] that also knows the Dapr sidecar (`[dapr]
+/// sidecar_url`); without one the Dapr policies are compile errors.
+pub fn compile_document_opts(
+    xml: &str,
+    named_values: &dyn Fn(&str) -> Option<String>,
+    fragments: &dyn Fn(&str) -> Option<String>,
+    loggers: &dyn Fn(&str) -> bool,
+    dapr: Option<&Url>,
+) -> Result<Doc, Vec<Diagnostic>> {
+    compile_inner(xml, named_values, fragments, loggers, dapr)
+}
+
 /// [`compile_document`] that also checks `log-to-eventhub logger-id`s
 /// against `loggers` (the snapshot passes the catalog's loggers).
 pub fn compile_document_with(
@@ -900,12 +930,23 @@ pub fn compile_document_with(
     fragments: &dyn Fn(&str) -> Option<String>,
     loggers: &dyn Fn(&str) -> bool,
 ) -> Result<Doc, Vec<Diagnostic>> {
+    compile_inner(xml, named_values, fragments, loggers, None)
+}
+
+fn compile_inner(
+    xml: &str,
+    named_values: &dyn Fn(&str) -> Option<String>,
+    fragments: &dyn Fn(&str) -> Option<String>,
+    loggers: &dyn Fn(&str) -> bool,
+    dapr: Option<&Url>,
+) -> Result<Doc, Vec<Diagnostic>> {
     let root = super::xml::parse(xml).map_err(|d| vec![d])?;
     let mut cx = Compiler {
         xml,
         named_values,
         fragments,
         loggers,
+        dapr,
         problems: Vec::new(),
         reads_request_body: false,
         reads_response_body: false,
