@@ -7,7 +7,8 @@
 //! - `publish-to-dapr pubsub-name topic`: the element's content (text, an
 //!   expression, or a Liquid template with `template="liquid"`) is POSTed
 //!   to `{sidecar}/v1.0/publish/{pubsub-name}/{topic}`, with
-//!   `content-type` when given.
+//!   `content-type` when given. Without `pubsub-name`, `topic` is
+//!   `pubsub-name/topic-name`. Section: inbound.
 //! - `invoke-dapr-binding name operation` (default `create`): POSTs
 //!   `{"operation": ..., "metadata": {<item key>: value, ...}, "data": ...}`
 //!   to `{sidecar}/v1.0/bindings/{name}`; `<data>` that is JSON goes in as
@@ -17,7 +18,7 @@
 //! the sidecar's answer as an `IResponse`. A failure (no answer, timeout,
 //! or a 4xx/5xx status) goes to `on-error` unless `ignore-error="true"`:
 //! then the variable holds the answer, or `null` when there was none.
-//! Sections: inbound, outbound, on-error.
+//! `invoke-dapr-binding` sections: inbound, outbound, on-error.
 
 use super::send_request::Outgoing;
 use super::set_body::SetBody;
@@ -28,8 +29,11 @@ use crate::expr::Value;
 use crate::policy::xml::Element;
 use std::time::Duration;
 
-/// The sections these policies may appear in.
-pub const SECTIONS: &[Section] = &[Section::Inbound, Section::Outbound, Section::OnError];
+/// The sections `publish-to-dapr` may appear in.
+pub const PUBLISH_SECTIONS: &[Section] = &[Section::Inbound];
+
+/// The sections `invoke-dapr-binding` may appear in.
+pub const BINDING_SECTIONS: &[Section] = &[Section::Inbound, Section::Outbound, Section::OnError];
 
 /// APIM's default `timeout` for the Dapr policies.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,7 +41,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 enum Kind {
     Publish {
-        pubsub: Val,
+        /// Absent: `topic` is `pubsub-name/topic-name`.
+        pubsub: Option<Val>,
         topic: Val,
         body: Option<SetBody>,
     },
@@ -70,12 +75,21 @@ impl DaprCall {
             v
         };
         let kind = if e.name == "publish-to-dapr" {
-            let pubsub = required(cx, "pubsub-name");
-            let topic = required(cx, "topic");
+            let pubsub = cx.attr(e, "pubsub-name");
+            let topic = required(cx, "topic")?;
+            if let (None, Val::Lit(t)) = (&pubsub, &topic) {
+                if !t.trim().contains('/') {
+                    cx.error(
+                        e.span.start,
+                        "<publish-to-dapr> without pubsub-name needs topic=\"pubsub-name/topic-name\"".into(),
+                    );
+                    return None;
+                }
+            }
             let body = SetBody::parse(cx, e, section);
             Kind::Publish {
-                pubsub: pubsub?,
-                topic: topic?,
+                pubsub,
+                topic,
                 body,
             }
         } else {
@@ -122,6 +136,20 @@ impl DaprCall {
                 data,
             }
         };
+        if let Some(t) = cx.literal(e, "timeout") {
+            if !t.trim().starts_with('@')
+                && !t
+                    .trim()
+                    .parse::<f64>()
+                    .is_ok_and(|n| (1.0..=240.0).contains(&n))
+            {
+                cx.error(
+                    e.span.start,
+                    format!("timeout must be 1 to 240 seconds, not '{}'", t.trim()),
+                );
+                return None;
+            }
+        }
         Some(DaprCall {
             sidecar,
             kind,
@@ -143,10 +171,24 @@ impl DaprCall {
                 topic,
                 body,
             } => {
+                let topic = topic.text(st)?;
+                let (pubsub, topic) = match pubsub {
+                    Some(p) => (p.text(st)?, topic),
+                    None => match topic.trim().split_once('/') {
+                        Some((p, t)) => (p.to_string(), t.to_string()),
+                        None => {
+                            return Err(PolicyError::new(
+                                500,
+                                "ExpressionValueEvaluationFailure",
+                                format!("without pubsub-name, topic must be pubsub-name/topic-name, not '{topic}'"),
+                            ))
+                        }
+                    },
+                };
                 url.path = format!(
                     "/v1.0/publish/{}/{}",
-                    segment(&pubsub.text(st)?, "pubsub-name")?,
-                    segment(&topic.text(st)?, "topic")?
+                    segment(&pubsub, "pubsub-name")?,
+                    segment(&topic, "topic")?
                 );
                 if let Some(ct) = self.content_type.as_ref().filter(|c| !c.is_empty()) {
                     headers.append("Content-Type", ct.clone());
@@ -314,6 +356,13 @@ mod tests {
         let d = call(r#"<publish-to-dapr pubsub-name="p" topic="t">x</publish-to-dapr>"#).unwrap();
         assert_eq!(d.prepare(&st).unwrap().timeout, super::DEFAULT_TIMEOUT);
         assert!(call(r#"<publish-to-dapr pubsub-name="p">x</publish-to-dapr>"#).is_err());
+        assert!(call(r#"<publish-to-dapr topic="t">x</publish-to-dapr>"#).is_err());
+        assert!(call(
+            r#"<publish-to-dapr pubsub-name="p" topic="t" timeout="300">x</publish-to-dapr>"#
+        )
+        .is_err());
+        let c = call(r#"<publish-to-dapr topic="orders/new">x</publish-to-dapr>"#).unwrap();
+        assert_eq!(c.prepare(&st).unwrap().url.path, "/v1.0/publish/orders/new");
     }
 
     #[test]

@@ -142,7 +142,8 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         | "authentication-certificate"
         | "authentication-managed-identity" => &[I],
         "cache-store" => &[O],
-        "publish-to-dapr" | "invoke-dapr-binding" => dapr::SECTIONS,
+        "publish-to-dapr" => dapr::PUBLISH_SECTIONS,
+        "invoke-dapr-binding" => dapr::BINDING_SECTIONS,
         _ => return None,
     })
 }
