@@ -793,6 +793,13 @@ impl<'a> Compiler<'a> {
                     self.error(e.span.start, azure_only::DAPR.into());
                     return None;
                 };
+                if section != Section::Inbound {
+                    self.error(
+                        e.span.start,
+                        "<set-backend-service dapr-app-id> is allowed only in <inbound>".into(),
+                    );
+                    return None;
+                }
                 Policy::SetBackendService(set_backend_service::SetBackendService::parse_dapr(
                     self,
                     e,

@@ -3,10 +3,11 @@
 //! `rewrite-uri` set) and the query follow. Sections: inbound, backend.
 //!
 //! `backend-id="dapr" dapr-app-id dapr-method dapr-namespace` (with `[dapr]
-//! sidecar_url` configured): the request goes to the sidecar's service
-//! invocation, `{sidecar}/v1.0/invoke/{app-id}[.{namespace}]/method/{method}`;
-//! without `dapr-method` the method is the path after the API's path. The
-//! query follows.
+//! sidecar_url` configured; inbound only, as in APIM): the request goes to
+//! the sidecar's service invocation,
+//! `{sidecar}/v1.0/invoke/{app-id}[.{namespace}]/method/{method}`; without
+//! `dapr-method` (which APIM requires) the method is the path after the
+//! API's path. The query follows.
 
 use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::expr::context::Url;
@@ -73,16 +74,13 @@ impl SetBackendService {
             );
             return None;
         }
-        if let Some(id) = cx.literal(e, "backend-id") {
-            if id.trim() != "dapr" {
-                cx.error(
-                    e.span.start,
-                    format!(
-                        "<set-backend-service dapr-app-id> needs backend-id=\"dapr\", not '{id}'"
-                    ),
-                );
-                return None;
-            }
+        let id = cx.literal(e, "backend-id").unwrap_or_default();
+        if id.trim() != "dapr" {
+            cx.error(
+                e.span.start,
+                format!("<set-backend-service dapr-app-id> needs backend-id=\"dapr\", not '{id}'"),
+            );
+            return None;
         }
         let app = cx.attr(e, "dapr-app-id")?;
         if matches!(&app, Val::Lit(a) if a.trim().is_empty()) {
@@ -245,6 +243,17 @@ mod tests {
             "http://127.0.0.1:3500/v1.0/invoke/orders/method/orders/7?q=1"
         );
         assert!(dapr_doc(r#"backend-id="other" dapr-app-id="a""#).is_err());
+        assert!(dapr_doc(r#"dapr-app-id="a" dapr-method="m""#).is_err());
+        let sidecar = Url::parse("http://127.0.0.1:3500").unwrap();
+        let e = compile_document_opts(
+            r#"<policies><backend><set-backend-service backend-id="dapr" dapr-app-id="a" dapr-method="m" /></backend></policies>"#,
+            &|_| None,
+            &|_| None,
+            &|_| true,
+            Some(&sidecar),
+        )
+        .unwrap_err();
+        assert!(e[0].message.contains("only in <inbound>"), "{e:?}");
         assert!(dapr_doc(r#"base-url="http://x" dapr-app-id="a""#).is_err());
         let e = test_doc(r#"<policies><inbound><set-backend-service backend-id="dapr" dapr-app-id="a" /></inbound></policies>"#).unwrap_err();
         assert!(e[0].message.contains("[dapr] sidecar_url"), "{e:?}");
