@@ -9,7 +9,7 @@
 
 use crate::error::ApiError;
 use crate::model::{Catalog, Change};
-use crate::snapshot::{compile, SnapshotHandle};
+use crate::snapshot::{compile_with, SnapshotHandle};
 use crate::store::{Store, WriteError};
 use std::sync::Arc;
 
@@ -28,7 +28,9 @@ where
     let handle = snapshot.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let written = store.write(plan, |next| {
-            compile(next).map(Arc::new).map_err(ApiError::invalid_all)
+            compile_with(next, handle.options())
+                .map(Arc::new)
+                .map_err(ApiError::invalid_all)
         });
         match written {
             Ok(c) => {

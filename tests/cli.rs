@@ -256,6 +256,7 @@ fn example_config_documents_the_defaults() {
         "client_id",
         "client_secret",
         "imds_endpoint",
+        "sidecar_url",
     ] {
         assert!(
             text.contains(&format!("{key} =")),

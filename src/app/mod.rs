@@ -17,7 +17,7 @@ use crate::error::{random_hex, Secret};
 use crate::gateway::Gateway;
 use crate::mgmt::{self, MgmtState};
 use crate::shutdown::{self, Shutdown, Trigger};
-use crate::snapshot::{compile, SnapshotHandle};
+use crate::snapshot::{compile_with, SnapshotHandle};
 use crate::store::Store;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -214,7 +214,10 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
     let follower = Arc::new(crate::cluster::Follower::new(&settings));
     let (first, origin) = follower.bootstrap().await.map_err(StartError::Cluster)?;
     let revision = first.revision;
-    let snapshot = Arc::new(SnapshotHandle::new(first));
+    let snapshot = Arc::new(SnapshotHandle::with_options(
+        first,
+        crate::snapshot::Options::from_settings(&settings),
+    ));
     let (trigger, internal, relay_task) = relay(shutdown);
     let mut tasks = vec![relay_task];
     let grace = settings.node.shutdown_timeout;
@@ -279,7 +282,8 @@ async fn run_primary(
         .await
         .map_err(|e| StartError::Unsupported(format!("store open task failed: {e}")))??;
     let store = Arc::new(store);
-    let first = compile(&store.catalog()).map_err(|problems| {
+    let compile_options = crate::snapshot::Options::from_settings(&settings);
+    let first = compile_with(&store.catalog(), &compile_options).map_err(|problems| {
         StartError::Compile(
             problems
                 .iter()
@@ -288,7 +292,7 @@ async fn run_primary(
                 .join("; "),
         )
     })?;
-    let snapshot = Arc::new(SnapshotHandle::new(first));
+    let snapshot = Arc::new(SnapshotHandle::with_options(first, compile_options));
 
     // One internal trigger fans the outside signal out to every service.
     let (trigger, internal, relay_task) = relay(shutdown);

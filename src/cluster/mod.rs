@@ -17,7 +17,7 @@ pub mod client;
 use crate::config::Settings;
 use crate::model::{export, Heartbeat, RequestCounts};
 use crate::shutdown::Shutdown;
-use crate::snapshot::{compile, Snapshot, SnapshotHandle};
+use crate::snapshot::{compile_with, Options, Snapshot, SnapshotHandle};
 use crate::telemetry::RequestStats;
 use bytes::Bytes;
 use client::{CallError, Fetched, PrimaryClient};
@@ -50,12 +50,14 @@ pub struct Follower {
     started: Instant,
     /// Random per process: tells the primary which beats belong together.
     instance_id: String,
+    /// What this node compiles with (`[dapr]`).
+    options: Options,
 }
 
 /// Inflates, parses and compiles an export. Blocking.
-fn build(export: &[u8]) -> Result<Snapshot, String> {
+fn build(export: &[u8], options: &Options) -> Result<Snapshot, String> {
     let catalog = export::decode(export, export::MAX_EXPORT_BYTES).map_err(|e| e.to_string())?;
-    compile(&catalog).map_err(|problems| {
+    compile_with(&catalog, options).map_err(|problems| {
         let all: Vec<String> = problems
             .iter()
             .take(5)
@@ -65,8 +67,8 @@ fn build(export: &[u8]) -> Result<Snapshot, String> {
     })
 }
 
-async fn build_off_thread(export: Bytes) -> Result<Snapshot, String> {
-    tokio::task::spawn_blocking(move || build(&export))
+async fn build_off_thread(export: Bytes, options: Options) -> Result<Snapshot, String> {
+    tokio::task::spawn_blocking(move || build(&export, &options))
         .await
         .map_err(|e| format!("the compile task failed: {e}"))?
 }
@@ -120,6 +122,7 @@ impl Follower {
             from_backup: AtomicBool::new(false),
             started: Instant::now(),
             instance_id: crate::error::random_hex(8).unwrap_or_default(),
+            options: Options::from_settings(settings),
         }
     }
 
@@ -133,7 +136,7 @@ impl Follower {
     pub async fn bootstrap(&self) -> Result<(Snapshot, Origin), String> {
         let reason = match self.client.fetch(None, Duration::ZERO).await {
             Ok(Fetched::Config { revision, export }) => {
-                match build_off_thread(export.clone()).await {
+                match build_off_thread(export.clone(), self.options.clone()).await {
                     Ok(snapshot) => {
                         self.save_backup(revision, export).await;
                         tracing::info!(
@@ -164,7 +167,7 @@ impl Follower {
         let saved = loaded.map_err(|e| {
             format!("cannot start: no configuration from the primary {url} ({reason}), and {e}")
         })?;
-        let snapshot = build_off_thread(Bytes::from(saved.export))
+        let snapshot = build_off_thread(Bytes::from(saved.export), self.options.clone())
             .await
             .map_err(|e| {
                 format!(
@@ -283,7 +286,7 @@ impl Follower {
     /// keeps the old snapshot.
     async fn apply(&self, handle: &SnapshotHandle, revision: u64, export: Bytes) {
         let t = Instant::now();
-        match build_off_thread(export.clone()).await {
+        match build_off_thread(export.clone(), self.options.clone()).await {
             Ok(snapshot) => {
                 handle.replace(Arc::new(snapshot));
                 tracing::info!(

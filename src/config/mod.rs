@@ -27,6 +27,7 @@ pub struct Settings {
     pub telemetry: Telemetry,
     pub cache: CacheSettings,
     pub identity: Identity,
+    pub dapr: Dapr,
 }
 
 /// The node's role in a cluster.
@@ -240,6 +241,16 @@ pub struct Identity {
     pub imds_endpoint: Option<String>,
 }
 
+/// `[dapr]`: the Dapr sidecar the Dapr policies call (`publish-to-dapr`,
+/// `invoke-dapr-binding`, `set-backend-service dapr-app-id`). None by
+/// default: those policies are then compile errors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dapr {
+    /// The sidecar's HTTP API, like `http://127.0.0.1:3500`.
+    pub sidecar_url: Option<String>,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -445,6 +456,20 @@ impl Settings {
                 }
             }
         }
+        if let Some(u) = &self.dapr.sidecar_url {
+            let plain = u
+                .parse::<http::Uri>()
+                .ok()
+                .is_some_and(|p| p.query().is_none() && matches!(p.path(), "" | "/"));
+            if !http_url(u) || !plain {
+                return Err(at(
+                    find_key(text, "sidecar_url"),
+                    format!(
+                        "dapr.sidecar_url must be an absolute http(s) URL without a path, like \"http://127.0.0.1:3500\" (got {u:?})"
+                    ),
+                ));
+            }
+        }
         if self.identity.token_endpoint.is_some()
             && (self.identity.client_id.is_none() || self.identity.client_secret.is_none())
         {
@@ -563,6 +588,29 @@ mod tests {
         assert_eq!(e.line, 2, "{e}");
         assert!(e.message.contains("duration"), "{e}");
         let e = Settings::parse("c.toml", "[node]\nrole = \"leader\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn dapr_sidecar_url_is_checked() {
+        let s = Settings::parse(
+            "c.toml",
+            "[dapr]\nsidecar_url = \"http://127.0.0.1:3500\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.dapr.sidecar_url.as_deref(), Some("http://127.0.0.1:3500"));
+        assert!(Settings::parse("c.toml", "")
+            .unwrap()
+            .dapr
+            .sidecar_url
+            .is_none());
+        for bad in ["localhost:3500", "ftp://h:1", "http://h:1/v1.0"] {
+            let e = Settings::parse("c.toml", &format!("[dapr]\n\nsidecar_url = {bad:?}\n"))
+                .unwrap_err();
+            assert_eq!(e.line, 3, "{bad}: {e}");
+            assert!(e.message.contains("dapr.sidecar_url"), "{e}");
+        }
+        let e = Settings::parse("c.toml", "[dapr]\nsidecar = \"http://h:1\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
     }
 

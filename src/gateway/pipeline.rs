@@ -20,6 +20,7 @@ use crate::expr::context::{LastError, Response as CtxResponse};
 use crate::policy::builtin::{
     authentication_managed_identity::ManagedIdentity,
     caching, counting,
+    dapr::DaprCall,
     forward_request::{ForwardRequest, HttpVersion},
     retry::{Plan, Retry},
     send_request::{Outgoing, SendRequest},
@@ -248,6 +249,12 @@ pub(super) fn run_steps<'a>(
                     s.store(&mut ctx.state, result)
                         .map_err(|e| scoped(super::callout::locate(e, &steps[i]), level, section))?
                 }
+                Next::Dapr(d, out) => {
+                    let result =
+                        super::callout::exchange(upstream, out, ctx.api().id.as_ref()).await;
+                    d.store(&mut ctx.state, result)
+                        .map_err(|e| scoped(super::callout::locate(e, &steps[i]), level, section))?
+                }
                 Next::OneWay(out) => {
                     super::callout::spawn_one_way(upstream, out, ctx.api().id.as_ref());
                     Outcome::Continue
@@ -338,6 +345,8 @@ enum Next<'a> {
     Send(Arc<SendRequest>, Outgoing),
     /// `send-one-way-request`, prepared.
     OneWay(Outgoing),
+    /// `publish-to-dapr`, `invoke-dapr-binding`, prepared.
+    Dapr(Arc<DaprCall>, Outgoing),
     Retry(&'a Retry, Plan),
     /// `wait`; whether `for="any"`.
     Wait(&'a Wait, bool),
@@ -413,6 +422,11 @@ fn next_of<'a>(
         Policy::SendRequest(s) if !ctx.state.preflight => Next::Send(
             s.clone(),
             s.prepare(&ctx.state)
+                .map_err(|e| scoped(super::callout::locate(e, step), level, section))?,
+        ),
+        Policy::Dapr(d) if !ctx.state.preflight => Next::Dapr(
+            d.clone(),
+            d.prepare(&ctx.state)
                 .map_err(|e| scoped(super::callout::locate(e, step), level, section))?,
         ),
         Policy::SendOneWayRequest(s) if !ctx.state.preflight => Next::OneWay(

@@ -238,6 +238,7 @@ impl Snapshot {
 fn policy_of(
     catalog: &Catalog,
     certs: &backends::ClientCerts,
+    options: &Options,
     scope: PolicyScope,
     problems: &mut Vec<Detail>,
 ) -> Option<Arc<Doc>> {
@@ -266,6 +267,7 @@ fn policy_of(
         &fragments,
         &loggers,
         Some(&lookup),
+        options.dapr_sidecar.as_ref(),
     ) {
         Ok(d) => Some(Arc::new(d)),
         Err(diags) => {
@@ -277,9 +279,34 @@ fn policy_of(
     }
 }
 
+/// What the node's configuration file adds to compiling a catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `[dapr] sidecar_url`: without it the Dapr policies do not compile.
+    pub dapr_sidecar: Option<crate::expr::context::Url>,
+}
+
+impl Options {
+    /// The options `settings` asks for (validated at load).
+    pub fn from_settings(settings: &crate::config::Settings) -> Options {
+        Options {
+            dapr_sidecar: settings
+                .dapr
+                .sidecar_url
+                .as_deref()
+                .and_then(|u| crate::expr::context::Url::parse(u.trim())),
+        }
+    }
+}
+
 /// Compiles `catalog`. On failure returns every problem, each with a target
 /// naming the resource (`apis/{id}/operations/{op}.urlTemplate`, ...).
 pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
+    compile_with(catalog, &Options::default())
+}
+
+/// [`compile`] with the node's [`Options`].
+pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Vec<Detail>> {
     let mut problems = Vec::new();
     let mut snap = Snapshot {
         revision: catalog.revision,
@@ -319,7 +346,8 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
 
     // Documents that do not check are reported above; compile the rest.
     if problems.is_empty() {
-        snap.global_policy = policy_of(catalog, &certs, PolicyScope::Global, &mut problems);
+        snap.global_policy =
+            policy_of(catalog, &certs, options, PolicyScope::Global, &mut problems);
     }
     let compile_policies = problems.is_empty();
 
@@ -341,6 +369,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
                 policy_of(
                     catalog,
                     &certs,
+                    options,
                     PolicyScope::Product(id.clone()),
                     &mut problems,
                 )
@@ -405,6 +434,7 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
                             policy_of(
                                 catalog,
                                 &certs,
+                                options,
                                 PolicyScope::Operation(id.clone(), op_id.clone()),
                                 &mut problems,
                             )
@@ -456,7 +486,13 @@ pub fn compile(catalog: &Catalog) -> Result<Snapshot, Vec<Detail>> {
             products,
             open_product,
             policy: if compile_policies {
-                policy_of(catalog, &certs, PolicyScope::Api(id.clone()), &mut problems)
+                policy_of(
+                    catalog,
+                    &certs,
+                    options,
+                    PolicyScope::Api(id.clone()),
+                    &mut problems,
+                )
             } else {
                 None
             },
@@ -587,6 +623,8 @@ pub struct SnapshotHandle {
     /// The revision in service, for whoever waits for the next one
     /// (the primary's long-polls).
     revision: tokio::sync::watch::Sender<u64>,
+    /// What every later compile of this node uses.
+    options: Options,
 }
 
 impl SnapshotHandle {
@@ -595,7 +633,21 @@ impl SnapshotHandle {
         SnapshotHandle {
             current: ArcSwap::from_pointee(snapshot),
             revision,
+            options: Options::default(),
         }
+    }
+
+    /// A handle whose later compiles use `options`.
+    pub fn with_options(snapshot: Snapshot, options: Options) -> SnapshotHandle {
+        SnapshotHandle {
+            options,
+            ..SnapshotHandle::new(snapshot)
+        }
+    }
+
+    /// The options this node compiles with.
+    pub fn options(&self) -> &Options {
+        &self.options
     }
 
     /// The current snapshot.

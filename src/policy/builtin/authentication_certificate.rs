@@ -120,7 +120,7 @@ mod tests {
 
     fn compile(xml: &str) -> Result<Doc, Vec<Diagnostic>> {
         // No certificate is stored.
-        compile_document_certs(xml, &|_| None, &|_| None, &|_| true, Some(&|_| None))
+        compile_document_certs(xml, &|_| None, &|_| None, &|_| true, Some(&|_| None), None)
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! (an embeddings backend and a vector cache), `authentication-token-store`
 //! (the credential manager's token store), and the Dapr policies
 //! (`publish-to-dapr`, `invoke-dapr-binding`, `set-backend-service
-//! dapr-app-id`: a Dapr sidecar, which this gateway does not run beside).
+//! dapr-app-id`) when no Dapr sidecar is configured (`[dapr] sidecar_url`;
+//! with one they run, see `dapr.rs`).
 
 use crate::policy::xml::Element;
 
 /// The message for the Dapr policies.
-pub const DAPR: &str = "<set-backend-service dapr-app-id> needs a Dapr sidecar, which this gateway does not run beside; name a backend URL or backend-id instead";
+pub const DAPR: &str = "<set-backend-service dapr-app-id> needs a Dapr sidecar: configure [dapr] sidecar_url in the configuration file, or name a backend URL or backend-id instead";
 
 /// Why `e` cannot run here, if it needs an Azure-only service.
 pub fn reason(e: &Element) -> Option<&'static str> {
@@ -32,7 +33,7 @@ pub fn reason(e: &Element) -> Option<&'static str> {
             "needs an embeddings backend and a vector-search cache (Azure Managed Redis), which this gateway does not have"
         }
         "publish-to-dapr" | "invoke-dapr-binding" => {
-            "needs a Dapr sidecar, which this gateway does not run beside"
+            "needs a Dapr sidecar: configure [dapr] sidecar_url in the configuration file"
         }
         "send-service-bus-message" => {
             "needs Azure Service Bus with a managed identity, which exist only in Azure"

@@ -21,6 +21,7 @@ pub mod check_header;
 pub mod choose;
 pub mod cors;
 pub mod counting;
+pub mod dapr;
 pub mod emit_metric;
 pub mod find_and_replace;
 pub mod forward_request;
@@ -142,6 +143,8 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         | "authentication-certificate"
         | "authentication-managed-identity" => &[I],
         "cache-store" => &[O],
+        "publish-to-dapr" => dapr::PUBLISH_SECTIONS,
+        "invoke-dapr-binding" => dapr::BINDING_SECTIONS,
         _ => return None,
     })
 }
@@ -418,6 +421,8 @@ pub enum Policy {
     CacheLookupValue(caching::CacheLookupValue),
     CacheStoreValue(caching::CacheStoreValue),
     CacheRemoveValue(caching::CacheRemoveValue),
+    /// `publish-to-dapr`, `invoke-dapr-binding`: shared like `SendRequest`.
+    Dapr(Arc<dapr::DaprCall>),
 }
 
 impl Step {
@@ -439,7 +444,8 @@ impl Step {
             Policy::SendRequest(_)
             | Policy::SendOneWayRequest(_)
             | Policy::Retry(_)
-            | Policy::Wait(_) => Ok(Outcome::Continue),
+            | Policy::Wait(_)
+            | Policy::Dapr(_) => Ok(Outcome::Continue),
             Policy::Proxy(p) => p.apply(st),
             Policy::SetVariable(p) => p.apply(st),
             Policy::SetHeader(p) => p.apply(st),
@@ -526,6 +532,8 @@ pub struct Compiler<'a> {
     /// Stored certificates (`authentication-certificate`); `None`: not
     /// resolved (compiled without the catalog).
     pub certificates: Option<&'a CertLookup<'a>>,
+    /// `[dapr] sidecar_url`, when configured (the Dapr policies).
+    pub dapr: Option<&'a Url>,
     pub problems: Vec<Diagnostic>,
     reads_request_body: bool,
     reads_response_body: bool,
@@ -765,6 +773,7 @@ impl<'a> Compiler<'a> {
             fragments: self.fragments,
             loggers: self.loggers,
             certificates: self.certificates,
+            dapr: self.dapr,
             problems: Vec::new(),
             reads_request_body: false,
             reads_response_body: false,
@@ -790,8 +799,25 @@ impl<'a> Compiler<'a> {
             }
             "rewrite-uri" => Policy::RewriteUri(rewrite_uri::RewriteUri::parse(self, e)?),
             "set-backend-service" if e.attr("dapr-app-id").is_some() => {
-                self.error(e.span.start, azure_only::DAPR.into());
-                return None;
+                let Some(sidecar) = self.dapr else {
+                    self.error(e.span.start, azure_only::DAPR.into());
+                    return None;
+                };
+                if section != Section::Inbound {
+                    self.error(
+                        e.span.start,
+                        "<set-backend-service dapr-app-id> is allowed only in <inbound>".into(),
+                    );
+                    return None;
+                }
+                Policy::SetBackendService(set_backend_service::SetBackendService::parse_dapr(
+                    self,
+                    e,
+                    sidecar.clone(),
+                )?)
+            }
+            "publish-to-dapr" | "invoke-dapr-binding" if self.dapr.is_some() => {
+                Policy::Dapr(Arc::new(dapr::DaprCall::parse(self, e, section)?))
             }
             "set-backend-service" => {
                 Policy::SetBackendService(set_backend_service::SetBackendService::parse(self, e)?)
@@ -898,6 +924,18 @@ pub fn compile_document(
     compile_document_with(xml, named_values, fragments, &|_| true)
 }
 
+/// [`compile_document_with`] that also knows the Dapr sidecar (`[dapr]
+/// sidecar_url`); without one the Dapr policies are compile errors.
+pub fn compile_document_opts(
+    xml: &str,
+    named_values: &dyn Fn(&str) -> Option<String>,
+    fragments: &dyn Fn(&str) -> Option<String>,
+    loggers: &dyn Fn(&str) -> bool,
+    dapr: Option<&Url>,
+) -> Result<Doc, Vec<Diagnostic>> {
+    compile_document_certs(xml, named_values, fragments, loggers, None, dapr)
+}
+
 /// [`compile_document`] that also checks `log-to-eventhub logger-id`s
 /// against `loggers` (the snapshot passes the catalog's loggers).
 pub fn compile_document_with(
@@ -906,7 +944,7 @@ pub fn compile_document_with(
     fragments: &dyn Fn(&str) -> Option<String>,
     loggers: &dyn Fn(&str) -> bool,
 ) -> Result<Doc, Vec<Diagnostic>> {
-    compile_document_certs(xml, named_values, fragments, loggers, None)
+    compile_document_certs(xml, named_values, fragments, loggers, None, None)
 }
 
 /// Looks up a stored certificate by id or thumbprint.
@@ -914,13 +952,16 @@ pub type CertLookup<'a> =
     dyn Fn(authentication_certificate::CertRef<'_>) -> Option<Arc<crate::model::ClientCert>> + 'a;
 
 /// [`compile_document_with`] that also resolves `authentication-certificate`
-/// against `certificates` (the snapshot passes the catalog's).
+/// against `certificates` (the snapshot passes the catalog's) and knows
+/// the Dapr sidecar (`[dapr] sidecar_url`; without one the Dapr policies
+/// are compile errors).
 pub fn compile_document_certs<'a>(
     xml: &'a str,
     named_values: &'a dyn Fn(&str) -> Option<String>,
     fragments: &'a dyn Fn(&str) -> Option<String>,
     loggers: &'a dyn Fn(&str) -> bool,
     certificates: Option<&'a CertLookup<'a>>,
+    dapr: Option<&'a Url>,
 ) -> Result<Doc, Vec<Diagnostic>> {
     let root = super::xml::parse(xml).map_err(|d| vec![d])?;
     let mut cx = Compiler {
@@ -929,6 +970,7 @@ pub fn compile_document_certs<'a>(
         fragments,
         loggers,
         certificates,
+        dapr,
         problems: Vec::new(),
         reads_request_body: false,
         reads_response_body: false,
