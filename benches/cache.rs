@@ -4,6 +4,9 @@
 //! the gateway's cache. When `redis-server` is installed, the same hit
 //! from the external tier (Redis on loopback: one `GET` and the decoding of
 //! the stored bytes). Figures only; run with `cargo bench --bench cache`.
+#[path = "support/redis.rs"]
+mod support;
+use support::redis_server;
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
@@ -83,33 +86,6 @@ fn benches(c: &mut Criterion) {
         b.iter(|| raw.get(black_box("k")).is_some())
     });
     redis_figures(&doc);
-}
-
-/// A throw-away redis-server on a free port; `None` when not installed.
-fn redis_server() -> Option<(std::process::Child, u16, tempfile::TempDir)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let dir = tempfile::tempdir().ok()?;
-    let child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if t.elapsed() > Duration::from_secs(10) {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some((child, port, dir))
 }
 
 /// A `cache-lookup` hit from Redis, as the pipeline runs it (plan, await
