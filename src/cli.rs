@@ -31,7 +31,8 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Write a config.toml with a freshly generated admin key.
+    /// Write a config.toml with a freshly generated admin key (and HTTPS on,
+    /// with a self-signed certificate under data/tls).
     Init {
         /// Directory to write into.
         #[arg(long, value_name = "DIR", default_value = ".")]
@@ -296,7 +297,9 @@ fn init(dir: &std::path::Path) -> ExitCode {
         "# turnpike configuration, written by `turnpike init`.\n\
          # Every key and its default: config.example.toml.\n\n\
          [node]\nrole = \"primary\"\nregion = \"default\"\ndata_dir = \"./data\"\n\n\
-         [gateway]\nhttp = \"0.0.0.0:8080\"\n\n\
+         [gateway]\nhttp = \"0.0.0.0:8080\"\n\
+         # Self-signed certificate: data/tls/gateway.crt (set tls_cert/tls_key for your own).\n\
+         https = \"0.0.0.0:8443\"\n\n\
          [management]\nlisten = \"127.0.0.1:8001\"\n\
          # Bearer token for /mgmt. Keep this file private (mode 0600).\n\
          admin_key = \"{key}\"\n\n\
@@ -306,6 +309,16 @@ fn init(dir: &std::path::Path) -> ExitCode {
         return fail(format!("cannot write {}: {e}", path.display()), 1);
     }
     println!("wrote {} (admin key inside, mode 0600)", path.display());
+    let (cert, key) = crate::tls::default_paths(&dir.join("data"));
+    match crate::tls::ensure_self_signed(&cert, &key) {
+        Ok(true) => println!(
+            "wrote {} and {} (self-signed for localhost and this host)",
+            cert.display(),
+            key.display()
+        ),
+        Ok(false) => println!("kept the existing {}", cert.display()),
+        Err(e) => return fail(e, 1),
+    }
     ExitCode::SUCCESS
 }
 
@@ -423,6 +436,8 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, demo: bool) -> Exit
         });
         let running = match app::run(settings, Options { demo }, shutdown).await {
             Ok(r) => r,
+            // An unusable certificate is a configuration mistake: exit 2.
+            Err(e @ app::StartError::Tls(_)) => return fail(e, 2),
             Err(e) => return fail(e, 1),
         };
         announce(&running);

@@ -40,6 +40,7 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod writer;
 
 pub use app::{run, Options, Running};

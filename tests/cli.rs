@@ -152,6 +152,20 @@ fn init_writes_a_private_config_with_a_fresh_key() {
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // HTTPS on, with a self-signed certificate under data/tls.
+    assert_eq!(settings.gateway.https.unwrap().get_ref().port(), 8443);
+    let tls = target.join("data/tls");
+    assert!(
+        turnpike::tls::server_config(&tls.join("gateway.crt"), &tls.join("gateway.key")).is_ok()
+    );
+    assert_eq!(
+        std::fs::metadata(tls.join("gateway.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     // A second init refuses to overwrite.
     let again = turnpike(&["init", "--dir", target.to_str().unwrap()], dir.path());
     assert!(!again.status.success());

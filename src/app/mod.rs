@@ -61,6 +61,9 @@ pub enum StartError {
     Unsupported(String),
     #[error("demo: {0}")]
     Demo(String),
+    /// The HTTPS listener's certificate or key is unusable.
+    #[error("gateway.https: {0}")]
+    Tls(String),
     /// A secondary has no configuration to serve.
     #[error("{0}")]
     Cluster(String),
@@ -69,7 +72,8 @@ pub enum StartError {
 /// A started appliance.
 pub struct Running {
     /// `(name, address)` per listener, in the order they were bound:
-    /// `gateway-http`, then `management` (primary only).
+    /// `gateway-http`, `gateway-https` (when set), then `management`
+    /// (primary only).
     pub listeners: Vec<(&'static str, SocketAddr)>,
     /// Where the generated admin key was written (first start without
     /// `admin_key` in the configuration), else `None`.
@@ -164,6 +168,41 @@ fn secret_file(path: &Path) -> Result<(Secret, bool), StartError> {
 
 pub use crate::durable::write_private;
 
+/// Binds the HTTPS listener when `gateway.https` is set: loads (or, with
+/// no paths configured, generates on first start) the certificate and key.
+async fn bind_https(
+    settings: &Settings,
+) -> Result<Option<(TcpListener, SocketAddr, tokio_rustls::TlsAcceptor)>, StartError> {
+    let Some(addr) = settings.gateway.https.as_ref().map(|a| *a.get_ref()) else {
+        return Ok(None);
+    };
+    let data_dir = &settings.node.data_dir;
+    let (cert, key) = match (&settings.gateway.tls_cert, &settings.gateway.tls_key) {
+        (Some(c), Some(k)) => (data_dir.join(c), data_dir.join(k)),
+        _ => {
+            let (cert, key) = crate::tls::default_paths(data_dir);
+            if crate::tls::ensure_self_signed(&cert, &key).map_err(StartError::Tls)? {
+                tracing::info!(
+                    cert = %cert.display(),
+                    key = %key.display(),
+                    "generated a self-signed gateway certificate"
+                );
+            } else {
+                tracing::info!(cert = %cert.display(), "using the gateway certificate");
+            }
+            (cert, key)
+        }
+    };
+    let config = crate::tls::server_config(&cert, &key).map_err(StartError::Tls)?;
+    let listener = bind("gateway-https", addr).await?;
+    let local = local(&listener, addr);
+    Ok(Some((
+        listener,
+        local,
+        tokio_rustls::TlsAcceptor::from(config),
+    )))
+}
+
 async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
@@ -224,9 +263,19 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
     let stats = Arc::new(crate::telemetry::RequestStats::default());
 
     let gw_listener = bind("gateway-http", settings.gateway.http).await?;
-    let listeners = vec![("gateway-http", local(&gw_listener, settings.gateway.http))];
+    let mut listeners = vec![("gateway-http", local(&gw_listener, settings.gateway.http))];
+    let https = bind_https(&settings).await?;
     let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats.clone()));
     let telemetry = gateway.telemetry();
+    if let Some((listener, addr, acceptor)) = https {
+        listeners.push(("gateway-https", addr));
+        tasks.push(tokio::spawn(gateway.clone().serve_https(
+            listener,
+            acceptor,
+            internal.clone(),
+            grace,
+        )));
+    }
     tasks.push(tokio::spawn(gateway.serve(
         gw_listener,
         internal.clone(),
@@ -326,9 +375,19 @@ async fn run_primary(
 
     let gw_listener = bind("gateway-http", settings.gateway.http).await?;
     listeners.push(("gateway-http", local(&gw_listener, settings.gateway.http)));
+    let https = bind_https(&settings).await?;
     let stats = Arc::new(crate::telemetry::RequestStats::default());
     let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats));
     let telemetry = gateway.telemetry();
+    if let Some((listener, addr, acceptor)) = https {
+        listeners.push(("gateway-https", addr));
+        tasks.push(tokio::spawn(gateway.clone().serve_https(
+            listener,
+            acceptor,
+            internal.clone(),
+            grace,
+        )));
+    }
     tasks.push(tokio::spawn(gateway.serve(
         gw_listener,
         internal.clone(),

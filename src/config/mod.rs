@@ -76,6 +76,13 @@ pub struct Gateway {
     pub http: SocketAddr,
     /// HTTPS listener (needs a certificate); not enabled by default.
     pub https: Option<toml::Spanned<SocketAddr>>,
+    /// PEM certificate chain for `https` (relative paths: under
+    /// `node.data_dir`). Absent: `{data_dir}/tls/gateway.crt`, self-signed
+    /// on first start.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert` (relative paths: under
+    /// `node.data_dir`). Absent: `{data_dir}/tls/gateway.key`.
+    pub tls_key: Option<PathBuf>,
     /// Time allowed to open a TCP (and TLS) connection to a backend.
     #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
@@ -92,6 +99,8 @@ impl Default for Gateway {
         Gateway {
             http: SocketAddr::from(([0, 0, 0, 0], 8080)),
             https: None,
+            tls_cert: None,
+            tls_key: None,
             connect_timeout: Duration::from_secs(10),
             backend_timeout: Duration::from_secs(300),
             pool_max_idle_per_host: 256,
@@ -416,12 +425,15 @@ impl Settings {
                 ));
             }
         }
-        if let Some(https) = &self.gateway.https {
+        if self.gateway.tls_cert.is_some() != self.gateway.tls_key.is_some() {
+            let key = if self.gateway.tls_cert.is_some() {
+                "tls_cert"
+            } else {
+                "tls_key"
+            };
             return Err(at(
-                https.span().start,
-                "gateway.https: this build serves HTTPS only once a certificate is configured, \
-                 and certificate settings are not available yet; remove the key"
-                    .into(),
+                find_key(text, key),
+                "gateway.tls_cert and gateway.tls_key go together: set both or neither".into(),
             ));
         }
         if let Some(key) = &self.management.admin_key {
@@ -548,6 +560,20 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_and_tls_paths() {
+        let s = Settings::parse(
+            "c.toml",
+            "[gateway]\nhttps = \"127.0.0.1:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.gateway.https.unwrap().get_ref().port(), 8443);
+        assert_eq!(s.gateway.tls_key.unwrap(), PathBuf::from("k.pem"));
+        let e = Settings::parse("c.toml", "[gateway]\n\ntls_cert = \"c.pem\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("c.toml:3: "), "{e}");
+        assert!(e.to_string().contains("tls_key"), "{e}");
+    }
 
     #[test]
     fn empty_file_is_all_defaults() {

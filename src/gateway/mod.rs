@@ -12,6 +12,7 @@
 pub mod backends;
 pub mod callout;
 pub mod error;
+pub mod https;
 pub mod identity;
 pub mod oidc;
 pub mod pipeline;

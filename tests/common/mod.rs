@@ -80,6 +80,11 @@ impl TestApp {
         self.dir.take().unwrap()
     }
 
+    /// The bound address of listener `name` (e.g. `gateway-https`).
+    pub fn running_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.running.as_ref()?.addr(name)
+    }
+
     /// The gateway's custom metrics and loggers.
     pub fn telemetry(&self) -> std::sync::Arc<turnpike::telemetry::Telemetry> {
         self.running.as_ref().unwrap().telemetry.clone()

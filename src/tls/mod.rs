@@ -1,0 +1,163 @@
+//! Server-side TLS for the gateway's HTTPS listener: reads the PEM
+//! certificate chain and private key, generates a self-signed pair on first
+//! start when none is configured, and builds the rustls `ServerConfig`
+//! (ring provider, TLS 1.2 and 1.3, ALPN `h2` / `http/1.1`, session
+//! resumption by cache and tickets). Errors never carry key material.
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ServerSessionMemoryCache;
+use rustls::ServerConfig;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Sessions remembered for TLS 1.2 session-id resumption (and TLS 1.3
+/// when tickets are unavailable).
+const SESSION_CACHE: usize = 4096;
+
+/// The default certificate and key paths under the data directory.
+pub fn default_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+    let dir = data_dir.join("tls");
+    (dir.join("gateway.crt"), dir.join("gateway.key"))
+}
+
+/// The names a generated certificate covers: `localhost`, `127.0.0.1`,
+/// `::1` and the machine's hostname.
+pub fn default_names() -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let h = h.trim();
+        if !h.is_empty() && !names.iter().any(|n| n == h) {
+            names.push(h.to_string());
+        }
+    }
+    names
+}
+
+/// Writes a self-signed certificate for `names` to `cert` and its key to
+/// `key` (mode 0600), creating the parent directories.
+pub fn generate_self_signed(cert: &Path, key: &Path, names: Vec<String>) -> Result<(), String> {
+    let pair = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| format!("cannot generate a self-signed certificate: {e}"))?;
+    for p in [cert, key] {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+    }
+    crate::durable::write_private(key, pair.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", key.display()))?;
+    std::fs::write(cert, pair.cert.pem())
+        .map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+    Ok(())
+}
+
+/// Generates the self-signed pair when neither file exists. Returns
+/// whether it did.
+pub fn ensure_self_signed(cert: &Path, key: &Path) -> Result<bool, String> {
+    match (cert.exists(), key.exists()) {
+        (false, false) => generate_self_signed(cert, key, default_names()).map(|_| true),
+        (true, true) => Ok(false),
+        (true, false) => Err(format!(
+            "{} is missing (the certificate exists)",
+            key.display()
+        )),
+        (false, true) => Err(format!("{} is missing (the key exists)", cert.display())),
+    }
+}
+
+/// Reads the PEM certificate chain (leaf first).
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("certificate {}: {}", path.display(), pem_error(&e)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate {}: {}", path.display(), pem_error(&e)))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "certificate {}: no PEM CERTIFICATE found",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// Reads the PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| format!("private key {}: {}", path.display(), pem_error(&e)))
+}
+
+/// A PEM error in words that never quote the file's contents.
+fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::Io(io) => io.to_string(),
+        Error::NoItemsFound => "no PEM item of the expected kind found".into(),
+        _ => "not valid PEM".into(),
+    }
+}
+
+/// The HTTPS listener's rustls configuration from a certificate chain and
+/// key in PEM files.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+    let certs = load_certs(cert)?;
+    let key_der = load_key(key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| {
+            format!(
+                "certificate {} and key {} do not make a usable pair: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    config.ticketer =
+        rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_pair_loads_and_key_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = default_paths(dir.path());
+        assert!(ensure_self_signed(&cert, &key).unwrap());
+        assert!(!ensure_self_signed(&cert, &key).unwrap());
+        let config = server_config(&cert, &key).unwrap();
+        assert_eq!(config.alpn_protocols[0], b"h2");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn bad_key_is_an_error_without_its_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = default_paths(dir.path());
+        ensure_self_signed(&cert, &key).unwrap();
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let e = server_config(&cert, &key).unwrap_err();
+        assert!(e.contains("gateway.key"), "{e}");
+        assert!(!e.contains("c2VjcmV0"), "{e}");
+        std::fs::remove_file(&key).unwrap();
+        assert!(ensure_self_signed(&cert, &key)
+            .unwrap_err()
+            .contains("missing"));
+    }
+}
