@@ -757,3 +757,31 @@ async fn cluster_join_registers_a_gateway_and_writes_a_secondary_config() {
     assert!(err.contains("401"), "{err}");
     assert!(!dir.path().join("east-1.toml").exists());
 }
+
+#[test]
+fn serve_prints_the_https_listener_and_exits_2_on_a_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "[gateway]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n[management]\nlisten = \"127.0.0.1:0\"\nadmin_key = \"{}\"\n[portal]\nlisten = \"127.0.0.1:0\"\n[telemetry]\naccess_log = false\n",
+            common::ADMIN
+        ),
+    )
+    .unwrap();
+    let mut served = Served::start(dir.path(), &["serve", "--config", "c.toml"]);
+    let addr = served.addr("gateway-https");
+    assert!(
+        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+        "{addr}"
+    );
+    let key = dir.path().join("data/tls/gateway.key");
+    assert!(dir.path().join("data/tls/gateway.crt").exists());
+    assert!(served.terminate().success());
+    std::fs::write(&key, "not a key at all").unwrap();
+    let out = turnpike(&["serve", "--config", "c.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("gateway.key"), "{err}");
+    assert!(!err.contains("not a key at all"), "{err}");
+}
