@@ -193,7 +193,9 @@ async fn bind_https(
             (cert, key)
         }
     };
-    let config = crate::tls::server_config(&cert, &key).map_err(StartError::Tls)?;
+    let config =
+        crate::tls::server_config(&cert, &key, settings.gateway.negotiate_client_certificate)
+            .map_err(StartError::Tls)?;
     let listener = bind("gateway-https", addr).await?;
     let local = local(&listener, addr);
     Ok(Some((

@@ -83,6 +83,10 @@ pub struct Gateway {
     /// PEM private key for `tls_cert` (relative paths: under
     /// `node.data_dir`). Absent: `{data_dir}/tls/gateway.key`.
     pub tls_key: Option<PathBuf>,
+    /// Ask (never require) HTTPS clients for a certificate in the
+    /// handshake, for `context.Request.Certificate` and
+    /// `validate-client-certificate`.
+    pub negotiate_client_certificate: bool,
     /// Time allowed to open a TCP (and TLS) connection to a backend.
     #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
@@ -101,6 +105,7 @@ impl Default for Gateway {
             https: None,
             tls_cert: None,
             tls_key: None,
+            negotiate_client_certificate: false,
             connect_timeout: Duration::from_secs(10),
             backend_timeout: Duration::from_secs(300),
             pool_max_idle_per_host: 256,

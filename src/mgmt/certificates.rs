@@ -68,6 +68,7 @@ impl Resource for Certificate {
             "thumbprint": self.thumbprint,
             "expirationDate": self.expiration_date,
             "hasPrivateKey": self.has_private_key,
+            "isCa": self.is_ca,
         })
     }
 }

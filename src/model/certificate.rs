@@ -9,6 +9,9 @@
 //! matches the leaf, checked with rustls' `ring` provider), the metadata
 //! read from the leaf with a small DER walk ([`LeafInfo`]), and
 //! [`ClientCert`], the parsed chain and key the gateway's TLS clients use.
+//! A certificate with `isCa: true` is a trust anchor: PEM certificates
+//! only, no key ([`parse_ca_pem`]). [`PeerCert`] is a client certificate
+//! presented on the gateway's HTTPS listener.
 //! The PEM (with the key) is a secret: never in GET bodies, logs or error
 //! messages. PKCS#12 (`data` + `password`) is refused for now.
 
@@ -44,6 +47,10 @@ pub struct Certificate {
     pub expiration_date: String,
     #[serde(default)]
     pub has_private_key: bool,
+    /// A CA certificate: PEM certificates only (no key), used as a trust
+    /// anchor (client-certificate validation, backend TLS).
+    #[serde(default)]
+    pub is_ca: bool,
 }
 
 impl Certificate {
@@ -54,6 +61,21 @@ impl Certificate {
                 "data",
                 "PKCS#12 certificates (data + password) are not accepted yet; send the certificate chain and its private key as PEM in \"pem\"",
             ));
+            return;
+        }
+        if self.is_ca {
+            match parse_ca_pem(self.pem.expose()) {
+                Ok(chain) => {
+                    let info = leaf_info(chain[0].as_ref());
+                    let info = info.unwrap_or_default();
+                    self.subject = info.subject;
+                    self.issuer = info.issuer;
+                    self.thumbprint = thumbprint(chain[0].as_ref());
+                    self.expiration_date = info.not_after;
+                    self.has_private_key = false;
+                }
+                Err(d) => details.extend(d),
+            }
             return;
         }
         match parse_pem(self.pem.expose()) {
@@ -68,10 +90,94 @@ impl Certificate {
         }
     }
 
-    /// The parsed chain and key (`None` if the stored PEM does not parse).
+    /// The parsed chain and key (`None` if the stored PEM does not parse
+    /// or is a CA certificate without a key).
     pub fn client_cert(&self) -> Option<Arc<ClientCert>> {
+        if self.is_ca {
+            return None;
+        }
         parse_pem(self.pem.expose()).ok().map(Arc::new)
     }
+
+    /// A CA certificate's certificates (empty for other certificates or
+    /// when the stored PEM does not parse).
+    pub fn ca_certs(&self) -> Vec<CertificateDer<'static>> {
+        if !self.is_ca {
+            return Vec::new();
+        }
+        parse_ca_pem(self.pem.expose()).unwrap_or_default()
+    }
+}
+
+/// A client certificate presented on the gateway's HTTPS listener (the
+/// listener puts an `Arc<PeerCert>` in the request's extensions). Not
+/// verified: that is for the policies to decide.
+#[derive(Debug, Clone)]
+pub struct PeerCert {
+    /// SHA-1 of the leaf's DER, uppercase hex.
+    pub thumbprint: String,
+    pub info: LeafInfo,
+    /// As presented, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+}
+
+impl PeerCert {
+    /// `None` when the chain is empty or its leaf is not a readable X.509
+    /// certificate.
+    pub fn from_chain(chain: &[CertificateDer<'_>]) -> Option<PeerCert> {
+        let leaf = chain.first()?;
+        Some(PeerCert {
+            thumbprint: thumbprint(leaf.as_ref()),
+            info: leaf_info(leaf.as_ref())?,
+            chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
+        })
+    }
+}
+
+/// SHA-1 of a DER certificate, uppercase hex (as APIM shows thumbprints).
+pub fn thumbprint(der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+    digest.as_ref().iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Parses a CA certificate upload: one or more PEM certificates, no
+/// private key. Errors never quote the input.
+pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, Vec<Detail>> {
+    let bad = |m: &str| vec![Detail::new("pem", m)];
+    if pem.trim().is_empty() {
+        return Err(bad("is required: the CA certificate(s), as PEM"));
+    }
+    let mut chain = Vec::new();
+    let mut rd = pem.as_bytes();
+    loop {
+        match rustls::pki_types::pem::from_buf(&mut rd) {
+            Ok(None) => break,
+            Ok(Some((SectionKind::Certificate, der))) => chain.push(CertificateDer::from(der)),
+            Ok(Some((
+                SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey,
+                _,
+            ))) => {
+                return Err(bad(
+                    "holds a private key: a CA certificate (isCa) is uploaded without its key",
+                ))
+            }
+            Ok(Some(_)) => {}
+            Err(_) => {
+                return Err(bad(
+                    "is not valid PEM (a section is malformed or not base64)",
+                ))
+            }
+        }
+    }
+    if chain.is_empty() {
+        return Err(bad("holds no CERTIFICATE section"));
+    }
+    if chain.iter().any(|c| leaf_info(c.as_ref()).is_none()) {
+        return Err(bad(
+            "holds a certificate that is not a valid X.509 certificate",
+        ));
+    }
+    Ok(chain)
 }
 
 /// The certificate id a backend's `certificateIds` entry names: the id
@@ -162,8 +268,7 @@ pub fn parse_pem(pem: &str) -> Result<ClientCert, Vec<Detail>> {
     }
     let info = leaf_info(chain[0].as_ref())
         .ok_or_else(|| bad("the first certificate is not a valid X.509 certificate"))?;
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, chain[0].as_ref());
-    let thumbprint = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let thumbprint = thumbprint(chain[0].as_ref());
     Ok(ClientCert {
         thumbprint,
         info,
@@ -370,5 +475,33 @@ mod tests {
         let mut d = Vec::new();
         c.normalize(&mut d);
         assert!(format!("{d:?}").contains("PKCS#12"));
+    }
+
+    #[test]
+    fn ca_certificates_and_peer_certificates() {
+        let pair = rcgen::generate_simple_self_signed(vec!["ca.example".to_string()]).unwrap();
+        let mut c = Certificate {
+            pem: Secret::new(pair.cert.pem()),
+            is_ca: true,
+            ..Certificate::default()
+        };
+        let mut d = Vec::new();
+        c.normalize(&mut d);
+        assert!(d.is_empty(), "{d:?}");
+        assert!(!c.has_private_key);
+        assert_eq!(c.thumbprint.len(), 40);
+        assert_eq!(c.ca_certs().len(), 1);
+        assert!(c.client_cert().is_none());
+
+        // A CA upload with a key is refused, without quoting it.
+        let key = pair.signing_key.serialize_pem();
+        let e = parse_ca_pem(&format!("{}{key}", pair.cert.pem())).unwrap_err();
+        assert!(format!("{e:?}").contains("without its key"));
+        assert!(!format!("{e:?}").contains("PRIVATE KEY-----"));
+
+        let peer = PeerCert::from_chain(&[pair.cert.der().clone()]).unwrap();
+        assert_eq!(peer.thumbprint, c.thumbprint);
+        assert!(peer.info.subject.contains("CN="), "{}", peer.info.subject);
+        assert!(PeerCert::from_chain(&[]).is_none());
     }
 }
