@@ -4,6 +4,9 @@
 //! (ring provider, TLS 1.2 and 1.3, ALPN `h2` / `http/1.1`, session
 //! resumption by cache and tickets). Errors never carry key material.
 
+pub mod accept;
+pub mod ca;
+
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::ServerSessionMemoryCache;
