@@ -5,6 +5,9 @@
 //! resumption by cache and tickets, optionally asking for a client
 //! certificate). Errors never carry key material.
 
+pub mod accept;
+pub mod ca;
+
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::ServerSessionMemoryCache;
