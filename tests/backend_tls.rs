@@ -10,8 +10,11 @@
 mod common;
 
 use base64::Engine;
+use bytes::Bytes;
 use common::backend::full;
 use common::{assert_mgmt_error, TestApp};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use p12_keystore::{KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
@@ -20,6 +23,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
 
 /// A private CA and a server certificate it signed.
 struct Pki {
@@ -59,9 +64,14 @@ fn leaf(pki: &Pki, cn: &str, sans: &[&str]) -> (rcgen::Certificate, KeyPair) {
 
 /// A TLS backend with a certificate for `sans` from the private CA,
 /// offering `alpn`; it asks for (but does not require) a client
-/// certificate from the CA. Answers
-/// `{"sni", "version", "client", "alpn"}`.
+/// certificate from the CA. Answers `{"sni", "version", "client",
+/// "alpn"}`, or on `/stream` an event stream whose second event waits for
+/// `release`.
 async fn tls_backend(pki: &Pki, sans: &[&str], alpn: &[&[u8]]) -> u16 {
+    tls_backend_with(pki, sans, alpn, Arc::new(Notify::new())).await
+}
+
+async fn tls_backend_with(pki: &Pki, sans: &[&str], alpn: &[&[u8]], release: Arc<Notify>) -> u16 {
     let (cert, key) = leaf(pki, "backend", sans);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -91,7 +101,7 @@ async fn tls_backend(pki: &Pki, sans: &[&str], alpn: &[&[u8]]) -> u16 {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let acceptor = acceptor.clone();
+            let (acceptor, release) = (acceptor.clone(), release.clone());
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(stream).await else {
                     return;
@@ -109,14 +119,41 @@ async fn tls_backend(pki: &Pki, sans: &[&str], alpn: &[&[u8]]) -> u16 {
                     .map(|i| i.subject)
                     .unwrap_or_default();
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let version = format!("{:?}", req.version());
+                    if req.uri().path().ends_with("/stream") {
+                        let release = release.clone();
+                        let events = futures_util::stream::unfold(0u8, move |n| {
+                            let release = release.clone();
+                            async move {
+                                let event: &'static [u8] = match n {
+                                    0 => b"data: one\n\n",
+                                    1 => {
+                                        release.notified().await;
+                                        b"data: two\n\n"
+                                    }
+                                    _ => return None,
+                                };
+                                Some((
+                                    Ok::<_, std::io::Error>(Frame::data(Bytes::from(event))),
+                                    n + 1,
+                                ))
+                            }
+                        });
+                        let resp = hyper::Response::builder()
+                            .header("content-type", "text/event-stream")
+                            .header("x-version", version)
+                            .body(StreamBody::new(events).boxed_unsync())
+                            .unwrap();
+                        return std::future::ready(Ok::<_, Infallible>(resp));
+                    }
                     let body = json!({
                         "sni": sni,
                         "alpn": alpn,
                         "client": client,
-                        "version": format!("{:?}", req.version()),
+                        "version": version,
                     })
                     .to_string();
-                    async move { Ok::<_, Infallible>(hyper::Response::new(full(body))) }
+                    std::future::ready(Ok::<_, Infallible>(hyper::Response::new(full(body))))
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(tls), svc)
@@ -217,6 +254,42 @@ async fn http2_when_the_backend_picks_it_and_http1_otherwise() {
         assert_eq!(body["version"], "HTTP/1.1", "{body}");
         assert_eq!(body["alpn"], "http/1.1");
     }
+}
+
+#[tokio::test]
+async fn event_streams_pass_through_over_http2_unbuffered() {
+    let pki = pki();
+    let release = Arc::new(Notify::new());
+    let port = tls_backend_with(&pki, &["127.0.0.1"], H2_AND_1, release.clone()).await;
+    let app = TestApp::spawn().await;
+    app.put_ok(
+        "/certificates/myca",
+        json!({"pem": pki.ca_pem, "isCa": true}),
+    )
+    .await;
+    app.api("sse", "sse", &format!("https://127.0.0.1:{port}"))
+        .await;
+    app.product("p-sse", &["sse"], false).await;
+    let mut r = app.call("/sse/stream", None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-version"], "HTTP/2.0");
+    // The first event arrives while the backend still holds the second:
+    // the gateway streams, it does not buffer.
+    let mut got = String::new();
+    while !got.contains("data: one") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), r.chunk())
+            .await
+            .expect("the first event was held back")
+            .unwrap()
+            .expect("the stream ended early");
+        got.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!got.contains("two"));
+    release.notify_one();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        got.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert_eq!(got, "data: one\n\ndata: two\n\n");
 }
 
 #[tokio::test]

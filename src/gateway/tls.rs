@@ -376,5 +376,25 @@ mod tests {
         clients.get(&a).unwrap();
         clients.get(&b).unwrap();
         assert_eq!(clients.map.load().len(), 1);
+
+        // A trust set or a server name makes a distinct client; a new
+        // trust set drops the clients of the older one.
+        let trusted = |id| TlsChoice {
+            trust: Some(Arc::new(Trust { id, roots: None })),
+            ..TlsChoice::default()
+        };
+        assert!(!trusted(7).is_default());
+        let named = TlsChoice {
+            server_name: Some(ServerName::try_from("backend.test").unwrap()),
+            ..TlsChoice::default()
+        };
+        assert!(!named.is_default());
+        clients.get(&named).unwrap();
+        clients.get(&trusted(7)).unwrap();
+        assert_eq!(clients.map.load().len(), 3);
+        clients.get(&trusted(8)).unwrap();
+        let keys: Vec<u64> = clients.map.load().keys().map(|k| k.trust).collect();
+        assert_eq!(keys.len(), 3);
+        assert!(keys.contains(&8) && !keys.contains(&7));
     }
 }

@@ -122,6 +122,14 @@ mod tests {
     use p12_keystore::{KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
 
     fn pfx(password: &str, with_key: bool) -> (String, rcgen::CertifiedKey<rcgen::KeyPair>) {
+        pfx_with(password, with_key, false)
+    }
+
+    fn pfx_with(
+        password: &str,
+        with_key: bool,
+        legacy: bool,
+    ) -> (String, rcgen::CertifiedKey<rcgen::KeyPair>) {
         let pair = rcgen::generate_simple_self_signed(vec!["p12.example".to_string()]).unwrap();
         let cert = p12_keystore::Certificate::from_der(pair.cert.der()).unwrap();
         let mut ks = KeyStore::new();
@@ -134,7 +142,15 @@ mod tests {
         } else {
             ks.add_entry("ca", KeyStoreEntry::Certificate(cert));
         }
-        let der = ks.writer(password).write().unwrap();
+        let mut w = ks.writer(password);
+        if legacy {
+            w = w
+                .encryption_algorithm(
+                    p12_keystore::EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc,
+                )
+                .mac_algorithm(p12_keystore::MacAlgorithm::HmacSha1);
+        }
+        let der = w.write().unwrap();
         (base64::engine::general_purpose::STANDARD.encode(der), pair)
     }
 
@@ -152,6 +168,12 @@ mod tests {
         assert!(msg(to_pem(&data, "s3cret", true)).contains("without its key"));
         // Never quotes the password.
         assert!(!msg(to_pem(&data, "wrong", false)).contains("s3cret"));
+
+        // Legacy (3DES, SHA-1 MAC) files, as older Windows exports write.
+        let (legacy, pair) = pfx_with("old", true, true);
+        let pem = to_pem(&legacy, "old", false).unwrap();
+        let parsed = crate::model::parse_pem(&pem).unwrap();
+        assert_eq!(parsed.chain[0].as_ref(), pair.cert.der().as_ref());
 
         let (ca, _) = pfx("pw", false);
         assert!(msg(to_pem(&ca, "pw", false)).contains("no private key"));
