@@ -9,6 +9,7 @@
 //! heartbeat loops. [`Running::wait`] drains the services after the
 //! shutdown signal and flushes the store.
 
+pub mod cert_expiry;
 pub mod demo;
 pub mod echo;
 
@@ -470,6 +471,12 @@ async fn run_primary(
             }
         }));
     }
+
+    let expiry_store = store.clone();
+    tasks.push(tokio::spawn(cert_expiry::watch(
+        move || expiry_store.catalog(),
+        internal.clone(),
+    )));
 
     if settings.portal.enabled {
         let (key, _) = secret_file(&data_dir.join("portal.key"))?;

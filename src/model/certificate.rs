@@ -13,7 +13,9 @@
 //! only, no key ([`parse_ca_pem`]). [`PeerCert`] is a client certificate
 //! presented on the gateway's HTTPS listener.
 //! The PEM (with the key) is a secret: never in GET bodies, logs or error
-//! messages. PKCS#12 (`data` + `password`) is refused for now.
+//! messages. PKCS#12 uploads (`data` + `password`) are turned into that PEM
+//! on write (`model::pkcs12`); `expiresInDays` is computed at read time
+//! ([`days_until`]).
 
 use crate::error::{Detail, Secret};
 use rustls::pki_types::pem::SectionKind;
@@ -29,7 +31,8 @@ pub struct Certificate {
     /// Secret: never shown by GET.
     #[serde(default)]
     pub pem: Secret,
-    /// PKCS#12 is not accepted yet: a PUT with it is refused.
+    /// A PKCS#12 (PFX) archive, base64: decoded on write into `pem`, then
+    /// dropped with its password (never stored, never shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,11 +59,7 @@ pub struct Certificate {
 impl Certificate {
     /// Checks the PUT body and fills in the metadata from the PEM.
     pub fn normalize(&mut self, details: &mut Vec<Detail>) {
-        if self.data.is_some() || self.password.is_some() {
-            details.push(Detail::new(
-                "data",
-                "PKCS#12 certificates (data + password) are not accepted yet; send the certificate chain and its private key as PEM in \"pem\"",
-            ));
+        if !self.take_pkcs12(details) {
             return;
         }
         if self.is_ca {
@@ -88,6 +87,48 @@ impl Certificate {
             }
             Err(d) => details.extend(d),
         }
+    }
+
+    /// A PKCS#12 upload (`data` + `password`) decoded into `pem`; the data
+    /// and password are dropped. `false` (with details) when it is refused.
+    fn take_pkcs12(&mut self, details: &mut Vec<Detail>) -> bool {
+        let data = self.data.take();
+        let password = self.password.take();
+        let Some(data) = data else {
+            if password.is_some() {
+                details.push(Detail::new(
+                    "password",
+                    "is only used with \"data\" (a PKCS#12 file)",
+                ));
+                return false;
+            }
+            return true;
+        };
+        if !self.pem.is_empty() {
+            details.push(Detail::new(
+                "data",
+                "send either \"pem\" or \"data\" (PKCS#12), not both",
+            ));
+            return false;
+        }
+        let password = password.as_ref().map_or("", Secret::expose);
+        match super::pkcs12::to_pem(data.expose(), password, self.is_ca) {
+            Ok(pem) => {
+                self.pem = Secret::new(pem);
+                true
+            }
+            Err(d) => {
+                details.extend(d);
+                false
+            }
+        }
+    }
+
+    /// Whole days from `now` (Unix seconds) until the leaf's `notAfter`
+    /// (negative once expired); `None` when the date is unreadable.
+    pub fn expires_in_days(&self, now: u64) -> Option<i64> {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        days_until(&self.expiration_date, now)
     }
 
     /// The parsed chain and key (`None` if the stored PEM does not parse
@@ -275,6 +316,43 @@ pub fn parse_pem(pem: &str) -> Result<ClientCert, Vec<Detail>> {
         chain,
         key,
     })
+}
+
+/// Whole days (rounded down) from `now` (Unix seconds) until an RFC 3339
+/// UTC time (`YYYY-MM-DDTHH:MM:SSZ`, as [`leaf_info`] writes it): 0 on the
+/// last day, -1 from the first second after it.
+pub fn days_until(rfc3339: &str, now: i64) -> Option<i64> {
+    let t = unix_seconds(rfc3339)?;
+    Some((t - now).div_euclid(86_400))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as Unix seconds.
+fn unix_seconds(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if !t.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from civil (H. Hinnant), proleptic Gregorian.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
 }
 
 /// Reads one DER TLV at the start of `input`: (tag, content, rest).
@@ -474,7 +552,26 @@ mod tests {
         };
         let mut d = Vec::new();
         c.normalize(&mut d);
-        assert!(format!("{d:?}").contains("PKCS#12"));
+        assert!(format!("{d:?}").contains("PKCS#12"), "{d:?}");
+        assert!(c.data.is_none() && c.password.is_none());
+    }
+
+    #[test]
+    fn expiry_day_arithmetic() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(unix_seconds("2000-03-01T00:00:00Z"), Some(951_868_800));
+        assert_eq!(unix_seconds("2024-02-29T12:00:00Z"), Some(1_709_208_000));
+        assert_eq!(unix_seconds("2024-13-01T00:00:00Z"), None);
+        assert_eq!(unix_seconds("not a date"), None);
+        let now = 1_709_208_000; // 2024-02-29T12:00:00Z
+        assert_eq!(days_until("2024-02-29T12:00:00Z", now), Some(0));
+        assert_eq!(days_until("2024-03-01T11:59:59Z", now), Some(0));
+        assert_eq!(days_until("2024-03-01T12:00:00Z", now), Some(1));
+        assert_eq!(days_until("2024-03-30T12:00:00Z", now), Some(30));
+        assert_eq!(days_until("2024-02-29T11:59:59Z", now), Some(-1));
+        assert_eq!(days_until("2024-02-27T12:00:00Z", now), Some(-2));
+        assert_eq!(days_until("2025-02-28T12:00:00Z", now), Some(365));
+        assert_eq!(days_until("", now), None);
     }
 
     #[test]
