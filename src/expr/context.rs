@@ -203,6 +203,32 @@ pub struct Request {
     pub ip_address: String,
     pub matched_parameters: Vec<(String, String)>,
     pub message: Message,
+    /// The client certificate presented over TLS (`context.Request.Certificate`).
+    pub certificate: Option<std::sync::Arc<Certificate>>,
+}
+
+/// `context.Request.Certificate`: the client's certificate as an
+/// `X509Certificate2` shows it (plain data, filled by the gateway).
+#[derive(Debug, Clone, Default)]
+pub struct Certificate {
+    pub subject: String,
+    pub issuer: String,
+    /// SHA-1, uppercase hex.
+    pub thumbprint: String,
+    /// Uppercase hex, as .NET prints it.
+    pub serial_number: String,
+    pub not_before: Option<DateTime>,
+    pub not_after: Option<DateTime>,
+    /// `Verify()` / `VerifyNoRevocation()`; `None`: they return false.
+    pub verifier: Option<std::sync::Arc<dyn CertVerifier>>,
+}
+
+/// Chain verification behind `X509Certificate2.Verify()`: the gateway
+/// supplies it (the trust store lives outside the expression language).
+pub trait CertVerifier: std::fmt::Debug + Send + Sync {
+    /// Whether the certificate chains to a trusted CA and is valid now;
+    /// `revocation`: also not revoked by a configured CRL.
+    fn verify(&self, revocation: bool) -> bool;
 }
 
 /// `context.Response`.
@@ -364,6 +390,10 @@ pub enum Host {
     ProductGroups,
     /// A group of `UserGroups`/`ProductGroups` by index.
     Group(bool, usize),
+    /// `context.Request.Certificate` (`X509Certificate2`).
+    Certificate,
+    /// `Certificate.SubjectName` (`false`) / `IssuerName` (`true`).
+    CertificateName(bool),
 }
 
 /// Which URL a `Query` handle reads.
@@ -396,6 +426,8 @@ impl Host {
             Host::LastError => "ILastError",
             Host::UserGroups | Host::ProductGroups => "IGroups",
             Host::Group(..) => "IGroup",
+            Host::Certificate => "X509Certificate2",
+            Host::CertificateName(_) => "X500DistinguishedName",
         }
     }
 }

@@ -116,6 +116,11 @@ pub type ClientCerts = HashMap<String, Arc<ClientCert>>;
 pub fn client_certs(catalog: &Catalog, problems: &mut Vec<Detail>) -> ClientCerts {
     let mut out = HashMap::new();
     for (id, c) in &catalog.certificates {
+        if c.is_ca {
+            // A trust anchor, not a client certificate (see
+            // `validate_client_certificate::Trust`).
+            continue;
+        }
         match c.client_cert() {
             Some(cert) => {
                 out.insert(id.clone(), cert);
