@@ -360,6 +360,18 @@ async fn bad_documents_and_certificates_are_refused() {
         .await;
     assert_mgmt_error(r, 400, "ValidationError").await;
 
+    // A CA certificate a policy names cannot be deleted (the policy would
+    // not compile): 400, and the certificate stays.
+    policy(
+        &s.app,
+        r#"<validate-client-certificate><identities><identity issuer-certificate-id="ca" /></identities></validate-client-certificate>"#,
+    )
+    .await;
+    let r = s.app.delete("/certificates/ca").await;
+    assert_mgmt_error(r, 400, "ValidationError").await;
+    let (status, _, body) = get(&s.app, s.addr, Some(&s.alice), "/echo/a", &s.key).await;
+    assert_eq!(status, 200, "{body}");
+
     // A CRL that does not parse, or on a certificate that is not a CA.
     let r = s
         .app

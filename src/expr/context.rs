@@ -516,6 +516,41 @@ pub fn value_of_json(v: &serde_json::Value) -> Value {
     }
 }
 
+/// A sample `request.certificate` (no trust store: `Verify()` is false).
+fn certificate_of(v: &serde_json::Value) -> Result<Certificate, String> {
+    let path = "request.certificate";
+    let m = obj(
+        v,
+        path,
+        &[
+            "subject",
+            "issuer",
+            "thumbprint",
+            "serialNumber",
+            "notBefore",
+            "notAfter",
+        ],
+    )?;
+    let date = |k: &str| -> Result<Option<DateTime>, String> {
+        let t = text(m, path, k)?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        DateTime::parse(&t)
+            .map(|(d, _)| Some(d))
+            .ok_or_else(|| format!("{path}.{k}: '{t}' is not a date"))
+    };
+    Ok(Certificate {
+        subject: text(m, path, "subject")?,
+        issuer: text(m, path, "issuer")?,
+        thumbprint: text(m, path, "thumbprint")?,
+        serial_number: text(m, path, "serialNumber")?,
+        not_before: date("notBefore")?,
+        not_after: date("notAfter")?,
+        verifier: None,
+    })
+}
+
 impl Ctx {
     /// Builds a context from the sample JSON of DESIGN §7; unknown keys
     /// and wrong shapes are errors naming the path.
@@ -548,6 +583,7 @@ impl Ctx {
                     "body",
                     "ipAddress",
                     "matchedParameters",
+                    "certificate",
                 ],
             )?;
             ctx.request.method = match text(m, "request", "method")? {
@@ -564,6 +600,9 @@ impl Ctx {
             ctx.request.message.headers = headers_of(m.get("headers"), "request.headers")?;
             ctx.request.message.body = body_of(m.get("body"));
             ctx.request.ip_address = text(m, "request", "ipAddress")?;
+            if let Some(c) = m.get("certificate") {
+                ctx.request.certificate = Some(std::sync::Arc::new(certificate_of(c)?));
+            }
             if let Some(p) = m.get("matchedParameters") {
                 let p = p
                     .as_object()
@@ -730,5 +769,22 @@ mod tests {
         h.set("Accept", "c".into());
         assert_eq!(h.get_all("accept"), vec!["c"]);
         assert_eq!(h.names(), vec!["Accept"]);
+    }
+
+    #[test]
+    fn sample_certificates() {
+        let v = serde_json::json!({"request": {"certificate": {
+            "subject": "CN=a", "thumbprint": "AB", "notAfter": "2030-01-02T03:04:05Z"}}});
+        let ctx = Ctx::from_sample(&v).unwrap();
+        let c = ctx.request.certificate.unwrap();
+        assert_eq!((c.subject.as_str(), c.thumbprint.as_str()), ("CN=a", "AB"));
+        assert_eq!(c.not_after.map(|d| d.year()), Some(2030));
+        assert!(c.not_before.is_none() && c.verifier.is_none());
+        let bad = serde_json::json!({"request": {"certificate": {"notAfter": "soon"}}});
+        assert!(Ctx::from_sample(&bad).unwrap_err().contains("notAfter"));
+        let bad = serde_json::json!({"request": {"certificate": {"color": "red"}}});
+        assert!(Ctx::from_sample(&bad)
+            .unwrap_err()
+            .contains("unknown key 'color'"));
     }
 }
