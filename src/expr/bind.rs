@@ -65,6 +65,8 @@ const MODEL_TYPES: &[&str] = &[
     "IGroup",
     "IDeployment",
     "ILastError",
+    "X509Certificate2",
+    "X509Certificate",
 ];
 
 fn union() -> &'static HashSet<&'static str> {

@@ -203,6 +203,32 @@ pub struct Request {
     pub ip_address: String,
     pub matched_parameters: Vec<(String, String)>,
     pub message: Message,
+    /// The client certificate presented over TLS (`context.Request.Certificate`).
+    pub certificate: Option<std::sync::Arc<Certificate>>,
+}
+
+/// `context.Request.Certificate`: the client's certificate as an
+/// `X509Certificate2` shows it (plain data, filled by the gateway).
+#[derive(Debug, Clone, Default)]
+pub struct Certificate {
+    pub subject: String,
+    pub issuer: String,
+    /// SHA-1, uppercase hex.
+    pub thumbprint: String,
+    /// Uppercase hex, as .NET prints it.
+    pub serial_number: String,
+    pub not_before: Option<DateTime>,
+    pub not_after: Option<DateTime>,
+    /// `Verify()` / `VerifyNoRevocation()`; `None`: they return false.
+    pub verifier: Option<std::sync::Arc<dyn CertVerifier>>,
+}
+
+/// Chain verification behind `X509Certificate2.Verify()`: the gateway
+/// supplies it (the trust store lives outside the expression language).
+pub trait CertVerifier: std::fmt::Debug + Send + Sync {
+    /// Whether the certificate chains to a trusted CA and is valid now;
+    /// `revocation`: also not revoked by a configured CRL.
+    fn verify(&self, revocation: bool) -> bool;
 }
 
 /// `context.Response`.
@@ -364,6 +390,10 @@ pub enum Host {
     ProductGroups,
     /// A group of `UserGroups`/`ProductGroups` by index.
     Group(bool, usize),
+    /// `context.Request.Certificate` (`X509Certificate2`).
+    Certificate,
+    /// `Certificate.SubjectName` (`false`) / `IssuerName` (`true`).
+    CertificateName(bool),
 }
 
 /// Which URL a `Query` handle reads.
@@ -396,6 +426,8 @@ impl Host {
             Host::LastError => "ILastError",
             Host::UserGroups | Host::ProductGroups => "IGroups",
             Host::Group(..) => "IGroup",
+            Host::Certificate => "X509Certificate2",
+            Host::CertificateName(_) => "X500DistinguishedName",
         }
     }
 }
@@ -484,6 +516,41 @@ pub fn value_of_json(v: &serde_json::Value) -> Value {
     }
 }
 
+/// A sample `request.certificate` (no trust store: `Verify()` is false).
+fn certificate_of(v: &serde_json::Value) -> Result<Certificate, String> {
+    let path = "request.certificate";
+    let m = obj(
+        v,
+        path,
+        &[
+            "subject",
+            "issuer",
+            "thumbprint",
+            "serialNumber",
+            "notBefore",
+            "notAfter",
+        ],
+    )?;
+    let date = |k: &str| -> Result<Option<DateTime>, String> {
+        let t = text(m, path, k)?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        DateTime::parse(&t)
+            .map(|(d, _)| Some(d))
+            .ok_or_else(|| format!("{path}.{k}: '{t}' is not a date"))
+    };
+    Ok(Certificate {
+        subject: text(m, path, "subject")?,
+        issuer: text(m, path, "issuer")?,
+        thumbprint: text(m, path, "thumbprint")?,
+        serial_number: text(m, path, "serialNumber")?,
+        not_before: date("notBefore")?,
+        not_after: date("notAfter")?,
+        verifier: None,
+    })
+}
+
 impl Ctx {
     /// Builds a context from the sample JSON of DESIGN §7; unknown keys
     /// and wrong shapes are errors naming the path.
@@ -516,6 +583,7 @@ impl Ctx {
                     "body",
                     "ipAddress",
                     "matchedParameters",
+                    "certificate",
                 ],
             )?;
             ctx.request.method = match text(m, "request", "method")? {
@@ -532,6 +600,9 @@ impl Ctx {
             ctx.request.message.headers = headers_of(m.get("headers"), "request.headers")?;
             ctx.request.message.body = body_of(m.get("body"));
             ctx.request.ip_address = text(m, "request", "ipAddress")?;
+            if let Some(c) = m.get("certificate") {
+                ctx.request.certificate = Some(std::sync::Arc::new(certificate_of(c)?));
+            }
             if let Some(p) = m.get("matchedParameters") {
                 let p = p
                     .as_object()
@@ -698,5 +769,22 @@ mod tests {
         h.set("Accept", "c".into());
         assert_eq!(h.get_all("accept"), vec!["c"]);
         assert_eq!(h.names(), vec!["Accept"]);
+    }
+
+    #[test]
+    fn sample_certificates() {
+        let v = serde_json::json!({"request": {"certificate": {
+            "subject": "CN=a", "thumbprint": "AB", "notAfter": "2030-01-02T03:04:05Z"}}});
+        let ctx = Ctx::from_sample(&v).unwrap();
+        let c = ctx.request.certificate.unwrap();
+        assert_eq!((c.subject.as_str(), c.thumbprint.as_str()), ("CN=a", "AB"));
+        assert_eq!(c.not_after.map(|d| d.year()), Some(2030));
+        assert!(c.not_before.is_none() && c.verifier.is_none());
+        let bad = serde_json::json!({"request": {"certificate": {"notAfter": "soon"}}});
+        assert!(Ctx::from_sample(&bad).unwrap_err().contains("notAfter"));
+        let bad = serde_json::json!({"request": {"certificate": {"color": "red"}}});
+        assert!(Ctx::from_sample(&bad)
+            .unwrap_err()
+            .contains("unknown key 'color'"));
     }
 }

@@ -372,6 +372,18 @@ fn admit(
     ctx.request.original_url = crate::expr::context::Url::parse(&original).unwrap_or_default();
     ctx.request.method = parts.method.as_str().to_string();
     ctx.request.ip_address = client.ip().to_string();
+    let peer_cert = parts
+        .extensions
+        .get::<Arc<crate::model::PeerCert>>()
+        .cloned();
+    ctx.request.certificate = peer_cert.as_ref().map(|p| {
+        Arc::new(
+            crate::policy::builtin::validate_client_certificate::request_certificate(
+                p,
+                &snapshot.client_trust,
+            ),
+        )
+    });
     for (k, v) in &parts.headers {
         ctx.request.message.headers.append(
             k.as_str(),
@@ -456,6 +468,7 @@ fn admit(
         llm: Default::default(),
         cache: cache.clone(),
         cached: Default::default(),
+        peer_cert,
     };
     state.update_url();
     Ok(RequestCtx {

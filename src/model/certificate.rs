@@ -54,6 +54,11 @@ pub struct Certificate {
     /// anchor (client-certificate validation, backend TLS).
     #[serde(default)]
     pub is_ca: bool,
+    /// A CA certificate's certificate revocation list (PEM `X509 CRL`),
+    /// which `validate-client-certificate` checks client certificates
+    /// against ([`parse_crl_pem`]). Only with `isCa`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<String>,
 }
 
 impl Certificate {
@@ -62,6 +67,7 @@ impl Certificate {
         if !self.take_pkcs12(details) {
             return;
         }
+        check_crl(self, details);
         if self.is_ca {
             match parse_ca_pem(self.pem.expose()) {
                 Ok(chain) => {
@@ -256,6 +262,13 @@ pub struct LeafInfo {
     pub subject: String,
     pub issuer: String,
     pub not_after: String,
+    /// The serial number as .NET's `X509Certificate2.SerialNumber` shows
+    /// it: the DER integer's bytes, big-endian, uppercase hex.
+    pub serial_number: String,
+    /// `notBefore`, RFC 3339.
+    pub not_before: String,
+    /// The subjectAltName extension's dNSName entries.
+    pub dns_names: Vec<String>,
 }
 
 /// Parses a PEM chain + key. Errors never quote the input.
@@ -407,12 +420,15 @@ pub fn leaf_info(der: &[u8]) -> Option<LeafInfo> {
     let (0x30, subject, _) = tlv(r)? else {
         return None;
     };
-    let (_, _, after) = tlv(validity)?; // notBefore
+    let (btag, not_before, after) = tlv(validity)?;
     let (ttag, not_after, _) = tlv(after)?;
     Some(LeafInfo {
         subject: name(subject)?,
         issuer: name(issuer)?,
         not_after: time(ttag, not_after)?,
+        serial_number: serial_of(tbs).unwrap_or_default(),
+        not_before: time(btag, not_before).unwrap_or_default(),
+        dns_names: dns_names_of(tbs).unwrap_or_default(),
     })
 }
 
@@ -516,6 +532,177 @@ fn time(tag: u8, v: &[u8]) -> Option<String> {
     ))
 }
 
+// === client-certificate validation: serial number, SANs, CRLs ===
+
+impl LeafInfo {
+    /// The subject's common name (the most specific `CN`), or "".
+    pub fn common_name(&self) -> &str {
+        dn_attribute(&self.subject, "CN").unwrap_or("")
+    }
+}
+
+/// The first value of `attr` (`CN`, `O`, ...) in a name as [`name`]
+/// prints it (`CN=a, O=b`).
+pub fn dn_attribute<'a>(dn: &'a str, attr: &str) -> Option<&'a str> {
+    dn.split(", ")
+        .flat_map(|rdn| rdn.split(" + "))
+        .find_map(|atv| {
+            let (k, v) = atv.split_once('=')?;
+            (k == attr).then_some(v)
+        })
+}
+
+/// The serial number of a TBSCertificate, uppercase hex.
+fn serial_of(tbs: &[u8]) -> Option<String> {
+    let (tag, content, rest) = tlv(tbs)?;
+    let (tag, serial) = if tag == 0xa0 {
+        let (tag, serial, _) = tlv(rest)?;
+        (tag, serial)
+    } else {
+        (tag, content)
+    };
+    if tag != 0x02 {
+        return None;
+    }
+    Some(serial.iter().map(|b| format!("{b:02X}")).collect())
+}
+
+/// The dNSName entries of a TBSCertificate's subjectAltName extension.
+fn dns_names_of(tbs: &[u8]) -> Option<Vec<String>> {
+    let mut rest = tbs;
+    // Skip to the [3] extensions (after version, serial, signature,
+    // issuer, validity, subject, subjectPublicKeyInfo and the unique ids).
+    let exts = loop {
+        let (tag, content, r) = tlv(rest)?;
+        if tag == 0xa3 {
+            break content;
+        }
+        rest = r;
+    };
+    let (0x30, mut list, _) = tlv(exts)? else {
+        return None;
+    };
+    let mut out = Vec::new();
+    while !list.is_empty() {
+        let (0x30, ext, r) = tlv(list)? else {
+            return None;
+        };
+        list = r;
+        let (0x06, oid, mut r) = tlv(ext)? else {
+            return None;
+        };
+        if oid != [0x55, 0x1d, 0x11] {
+            continue;
+        }
+        let (mut tag, mut value, after) = tlv(r)?;
+        if tag == 0x01 {
+            // critical
+            r = after;
+            (tag, value, _) = tlv(r)?;
+        }
+        if tag != 0x04 {
+            return None;
+        }
+        let (0x30, mut names, _) = tlv(value)? else {
+            return None;
+        };
+        while !names.is_empty() {
+            let (tag, v, r) = tlv(names)?;
+            names = r;
+            if tag == 0x82 {
+                out.push(String::from_utf8_lossy(v).into_owned());
+            }
+        }
+    }
+    Some(out)
+}
+
+/// A distinguished name given as DER (a Name SEQUENCE's contents), as
+/// .NET prints it.
+pub fn name_from_der(seq: &[u8]) -> Option<String> {
+    name(seq)
+}
+
+/// Parses a certificate revocation list upload: exactly one PEM
+/// `X509 CRL` section (rustls-webpki checks its structure; its signature
+/// is checked against the issuing CA when a client certificate is
+/// validated). Errors never quote the input.
+pub fn parse_crl_pem(pem: &str) -> Result<webpki::OwnedCertRevocationList, Vec<Detail>> {
+    let bad = |m: &str| vec![Detail::new("crl", m)];
+    let mut crls = Vec::new();
+    let mut rd = pem.as_bytes();
+    loop {
+        match rustls::pki_types::pem::from_buf(&mut rd) {
+            Ok(None) => break,
+            Ok(Some((SectionKind::Crl, der))) => crls.push(der),
+            Ok(Some(_)) => {
+                return Err(bad(
+                    "holds a section that is not an X509 CRL (BEGIN X509 CRL)",
+                ))
+            }
+            Err(_) => {
+                return Err(bad(
+                    "is not valid PEM (a section is malformed or not base64)",
+                ))
+            }
+        }
+    }
+    let der = match crls.len() {
+        1 => crls.remove(0),
+        0 => return Err(bad("holds no X509 CRL section")),
+        _ => {
+            return Err(bad(
+                "holds more than one X509 CRL; upload one per CA certificate",
+            ))
+        }
+    };
+    webpki::OwnedCertRevocationList::from_der(&der)
+        .map_err(|_| bad("is not a valid X.509 certificate revocation list"))
+}
+
+/// `crl` is for CA certificates only, must parse, and must be issued by
+/// one of the CA certificates of the upload.
+fn check_crl(c: &Certificate, details: &mut Vec<Detail>) {
+    let Some(crl) = &c.crl else { return };
+    if !c.is_ca {
+        details.push(Detail::new(
+            "crl",
+            "is allowed only on a CA certificate (isCa: true)",
+        ));
+        return;
+    }
+    let parsed = match parse_crl_pem(crl) {
+        Ok(p) => p,
+        Err(d) => {
+            details.extend(d);
+            return;
+        }
+    };
+    let list = webpki::CertRevocationList::from(parsed);
+    let issuer = name_from_der(list.issuer()).unwrap_or_default();
+    let chain = parse_ca_pem(c.pem.expose()).unwrap_or_default();
+    let known = chain
+        .iter()
+        .filter_map(|d| leaf_info(d.as_ref()))
+        .any(|i| i.subject == issuer);
+    if !chain.is_empty() && !known {
+        details.push(Detail::new(
+            "crl",
+            format!("is issued by '{issuer}', which is not a certificate of this upload"),
+        ));
+    }
+}
+
+impl Certificate {
+    /// A CA certificate's revocation list, if it has one that parses.
+    pub fn revocation_list(&self) -> Option<webpki::OwnedCertRevocationList> {
+        if !self.is_ca {
+            return None;
+        }
+        parse_crl_pem(self.crl.as_deref()?).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,5 +787,79 @@ mod tests {
         assert_eq!(peer.thumbprint, c.thumbprint);
         assert!(peer.info.subject.contains("CN="), "{}", peer.info.subject);
         assert!(PeerCert::from_chain(&[]).is_none());
+    }
+
+    #[test]
+    fn serial_numbers_dates_and_dns_names() {
+        let mut p =
+            rcgen::CertificateParams::new(vec!["a.example".to_string(), "b.example".to_string()])
+                .unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Org");
+        p.distinguished_name.push(rcgen::DnType::CommonName, "leaf");
+        p.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x00, 0xab, 0x01]));
+        p.not_before = rcgen::date_time_ymd(2020, 1, 2);
+        p.not_after = rcgen::date_time_ymd(2049, 12, 31);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        let info = leaf_info(cert.der()).unwrap();
+        assert_eq!(info.subject, "CN=leaf, O=Org");
+        assert_eq!(info.common_name(), "leaf");
+        assert_eq!(info.serial_number, "00AB01");
+        assert_eq!(info.not_before, "2020-01-02T00:00:00Z");
+        assert_eq!(info.not_after, "2049-12-31T00:00:00Z");
+        assert_eq!(info.dns_names, vec!["a.example", "b.example"]);
+        assert_eq!(dn_attribute("CN=x + OU=y, O=z", "OU"), Some("y"));
+        assert_eq!(dn_attribute("O=z", "CN"), None);
+    }
+
+    #[test]
+    fn crls_belong_to_ca_certificates() {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, "CA");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = p.self_signed(&key).unwrap();
+        let issuer = rcgen::Issuer::new(p, key);
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(2044, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: Vec::new(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&issuer)
+        .unwrap()
+        .pem()
+        .unwrap();
+        let check = |pem: &str, is_ca: bool, crl: &str| {
+            let mut c = Certificate {
+                pem: Secret::new(pem),
+                is_ca,
+                crl: Some(crl.to_string()),
+                ..Certificate::default()
+            };
+            let mut d = Vec::new();
+            c.normalize(&mut d);
+            (format!("{d:?}"), c)
+        };
+        let (d, c) = check(&ca.pem(), true, &crl);
+        assert_eq!(d, "[]");
+        assert!(c.revocation_list().is_some());
+        assert!(check(&ca.pem(), false, &crl).0.contains("only on a CA"));
+        assert!(check(&ca.pem(), true, "").0.contains("no X509 CRL"));
+        assert!(check(&ca.pem(), true, &ca.pem())
+            .0
+            .contains("not an X509 CRL"));
+        let other = rcgen::generate_simple_self_signed(vec!["x".to_string()]).unwrap();
+        assert!(check(&other.cert.pem(), true, &crl)
+            .0
+            .contains("not a certificate of this upload"));
     }
 }

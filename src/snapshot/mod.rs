@@ -170,6 +170,9 @@ pub struct Snapshot {
     /// Logger definitions (`log-to-eventhub`); the gateway's runtime
     /// follows them.
     pub loggers: Arc<crate::telemetry::loggers::LoggerDefs>,
+    /// The stored CA certificates and CRLs prepared for client
+    /// certificates (`validate-client-certificate`, `Verify()`).
+    pub client_trust: Arc<crate::policy::builtin::validate_client_certificate::Trust>,
 }
 
 /// The API a request path selects, and the path after the API's path.
@@ -240,6 +243,7 @@ impl Snapshot {
 fn policy_of(
     catalog: &Catalog,
     certs: &backends::ClientCerts,
+    trust: &Arc<crate::policy::builtin::validate_client_certificate::Trust>,
     options: &Options,
     scope: PolicyScope,
     problems: &mut Vec<Detail>,
@@ -263,13 +267,14 @@ fn policy_of(
     let lookup = |r: crate::policy::builtin::authentication_certificate::CertRef<'_>| {
         backends::find_cert(certs, r)
     };
-    match crate::policy::builtin::compile_document_certs(
+    match crate::policy::builtin::compile_document_trust(
         &doc.xml,
         &named,
         &fragments,
         &loggers,
         Some(&lookup),
         options.dapr_sidecar.as_ref(),
+        Some(trust.clone()),
     ) {
         Ok(d) => Some(Arc::new(d)),
         Err(diags) => {
@@ -315,6 +320,10 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
         ..Snapshot::default()
     };
     let certs = backends::client_certs(catalog, &mut problems);
+    snap.client_trust = Arc::new(
+        crate::policy::builtin::validate_client_certificate::Trust::new(&catalog.certificates),
+    );
+    let trust = snap.client_trust.clone();
 
     let known: std::collections::HashSet<String> = catalog
         .named_values
@@ -348,8 +357,14 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
 
     // Documents that do not check are reported above; compile the rest.
     if problems.is_empty() {
-        snap.global_policy =
-            policy_of(catalog, &certs, options, PolicyScope::Global, &mut problems);
+        snap.global_policy = policy_of(
+            catalog,
+            &certs,
+            &trust,
+            options,
+            PolicyScope::Global,
+            &mut problems,
+        );
     }
     let compile_policies = problems.is_empty();
 
@@ -371,6 +386,7 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
                 policy_of(
                     catalog,
                     &certs,
+                    &trust,
                     options,
                     PolicyScope::Product(id.clone()),
                     &mut problems,
@@ -436,6 +452,7 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
                             policy_of(
                                 catalog,
                                 &certs,
+                                &trust,
                                 options,
                                 PolicyScope::Operation(id.clone(), op_id.clone()),
                                 &mut problems,
@@ -491,6 +508,7 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
                 policy_of(
                     catalog,
                     &certs,
+                    &trust,
                     options,
                     PolicyScope::Api(id.clone()),
                     &mut problems,

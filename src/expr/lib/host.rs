@@ -49,7 +49,7 @@ pub const MODEL: &[(&str, &[(&str, &str)])] = &[
         "IRequest",
         &[
             ("Body", "IMessageBody"),
-            ("Certificate", "?"),
+            ("Certificate", "X509Certificate2"),
             ("Headers", "IHeaders"),
             ("IpAddress", "String"),
             ("MatchedParameters", "IMatchedParameters"),
@@ -178,6 +178,22 @@ pub const MODEL: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     ("IGroups", &[("Count", "Int32")]),
+    (
+        "X509Certificate2",
+        &[
+            ("Subject", "String"),
+            ("Issuer", "String"),
+            ("Thumbprint", "String"),
+            ("SerialNumber", "String"),
+            ("NotBefore", "DateTime"),
+            ("NotAfter", "DateTime"),
+            ("SubjectName", "X500DistinguishedName"),
+            ("IssuerName", "X500DistinguishedName"),
+            ("Verify", "Boolean"),
+            ("VerifyNoRevocation", "Boolean"),
+        ],
+    ),
+    ("X500DistinguishedName", &[("Name", "String")]),
     ("IGroup", &[("Id", "String"), ("Name", "String")]),
 ];
 
@@ -190,6 +206,8 @@ pub const METHODS: &[&str] = &[
     "AsFormUrlEncodedContent",
     "ToUri",
     "Trace",
+    "Verify",
+    "VerifyNoRevocation",
 ];
 
 /// Whether a model type is enumerable (LINQ members apply).
@@ -312,7 +330,35 @@ pub fn get(it: &mut Interp, h: &Host, name: &str) -> EResult<Value> {
                 Value::Null
             }
         }
-        (Host::Request, "Certificate" | "PrivateEndpointConnection") => Value::Null,
+        (Host::Request, "Certificate") => ctx
+            .request
+            .certificate
+            .as_ref()
+            .map(|_| Value::Host(Host::Certificate))
+            .unwrap_or_default(),
+        (Host::Request, "PrivateEndpointConnection") => Value::Null,
+        (Host::Certificate | Host::CertificateName(_), _) => {
+            let c = ctx
+                .request
+                .certificate
+                .as_ref()
+                .ok_or_else(EvalError::null_ref)?;
+            match (h, name) {
+                (Host::Certificate, "Subject") | (Host::CertificateName(false), "Name") => {
+                    s(&c.subject)
+                }
+                (Host::Certificate, "Issuer") | (Host::CertificateName(true), "Name") => {
+                    s(&c.issuer)
+                }
+                (Host::Certificate, "Thumbprint") => s(&c.thumbprint),
+                (Host::Certificate, "SerialNumber") => s(&c.serial_number),
+                (Host::Certificate, "NotBefore") => date(c.not_before),
+                (Host::Certificate, "NotAfter") => date(c.not_after),
+                (Host::Certificate, "SubjectName") => Value::Host(Host::CertificateName(false)),
+                (Host::Certificate, "IssuerName") => Value::Host(Host::CertificateName(true)),
+                _ => return Err(missing(h, name)),
+            }
+        }
         (Host::Request, "Headers") => Value::Host(Host::RequestHeaders),
         (Host::Request, "IpAddress") => s(&ctx.request.ip_address),
         (Host::Request, "MatchedParameters") => Value::Host(Host::MatchedParameters),
@@ -599,6 +645,31 @@ pub fn call(
 ) -> EResult<Value> {
     match (h, name) {
         (Host::Context, "Trace") => Ok(Value::Null),
+        (Host::Certificate, "Verify" | "VerifyNoRevocation") => {
+            let c = it
+                .ctx
+                .request
+                .certificate
+                .as_ref()
+                .ok_or_else(EvalError::null_ref)?;
+            let ok = c
+                .verifier
+                .as_ref()
+                .is_some_and(|v| v.verify(name == "Verify"));
+            Ok(Value::Bool(ok))
+        }
+        (Host::Certificate, "ToString") => {
+            let c = it
+                .ctx
+                .request
+                .certificate
+                .as_ref()
+                .ok_or_else(EvalError::null_ref)?;
+            Ok(s(&format!("[Subject]\n  {}\n\n[Issuer]\n  {}\n\n[Serial Number]\n  {}\n\n[Thumbprint]\n  {}\n", c.subject, c.issuer, c.serial_number, c.thumbprint)))
+        }
+        (Host::CertificateName(_), "ToString") => Ok(s(
+            "System.Security.Cryptography.X509Certificates.X500DistinguishedName",
+        )),
         (_, "GetValueOrDefault") => {
             let k = req_str(arg(args, 0), "key")?;
             let found = lookup(it, h, &k)?;

@@ -47,6 +47,7 @@ pub mod set_query_parameter;
 pub mod set_status;
 pub mod set_variable;
 pub mod trace;
+pub mod validate_client_certificate;
 pub mod validate_jwt;
 pub mod wait;
 pub mod xml_to_json;
@@ -127,6 +128,7 @@ pub fn sections_of(policy: &str) -> Option<&'static [Section]> {
         "trace" => trace::SECTIONS,
         "jsonp" => jsonp::SECTIONS,
         "validate-jwt" | "validate-azure-ad-token" => validate_jwt::SECTIONS,
+        "validate-client-certificate" => validate_client_certificate::SECTIONS,
         "rate-limit" | "rate-limit-by-key" => rate_limit::SECTIONS,
         "quota" | "quota-by-key" => quota::SECTIONS,
         "limit-concurrency" => limit_concurrency::SECTIONS,
@@ -297,6 +299,9 @@ pub struct State {
     pub llm: llm::Pending,
     /// The gateway's cache (responses and values); it outlives snapshots.
     pub cache: Arc<cache::Cache>,
+    /// The client certificate presented on the HTTPS listener
+    /// (`validate-client-certificate`).
+    pub peer_cert: Option<Arc<crate::model::PeerCert>>,
     /// What `cache-lookup` found, for `cache-store` and the pipeline.
     pub cached: caching::Lookup,
 }
@@ -397,6 +402,7 @@ pub enum Policy {
     Jsonp(jsonp::Jsonp),
     /// Shared: the gateway holds it across the await of key discovery.
     ValidateJwt(Arc<validate_jwt::ValidateJwt>),
+    ValidateClientCertificate(validate_client_certificate::ValidateClientCertificate),
     RateLimit(rate_limit::RateLimit),
     RateLimitByKey(rate_limit::RateLimitByKey),
     Quota(quota::Quota),
@@ -466,6 +472,7 @@ impl Step {
             Policy::Trace(p) => p.apply(st),
             Policy::Jsonp(p) => p.apply(st),
             Policy::ValidateJwt(p) => p.apply(st),
+            Policy::ValidateClientCertificate(p) => p.apply(st),
             Policy::RateLimit(p) => p.apply(st),
             Policy::RateLimitByKey(p) => p.apply(st),
             Policy::Quota(p) => p.apply(st),
@@ -534,6 +541,9 @@ pub struct Compiler<'a> {
     pub certificates: Option<&'a CertLookup<'a>>,
     /// `[dapr] sidecar_url`, when configured (the Dapr policies).
     pub dapr: Option<&'a Url>,
+    /// The stored certificates prepared for `validate-client-certificate`
+    /// (`None`: compiled without the catalog).
+    pub client_trust: Option<Arc<validate_client_certificate::Trust>>,
     pub problems: Vec<Diagnostic>,
     reads_request_body: bool,
     reads_response_body: bool,
@@ -774,6 +784,7 @@ impl<'a> Compiler<'a> {
             loggers: self.loggers,
             certificates: self.certificates,
             dapr: self.dapr,
+            client_trust: self.client_trust.clone(),
             problems: Vec::new(),
             reads_request_body: false,
             reads_response_body: false,
@@ -848,6 +859,9 @@ impl<'a> Compiler<'a> {
             "validate-jwt" => {
                 Policy::ValidateJwt(Arc::new(validate_jwt::ValidateJwt::parse(self, e)?))
             }
+            "validate-client-certificate" => Policy::ValidateClientCertificate(
+                validate_client_certificate::ValidateClientCertificate::parse(self, e)?,
+            ),
             "validate-azure-ad-token" => {
                 Policy::ValidateJwt(Arc::new(validate_jwt::ValidateJwt::parse_entra(self, e)?))
             }
@@ -963,6 +977,29 @@ pub fn compile_document_certs<'a>(
     certificates: Option<&'a CertLookup<'a>>,
     dapr: Option<&'a Url>,
 ) -> Result<Doc, Vec<Diagnostic>> {
+    compile_document_trust(
+        xml,
+        named_values,
+        fragments,
+        loggers,
+        certificates,
+        dapr,
+        None,
+    )
+}
+
+/// [`compile_document_certs`] that also knows the stored certificates
+/// prepared for `validate-client-certificate` (trust anchors, CRLs,
+/// `issuer-certificate-id`).
+pub fn compile_document_trust<'a>(
+    xml: &'a str,
+    named_values: &'a dyn Fn(&str) -> Option<String>,
+    fragments: &'a dyn Fn(&str) -> Option<String>,
+    loggers: &'a dyn Fn(&str) -> bool,
+    certificates: Option<&'a CertLookup<'a>>,
+    dapr: Option<&'a Url>,
+    client_trust: Option<Arc<validate_client_certificate::Trust>>,
+) -> Result<Doc, Vec<Diagnostic>> {
     let root = super::xml::parse(xml).map_err(|d| vec![d])?;
     let mut cx = Compiler {
         xml,
@@ -971,6 +1008,7 @@ pub fn compile_document_certs<'a>(
         loggers,
         certificates,
         dapr,
+        client_trust,
         problems: Vec::new(),
         reads_request_body: false,
         reads_response_body: false,
@@ -1050,6 +1088,7 @@ pub fn test_state(section: Section) -> State {
         llm: llm::Pending::default(),
         cache: shared_test_cache(),
         cached: caching::Lookup::default(),
+        peer_cert: None,
     }
 }
 
