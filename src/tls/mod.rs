@@ -7,6 +7,7 @@
 
 pub mod accept;
 pub mod ca;
+pub mod sni;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
