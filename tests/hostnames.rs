@@ -571,3 +571,67 @@ async fn hostnames_survive_a_restart() {
     let addr = app.running_addr("gateway-https").unwrap();
     assert_eq!(leaf_for(addr, Some("api.example.com")).await, api);
 }
+
+#[tokio::test]
+async fn a_secondary_presents_the_primarys_hostnames() {
+    let (primary, _) = spawn_https(false).await;
+    let ca = Ca::new();
+    let api = upload(&primary, &ca, "api", "api.example.com").await;
+    let other = upload(&primary, &ca, "other", "other.example.com").await;
+    primary
+        .put_ok(
+            "/hostnames/api.example.com",
+            json!({ "certificateId": "api" }),
+        )
+        .await;
+    primary
+        .put_ok(
+            "/gateways/west",
+            json!({"locationData": {"name": "West US"}}),
+        )
+        .await;
+    let r = primary
+        .client
+        .post(format!("{}/gateways/west/token", primary.mgmt))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token: Value = r.json().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = common::test_settings(dir.path());
+    s.node.role = toml::Spanned::new(0..0, turnpike::config::Role::Secondary);
+    s.gateway.https = Some(toml::Spanned::new(0..0, "127.0.0.1:0".parse().unwrap()));
+    s.cluster.primary = Some(primary.mgmt.trim_end_matches("/mgmt").to_string());
+    s.cluster.gateway_id = Some("west".into());
+    s.cluster.token = Some(turnpike::error::Secret::new(
+        token["value"].as_str().unwrap(),
+    ));
+    s.cluster.poll_interval = std::time::Duration::from_millis(200);
+    s.cluster.backup = false;
+    let (_trigger, never) = turnpike::shutdown::channel();
+    let secondary = turnpike::run(s, turnpike::Options::default(), never)
+        .await
+        .unwrap();
+    let addr = secondary.addr("gateway-https").unwrap();
+    assert_eq!(leaf_for(addr, Some("api.example.com")).await, api);
+
+    // A change on the primary reaches the secondary's handshakes.
+    primary
+        .put_ok(
+            "/hostnames/api.example.com",
+            json!({ "certificateId": "other" }),
+        )
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while leaf_for(addr, Some("api.example.com")).await != other {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the secondary did not follow the primary's hostname"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    secondary.shutdown();
+}
