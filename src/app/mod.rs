@@ -178,9 +178,13 @@ pub use crate::durable::write_private;
 
 /// Binds the HTTPS listener when `gateway.https` is set: loads (or, with
 /// no paths configured, generates on first start) the certificate and key.
+/// Certificates are chosen by SNI from the custom hostnames of the
+/// snapshot in service (`/mgmt/hostnames`); the configured or generated
+/// pair answers names no hostname covers.
 async fn bind_https(
     settings: &Settings,
-) -> Result<Option<(TcpListener, SocketAddr, tokio_rustls::TlsAcceptor)>, StartError> {
+    snapshot: &Arc<SnapshotHandle>,
+) -> Result<Option<(TcpListener, SocketAddr, Arc<crate::tls::sni::SniAcceptor>)>, StartError> {
     let Some(addr) = settings.gateway.https.as_ref().map(|a| *a.get_ref()) else {
         return Ok(None);
     };
@@ -201,16 +205,16 @@ async fn bind_https(
             (cert, key)
         }
     };
-    let config =
-        crate::tls::server_config(&cert, &key, settings.gateway.negotiate_client_certificate)
-            .map_err(StartError::Tls)?;
+    let acceptor = crate::tls::sni::SniAcceptor::new(
+        &cert,
+        &key,
+        settings.gateway.negotiate_client_certificate,
+        snapshot.clone(),
+    )
+    .map_err(StartError::Tls)?;
     let listener = bind("gateway-https", addr).await?;
     let local = local(&listener, addr);
-    Ok(Some((
-        listener,
-        local,
-        tokio_rustls::TlsAcceptor::from(config),
-    )))
+    Ok(Some((listener, local, Arc::new(acceptor))))
 }
 
 /// The TLS acceptor for the management or portal listener when its
@@ -296,7 +300,7 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
 
     let gw_listener = bind("gateway-http", settings.gateway.http).await?;
     let mut listeners = vec![("gateway-http", local(&gw_listener, settings.gateway.http))];
-    let https = bind_https(&settings).await?;
+    let https = bind_https(&settings, &snapshot).await?;
     let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats.clone()));
     let telemetry = gateway.telemetry();
     if let Some((listener, addr, acceptor)) = https {
@@ -410,7 +414,7 @@ async fn run_primary(
 
     let gw_listener = bind("gateway-http", settings.gateway.http).await?;
     listeners.push(("gateway-http", local(&gw_listener, settings.gateway.http)));
-    let https = bind_https(&settings).await?;
+    let https = bind_https(&settings, &snapshot).await?;
     let stats = Arc::new(crate::telemetry::RequestStats::default());
     let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats));
     let telemetry = gateway.telemetry();

@@ -1,6 +1,9 @@
 //! The gateway's HTTPS listener: accepts TCP, runs the TLS handshake
-//! (bounded by [`HANDSHAKE_TIMEOUT`]; failures are logged at debug and
-//! never stop the listener), then serves HTTP/1.1 or HTTP/2 (by ALPN)
+//! with [`SniAcceptor`] (certificate by SNI from the custom hostnames of
+//! the snapshot in service, client certificate asked for per hostname;
+//! ClientHello and handshake together bounded by [`HANDSHAKE_TIMEOUT`];
+//! failures are logged at debug and never stop the listener), then
+//! serves HTTP/1.1 or HTTP/2 (by ALPN)
 //! with the same service as the plain listener, `scheme` = `https`. A
 //! client certificate presented in the handshake rides in each request's
 //! extensions as an `Arc<PeerCert>`.
@@ -8,6 +11,7 @@
 use super::{Gateway, HEADER_READ_TIMEOUT};
 use crate::model::PeerCert;
 use crate::shutdown::Shutdown;
+use crate::tls::sni::SniAcceptor;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -15,7 +19,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 /// Time a client gets to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,7 +29,7 @@ impl Gateway {
     pub async fn serve_https(
         self: Arc<Self>,
         listener: TcpListener,
-        acceptor: TlsAcceptor,
+        acceptor: Arc<SniAcceptor>,
         mut shutdown: Shutdown,
         grace: Duration,
     ) {

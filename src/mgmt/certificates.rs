@@ -73,6 +73,18 @@ impl Resource for Certificate {
                 users.join(", ")
             )));
         }
+        let hosts: Vec<&str> = c
+            .hostnames
+            .iter()
+            .filter(|(_, h)| h.certificate_id == id)
+            .map(|(host, _)| host.as_str())
+            .collect();
+        if !hosts.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "certificate {id:?} is used by the hostname(s) {}; point them at another certificate or delete them first",
+                hosts.join(", ")
+            )));
+        }
         Ok(vec![Change::Certificate(id.into(), None)])
     }
 

@@ -21,6 +21,7 @@ mod certificates;
 pub mod cluster;
 mod directory;
 pub mod gateways;
+mod hostnames;
 mod import;
 mod loggers;
 mod policies;
@@ -238,6 +239,13 @@ pub fn router(state: MgmtState) -> Router {
             get(get_one::<crate::model::Certificate>)
                 .put(put_one::<crate::model::Certificate>)
                 .delete(delete_one::<crate::model::Certificate>),
+        )
+        .route("/hostnames", get(list::<crate::model::Hostname>))
+        .route(
+            "/hostnames/{host}",
+            get(hostnames::get)
+                .put(hostnames::put)
+                .delete(hostnames::delete),
         )
         .route("/locations", get(list::<Location>))
         .route(

@@ -12,12 +12,14 @@ pub mod credentials;
 pub mod duration;
 pub mod export;
 mod gateway;
+mod hostname;
 mod logger;
 pub mod pkcs12;
 mod resources;
 
 pub use certificate::*;
 pub use gateway::*;
+pub use hostname::*;
 pub use logger::*;
 pub use resources::*;
 
@@ -117,6 +119,8 @@ pub struct Catalog {
     pub loggers: BTreeMap<String, Logger>,
     /// Client certificates (chain and private key) for backends.
     pub certificates: BTreeMap<String, Certificate>,
+    /// Custom hostnames of the HTTPS listener (lowercase host → binding).
+    pub hostnames: BTreeMap<String, Hostname>,
     /// Their signing keys: persisted on the primary, never exported.
     #[serde(skip)]
     pub gateway_keys: BTreeMap<String, GatewayKeys>,
@@ -153,6 +157,7 @@ pub enum Change {
     UserCredentials(String, Option<UserCredentials>),
     Logger(String, Option<Logger>),
     Certificate(String, Option<Certificate>),
+    Hostname(String, Option<Hostname>),
 }
 
 /// A persisted record could not be read back.
@@ -222,6 +227,7 @@ impl Change {
             Change::UserCredentials(id, v) => (format!("user-credentials/{id}"), opt(v)),
             Change::Logger(id, v) => (format!("logger/{id}"), opt(v)),
             Change::Certificate(id, v) => (format!("certificate/{id}"), opt(v)),
+            Change::Hostname(host, v) => (format!("hostname/{host}"), opt(v)),
         }
     }
 }
@@ -286,6 +292,7 @@ impl Catalog {
             Change::UserCredentials(id, v) => put_or_remove(&mut self.user_credentials, id, v),
             Change::Logger(id, v) => put_or_remove(&mut self.loggers, id, v),
             Change::Certificate(id, v) => put_or_remove(&mut self.certificates, id, v),
+            Change::Hostname(host, v) => put_or_remove(&mut self.hostnames, host, v),
         }
     }
 
@@ -343,6 +350,7 @@ impl Catalog {
             "user-credentials" => Change::UserCredentials(id, de(bytes).map_err(err)?),
             "logger" => Change::Logger(id, de(bytes).map_err(err)?),
             "certificate" => Change::Certificate(id, de(bytes).map_err(err)?),
+            "hostname" => Change::Hostname(id, de(bytes).map_err(err)?),
             other => return Err(err(format!("unknown kind {other:?}"))),
         };
         self.apply(&change);
@@ -422,6 +430,9 @@ impl Catalog {
         for (id, v) in &self.certificates {
             changes.push(Change::Certificate(id.clone(), Some(v.clone())));
         }
+        for (host, v) in &self.hostnames {
+            changes.push(Change::Hostname(host.clone(), Some(v.clone())));
+        }
         changes
             .iter()
             .filter_map(|c| {
@@ -443,6 +454,7 @@ impl Catalog {
             && self.gateways.is_empty()
             && self.loggers.is_empty()
             && self.certificates.is_empty()
+            && self.hostnames.is_empty()
             && self.groups.values().all(|g| g.built_in)
     }
 

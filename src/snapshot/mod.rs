@@ -8,9 +8,11 @@
 //! compile is refused with every problem named; the running snapshot is
 //! never replaced by a broken one.
 //!
-//! May use: `model`, `policy`, `expr`. Never the store or HTTP servers.
+//! May use: `model`, `policy`, `expr`, `tls` (the SNI table of custom
+//! hostnames). Never the store or HTTP servers.
 
 pub mod backends;
+pub mod hostnames;
 pub mod routes;
 
 use crate::error::Detail;
@@ -173,6 +175,8 @@ pub struct Snapshot {
     /// The stored CA certificates and CRLs prepared for client
     /// certificates (`validate-client-certificate`, `Verify()`).
     pub client_trust: Arc<crate::policy::builtin::validate_client_certificate::Trust>,
+    /// Custom hostnames of the HTTPS listener (certificates by SNI).
+    pub hostnames: Arc<crate::tls::sni::HostTable>,
 }
 
 /// The API a request path selects, and the path after the API's path.
@@ -622,6 +626,7 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
         }
     }
     snap.loggers = Arc::new(loggers);
+    snap.hostnames = Arc::new(hostnames::compile(catalog, &certs, &mut problems));
     snap.disabled_regions = catalog
         .locations
         .iter()

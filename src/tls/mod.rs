@@ -4,9 +4,12 @@
 //! (ring provider, TLS 1.2 and 1.3, ALPN `h2` / `http/1.1`, session
 //! resumption by cache and tickets, optionally asking for a client
 //! certificate). Errors never carry key material.
+//! Certificates chosen by SNI (custom hostnames) and client certificates
+//! asked for per hostname: [`sni`].
 
 pub mod accept;
 pub mod ca;
+pub mod sni;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
