@@ -97,6 +97,8 @@ impl Store {
     /// the appliance resolves its key with [`master::resolve`] and calls
     /// [`Store::open_with`].
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| master::MasterKeyError(format!("cannot create {}: {e}", dir.display())))?;
         let (key, _) = master::resolve(None, None, dir)?;
         Store::open_with(dir, &key)
     }
