@@ -559,8 +559,7 @@ async fn a_secondary_backup_holds_no_secret_and_still_serves() {
 
     // The primary goes away: the secondary starts from its sealed backup
     // and the secrets in it still work.
-    drop(primary);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _primary_dir = primary.stop().await;
     let running = turnpike::run(secondary_settings(), Default::default(), never)
         .await
         .unwrap();
