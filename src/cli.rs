@@ -37,6 +37,11 @@ enum Command {
         /// Directory to write into.
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
+        /// Also create a private CA (data/tls/ca.crt, ca.key) that issues
+        /// this node's certificate, and turn TLS on for the management and
+        /// portal listeners; secondaries trust it with [cluster] ca_cert.
+        #[arg(long)]
+        ca: bool,
     },
     /// Work with policy documents.
     Policy {
@@ -93,6 +98,11 @@ enum ClusterCommand {
         /// Where to write its configuration; default ./<ID>.toml.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// The CA the primary's certificate chains to (e.g. its
+        /// data/tls/ca.crt from `init --ca`): trusted for this call and
+        /// written to the secondary's [cluster] ca_cert.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
     },
 }
 
@@ -127,7 +137,7 @@ pub fn main() -> ExitCode {
             println!("turnpike {VERSION}");
             ExitCode::SUCCESS
         }
-        Command::Init { dir } => init(&dir),
+        Command::Init { dir, ca } => init(&dir, ca),
         Command::Policy {
             command: PolicyCommand::Check { files },
         } => policy_check(&files),
@@ -150,6 +160,7 @@ pub fn main() -> ExitCode {
                     http,
                     data_dir,
                     output,
+                    ca_cert,
                 },
         } => {
             let key = match (admin_key_file, admin_key) {
@@ -173,6 +184,7 @@ pub fn main() -> ExitCode {
                 gateway_id,
                 region,
                 http,
+                ca_cert,
             };
             cluster_join(join)
         }
@@ -187,6 +199,7 @@ struct Join {
     http: std::net::SocketAddr,
     data_dir: PathBuf,
     output: PathBuf,
+    ca_cert: Option<PathBuf>,
 }
 
 /// TOML basic string: quoted, with `\` and `"` escaped.
@@ -206,6 +219,22 @@ fn cluster_join(j: Join) -> ExitCode {
     };
     let primary = j.primary.trim_end_matches('/').to_string();
     let gid = j.gateway_id.clone();
+    // The CA by absolute path: the secondary reads it relative to its own
+    // data_dir otherwise.
+    let ca_cert = match &j.ca_cert {
+        None => None,
+        Some(p) => match std::fs::canonicalize(p) {
+            Ok(abs) => Some(abs),
+            Err(e) => return fail(format!("cannot read {}: {e}", p.display()), 2),
+        },
+    };
+    let roots = match &ca_cert {
+        None => None,
+        Some(p) => match crate::tls::ca::root_store(p) {
+            Ok(r) => Some(r),
+            Err(e) => return fail(e, 2),
+        },
+    };
     let called = runtime.block_on(async {
         let put = admin_call(
             &primary,
@@ -213,6 +242,7 @@ fn cluster_join(j: Join) -> ExitCode {
             Method::PUT,
             &format!("/mgmt/gateways/{gid}"),
             serde_json::json!({ "locationData": { "name": j.region } }),
+            roots.clone(),
         )
         .await?;
         if !put.0.is_success() {
@@ -224,6 +254,7 @@ fn cluster_join(j: Join) -> ExitCode {
             Method::POST,
             &format!("/mgmt/gateways/{gid}/token"),
             serde_json::json!({}),
+            roots,
         )
         .await
     });
@@ -251,7 +282,10 @@ fn cluster_join(j: Join) -> ExitCode {
          [node]\nrole = \"secondary\"\nregion = {region}\ndata_dir = {data_dir}\n\n\
          [gateway]\nhttp = \"{http}\"\n\n\
          [cluster]\nprimary = {primary_q}\ngateway_id = {gid_q}\ntoken = {token}\n\
-         poll_interval = \"10s\"\nheartbeat_interval = \"60s\"\nbackup = true\n",
+         poll_interval = \"10s\"\nheartbeat_interval = \"60s\"\nbackup = true\n{trust}",
+        trust = ca_cert
+            .map(|p| format!("ca_cert = {}\n", toml_string(&p.display().to_string())))
+            .unwrap_or_default(),
         output = j.output.display(),
         region = toml_string(&j.region),
         data_dir = toml_string(&j.data_dir.display().to_string()),
@@ -278,7 +312,7 @@ fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init(dir: &std::path::Path) -> ExitCode {
+fn init(dir: &std::path::Path, ca: bool) -> ExitCode {
     let path = dir.join("config.toml");
     if path.exists() {
         return fail(
@@ -293,6 +327,13 @@ fn init(dir: &std::path::Path) -> ExitCode {
         Ok(k) => k,
         Err(e) => return fail(e, 1),
     };
+    // The CA first: when it cannot be made, no configuration points at it.
+    let issued = match ca.then(|| init_ca(&dir.join("data"))) {
+        None => None,
+        Some(Ok(issued)) => Some(issued),
+        Some(Err(e)) => return fail(e, 1),
+    };
+    let mgmt_tls = if ca { INIT_CA_TLS } else { "" };
     // The master key sealing secrets at rest: beside this file, outside
     // the data directory, named by its absolute path.
     let master_file = std::fs::canonicalize(dir)
@@ -317,7 +358,7 @@ fn init(dir: &std::path::Path) -> ExitCode {
          https = \"0.0.0.0:8443\"\n\n\
          [management]\nlisten = \"127.0.0.1:8001\"\n\
          # Bearer token for /mgmt. Keep this file private (mode 0600).\n\
-         admin_key = \"{key}\"\n\n\
+         admin_key = \"{key}\"\n{mgmt_tls}\n\
          [telemetry]\nlog_format = \"pretty\"\naccess_log = true\n"
     );
     if let Err(e) = app::write_private(&path, text.as_bytes()) {
@@ -325,6 +366,10 @@ fn init(dir: &std::path::Path) -> ExitCode {
     }
     println!("wrote {} (admin key inside, mode 0600)", path.display());
     let (cert, key) = crate::tls::default_paths(&dir.join("data"));
+    if let Some(issued) = issued {
+        announce_ca(&issued);
+        return ExitCode::SUCCESS;
+    }
     match crate::tls::ensure_self_signed(&cert, &key) {
         Ok(true) => println!(
             "wrote {} and {} (self-signed for localhost and this host)",
@@ -335,6 +380,37 @@ fn init(dir: &std::path::Path) -> ExitCode {
         Err(e) => return fail(e, 1),
     }
     ExitCode::SUCCESS
+}
+
+/// What `init --ca` adds to `[management]` (and the `[portal]` section):
+/// both listeners on HTTPS with the CA-issued node certificate.
+const INIT_CA_TLS: &str = "# HTTPS with the node certificate issued by data/tls/ca.crt \
+(secondaries trust that CA\n# with [cluster] ca_cert; use https:// primary URLs).\n\
+tls_cert = \"tls/gateway.crt\"\ntls_key = \"tls/gateway.key\"\n\n\
+[portal]\nlisten = \"0.0.0.0:8002\"\ntls_cert = \"tls/gateway.crt\"\ntls_key = \"tls/gateway.key\"\n";
+
+/// `init --ca`: the CA and the node certificate it issues (shared by the
+/// gateway's HTTPS, management and portal listeners).
+fn init_ca(data_dir: &std::path::Path) -> Result<crate::tls::ca::Issued, String> {
+    let (cert, key) = crate::tls::default_paths(data_dir);
+    crate::tls::ca::create(data_dir, &cert, &key, crate::tls::default_names())
+}
+
+fn announce_ca(issued: &crate::tls::ca::Issued) {
+    println!(
+        "wrote {} and {} (a private CA; keep the key offline if you can)",
+        issued.ca_cert.display(),
+        issued.ca_key.display()
+    );
+    println!(
+        "wrote {} and {} (issued by that CA for localhost and this host)",
+        issued.cert.display(),
+        issued.key.display()
+    );
+    println!(
+        "secondaries trust it with: [cluster] ca_cert = {}",
+        toml_string(&issued.ca_cert.display().to_string())
+    );
 }
 
 /// `turnpike expr eval EXPR [--context FILE]`.
@@ -453,6 +529,7 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, demo: bool) -> Exit
             Ok(r) => r,
             // An unusable certificate is a configuration mistake: exit 2.
             Err(e @ app::StartError::Tls(_)) => return fail(e, 2),
+            Err(e @ app::StartError::TlsFile { .. }) => return fail(e, 2),
             // A missing or wrong master key is a configuration mistake too.
             Err(e @ app::StartError::MasterKey(_)) => return fail(e, 2),
             Err(e) => return fail(e, 1),

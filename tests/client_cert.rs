@@ -227,7 +227,10 @@ async fn certificates_are_validated_and_read_back_as_metadata_only() {
             "does not match",
         ),
         (json!({"pem": pki.server_key_pem}), "no CERTIFICATE"),
-        (json!({"data": "MIIKbase64", "password": "p"}), "PKCS#12"),
+        (
+            json!({"data": "MIIKbase64", "password": "p"}),
+            "not valid base64",
+        ),
         (json!({"pem": ""}), "required"),
         (
             json!({"pem": format!("{}{}", pki.client_pem, pki.server_key_pem)}),

@@ -143,6 +143,7 @@ fn primary_config(dir: &Path, mgmt: SocketAddr) -> String {
          [gateway]\nhttp = \"127.0.0.1:0\"\n\
          [management]\nlisten = \"{mgmt}\"\nadmin_key = \"{ADMIN}\"\n\
          [portal]\nlisten = \"127.0.0.1:0\"\n\
+         [cluster]\nallow_plaintext_export = true\n\
          [telemetry]\naccess_log = false\n",
         dir.join("primary-data").display()
     )

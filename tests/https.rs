@@ -233,3 +233,43 @@ async fn https_uses_a_configured_certificate() {
     let (status, _, _) = get(connect(&config, addr).await, "/echo/a", &key).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn https_asks_for_but_does_not_require_a_client_certificate() {
+    let app = TestApp::spawn_with(|s| {
+        s.gateway.https = Some(toml::Spanned::new(0..0, "127.0.0.1:0".parse().unwrap()));
+        s.gateway.negotiate_client_certificate = true;
+    })
+    .await;
+    let addr = app.running_addr("gateway-https").unwrap();
+    let key = app.standard().await;
+
+    // Without a certificate: served.
+    let config = client_config(&app, &[b"http/1.1"]);
+    let (status, _, body) = get(connect(&config, addr).await, "/echo/a", &key).await;
+    assert_eq!(status, 200, "{body}");
+
+    // With a self-signed one nobody trusts: the handshake completes (trust
+    // is the policies' decision) and the request is served.
+    let pair = rcgen::generate_simple_self_signed(vec!["client.example".to_string()]).unwrap();
+    let cert = app.dir.as_ref().unwrap().path().join("tls/gateway.crt");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut with_cert = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![pair.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(pair.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+    with_cert.alpn_protocols = vec![b"h2".to_vec()];
+    let with_cert = Arc::new(with_cert);
+    let (status, version, body) = get(connect(&with_cert, addr).await, "/echo/b", &key).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(version, http::Version::HTTP_2);
+}

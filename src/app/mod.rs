@@ -9,6 +9,7 @@
 //! heartbeat loops. [`Running::wait`] drains the services after the
 //! shutdown signal and flushes the store.
 
+pub mod cert_expiry;
 pub mod demo;
 pub mod echo;
 
@@ -70,6 +71,13 @@ pub enum StartError {
     /// No usable master key, or the store was sealed with another one.
     #[error("{0}")]
     MasterKey(String),
+    /// A listener's certificate or key (`management.tls`, `portal.tls`),
+    /// or `cluster.ca_cert`, is unusable.
+    #[error("{section}: {message}")]
+    TlsFile {
+        section: &'static str,
+        message: String,
+    },
 }
 
 /// A started appliance.
@@ -220,7 +228,9 @@ async fn bind_https(
             (cert, key)
         }
     };
-    let config = crate::tls::server_config(&cert, &key).map_err(StartError::Tls)?;
+    let config =
+        crate::tls::server_config(&cert, &key, settings.gateway.negotiate_client_certificate)
+            .map_err(StartError::Tls)?;
     let listener = bind("gateway-https", addr).await?;
     let local = local(&listener, addr);
     Ok(Some((
@@ -228,6 +238,23 @@ async fn bind_https(
         local,
         tokio_rustls::TlsAcceptor::from(config),
     )))
+}
+
+/// The TLS acceptor for the management or portal listener when its
+/// `tls_cert`/`tls_key` are set (paths relative to the data directory).
+fn listener_tls(
+    settings: &Settings,
+    section: &'static str,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, StartError> {
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return Ok(None);
+    };
+    let data_dir = &settings.node.data_dir;
+    let config = crate::tls::server_config(&data_dir.join(cert), &data_dir.join(key), false)
+        .map_err(|message| StartError::TlsFile { section, message })?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(config)))
 }
 
 async fn bind(name: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -278,7 +305,14 @@ fn relay(mut shutdown: Shutdown) -> (Trigger, Shutdown, JoinHandle<()>) {
 /// A secondary: first configuration, gateway listener, sync and heartbeats.
 async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running, StartError> {
     let master = master_key(&settings)?;
-    let follower = Arc::new(crate::cluster::Follower::new(&settings).with_master_key(master));
+    let follower = Arc::new(
+        crate::cluster::Follower::new(&settings)
+            .map_err(|message| StartError::TlsFile {
+                section: "cluster.ca_cert",
+                message,
+            })?
+            .with_master_key(master),
+    );
     let (first, origin) = follower.bootstrap().await.map_err(StartError::Cluster)?;
     let revision = first.revision;
     let snapshot = Arc::new(SnapshotHandle::with_options(
@@ -386,10 +420,13 @@ async fn run_primary(
         snapshot: snapshot.clone(),
         admin_key: admin_key.clone(),
         max_body: settings.management.max_body_bytes,
-        cluster: Arc::new(mgmt::cluster::ClusterSide::new(
-            internal.clone(),
-            settings.management.gateway_token_max_lifetime,
-        )),
+        cluster: Arc::new(
+            mgmt::cluster::ClusterSide::new(
+                internal.clone(),
+                settings.management.gateway_token_max_lifetime,
+            )
+            .with_plaintext_export(settings.cluster.allow_plaintext_export),
+        ),
     };
 
     let (echo, demo) = if options.demo {
@@ -428,6 +465,18 @@ async fn run_primary(
         grace,
     )));
 
+    if settings.cluster.allow_plaintext_export {
+        tracing::warn!(
+            "[cluster] allow_plaintext_export = true: the configuration export (with its \
+             secrets) goes over plain HTTP to any secondary"
+        );
+    }
+    let mgmt_tls = listener_tls(
+        &settings,
+        "management.tls",
+        &settings.management.tls_cert,
+        &settings.management.tls_key,
+    )?;
     let mgmt_listener = bind("management", settings.management.listen).await?;
     listeners.push((
         "management",
@@ -436,14 +485,34 @@ async fn run_primary(
     let cluster_side = mgmt_state.cluster.clone();
     let router = mgmt::router(mgmt_state);
     let mut mgmt_shutdown = internal.clone();
-    tasks.push(tokio::spawn(async move {
-        let served = axum::serve(mgmt_listener, router)
+    if let Some(acceptor) = mgmt_tls {
+        tasks.push(tokio::spawn(crate::tls::accept::serve(
+            "management",
+            mgmt_listener,
+            acceptor,
+            router,
+            async move { mgmt_shutdown.wait().await },
+            grace,
+        )));
+    } else {
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(
+                mgmt_listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
             .with_graceful_shutdown(async move { mgmt_shutdown.wait().await })
             .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "management listener failed");
-        }
-    }));
+            if let Err(e) = served {
+                tracing::error!(error = %e, "management listener failed");
+            }
+        }));
+    }
+
+    let expiry_store = store.clone();
+    tasks.push(tokio::spawn(cert_expiry::watch(
+        move || expiry_store.catalog(),
+        internal.clone(),
+    )));
 
     if settings.portal.enabled {
         let portal_key = data_dir.join("portal.key");
@@ -454,6 +523,12 @@ async fn run_primary(
                     source: std::io::Error::other(e),
                 }
             })?;
+        let portal_tls = listener_tls(
+            &settings,
+            "portal.tls",
+            &settings.portal.tls_cert,
+            &settings.portal.tls_key,
+        )?;
         let portal_listener = bind("portal", settings.portal.listen).await?;
         listeners.push(("portal", local(&portal_listener, settings.portal.listen)));
         let gateway_addr = listeners
@@ -469,17 +544,30 @@ async fn run_primary(
             settings: settings.portal.clone(),
             gateway_addr,
             gateways: Arc::new(move || mgmt::gateways::views(&cluster_side, &view_store.catalog())),
+            secure: portal_tls.is_some(),
         });
-        let app = crate::portal::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let mut portal_shutdown = internal.clone();
-        tasks.push(tokio::spawn(async move {
-            let served = axum::serve(portal_listener, app)
-                .with_graceful_shutdown(async move { portal_shutdown.wait().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "portal listener failed");
-            }
-        }));
+        if let Some(acceptor) = portal_tls {
+            tasks.push(tokio::spawn(crate::tls::accept::serve(
+                "portal",
+                portal_listener,
+                acceptor,
+                crate::portal::router(state),
+                async move { portal_shutdown.wait().await },
+                grace,
+            )));
+        } else {
+            let app =
+                crate::portal::router(state).into_make_service_with_connect_info::<SocketAddr>();
+            tasks.push(tokio::spawn(async move {
+                let served = axum::serve(portal_listener, app)
+                    .with_graceful_shutdown(async move { portal_shutdown.wait().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "portal listener failed");
+                }
+            }));
+        }
     }
 
     tracing::info!(

@@ -1,5 +1,8 @@
 //! HTTP calls from a secondary to its primary: the configuration poll and
-//! the heartbeat, with the gateway token, timeouts and capped reads.
+//! the heartbeat, with the gateway token, timeouts and capped reads. An
+//! `https` primary's certificate is verified (against `[cluster] ca_cert`
+//! when set, else the public web roots) before anything, the token
+//! included, is sent.
 
 use crate::error::Secret;
 use crate::model::{Heartbeat, SCHEMA_VERSION, TOKEN_SCHEME};
@@ -37,6 +40,9 @@ pub enum CallError {
     /// The primary refused the gateway token (401); its reason.
     #[error("the primary refused the gateway token: {0}")]
     Refused(String),
+    /// The primary's TLS certificate is not trusted (nothing was sent).
+    #[error("its TLS certificate is not trusted ({0})")]
+    Untrusted(String),
     /// Any other answer that is not what the protocol expects.
     #[error("unexpected answer: {0}")]
     Protocol(String),
@@ -52,15 +58,52 @@ pub struct PrimaryClient {
 
 impl PrimaryClient {
     pub fn new(base: &str, token: Secret) -> PrimaryClient {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        http.set_nodelay(true);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(Self::connector());
+        Self::from_connector(base, token, https)
+    }
+
+    /// A client that trusts only the CA certificates in `roots` (a
+    /// secondary's `[cluster] ca_cert`), or the public web roots when
+    /// `None`.
+    pub fn with_roots(
+        base: &str,
+        token: Secret,
+        roots: Option<rustls::RootCertStore>,
+    ) -> Result<PrimaryClient, String> {
+        let Some(roots) = roots else {
+            return Ok(Self::new(base, token));
+        };
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(Self::connector());
+        Ok(Self::from_connector(base, token, https))
+    }
+
+    fn connector() -> HttpConnector {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        http
+    }
+
+    fn from_connector(
+        base: &str,
+        token: Secret,
+        https: hyper_rustls::HttpsConnector<HttpConnector>,
+    ) -> PrimaryClient {
         PrimaryClient {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(90))
@@ -100,11 +143,13 @@ impl PrimaryClient {
         max: usize,
     ) -> Result<(http::response::Parts, Bytes), CallError> {
         let exchange = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| CallError::Unreachable(describe(&e)))?;
+            let resp = self.client.request(req).await.map_err(|e| {
+                if untrusted(&e) {
+                    CallError::Untrusted(describe(&e))
+                } else {
+                    CallError::Unreachable(describe(&e))
+                }
+            })?;
             let (parts, body) = resp.into_parts();
             let mut body = body;
             let mut buf = bytes::BytesMut::new();
@@ -191,14 +236,17 @@ impl PrimaryClient {
 
 /// One management call with the admin key (used by `turnpike cluster
 /// join`): returns the status and the JSON body (`Null` when empty).
+/// `roots`: trust only these CAs (`--ca-cert`), else the web roots.
 pub async fn admin_call(
     base: &str,
     admin_key: &str,
     method: Method,
     path: &str,
     body: serde_json::Value,
+    roots: Option<rustls::RootCertStore>,
 ) -> Result<(StatusCode, serde_json::Value), CallError> {
-    let client = PrimaryClient::new(base, Secret::new(""));
+    let client =
+        PrimaryClient::with_roots(base, Secret::new(""), roots).map_err(CallError::Protocol)?;
     let req = Request::builder()
         .method(method)
         .uri(format!("{}{path}", client.base))
@@ -224,6 +272,22 @@ fn refusal(status: StatusCode, body: &[u8]) -> CallError {
     }
 }
 
+/// Whether `e` (or a cause) is rustls refusing the peer's certificate.
+/// (An `io::Error` is entered through `get_ref`: its `source` skips the
+/// error it wraps.)
+fn untrusted(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
+        return true;
+    }
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return untrusted(inner);
+    }
+    e.source().is_some_and(untrusted)
+}
+
 /// A client error with its causes ("client error (Connect): tcp connect
 /// error: Connection refused").
 fn describe(e: &(dyn std::error::Error + 'static)) -> String {
@@ -235,4 +299,23 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_is_found_through_wrapped_io_errors() {
+        let bad = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        // hyper-rustls wraps tokio-rustls' io::Error in another io::Error.
+        let wrapped =
+            std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, bad));
+        assert!(untrusted(&wrapped));
+        let refused =
+            std::io::Error::other(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!untrusted(&refused));
+        let other = std::io::Error::other(rustls::Error::DecryptError);
+        assert!(!untrusted(&other));
+    }
 }

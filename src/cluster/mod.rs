@@ -106,14 +106,22 @@ fn hostname() -> String {
 
 impl Follower {
     /// A follower for a secondary's settings (validated: `[cluster]`
-    /// primary, gateway_id and token are present).
-    pub fn new(settings: &Settings) -> Follower {
+    /// primary, gateway_id and token are present). Fails when `[cluster]
+    /// ca_cert` cannot be read (the error names the file).
+    pub fn new(settings: &Settings) -> Result<Follower, String> {
         let c = &settings.cluster;
-        Follower {
-            client: PrimaryClient::new(
+        let roots = match &c.ca_cert {
+            Some(path) => Some(crate::tls::ca::root_store(
+                &settings.node.data_dir.join(path),
+            )?),
+            None => None,
+        };
+        Ok(Follower {
+            client: PrimaryClient::with_roots(
                 c.primary.as_deref().unwrap_or_default(),
                 c.token.clone().unwrap_or_default(),
-            ),
+                roots,
+            )?,
             data_dir: settings.node.data_dir.clone(),
             backup: c.backup,
             poll_interval: c.poll_interval,
@@ -126,7 +134,7 @@ impl Follower {
             instance_id: crate::error::random_hex(8).unwrap_or_default(),
             options: Options::from_settings(settings),
             master: None,
-        }
+        })
     }
 
     /// Sets the master key that seals the configuration backup.
@@ -160,6 +168,14 @@ impl Follower {
             }
             Ok(Fetched::NotModified) => "it answered 304 to a first poll".to_string(),
             Err(CallError::Refused(r)) => format!("it refused this gateway: {r}"),
+            Err(CallError::Untrusted(r)) => {
+                tracing::error!(
+                    primary = %self.client.base,
+                    "THE PRIMARY'S TLS CERTIFICATE IS NOT TRUSTED ({r}); nothing was sent \
+                     and nothing applied. Check [cluster] ca_cert"
+                );
+                format!("its TLS certificate is not trusted: {r}")
+            }
             Err(e) => format!("it is {e}"),
         };
         let url = &self.client.base;
@@ -282,6 +298,13 @@ impl Follower {
                              still serving the last configuration. Mint a new token \
                              (POST /mgmt/gateways/{}/token) and restart with it",
                             self.gateway_id
+                        ),
+                        (CallError::Untrusted(reason), _) => tracing::error!(
+                            primary = %self.client.base,
+                            serving,
+                            "THE PRIMARY'S TLS CERTIFICATE IS NOT TRUSTED ({reason}); \
+                             nothing was sent and nothing applied; still serving the last \
+                             configuration. Check [cluster] ca_cert"
                         ),
                         (_, 1) => tracing::warn!(
                             primary = %self.client.base,

@@ -89,6 +89,10 @@ pub struct Gateway {
     /// PEM private key for `tls_cert` (relative paths: under
     /// `node.data_dir`). Absent: `{data_dir}/tls/gateway.key`.
     pub tls_key: Option<PathBuf>,
+    /// Ask (never require) HTTPS clients for a certificate in the
+    /// handshake, for `context.Request.Certificate` and
+    /// `validate-client-certificate`.
+    pub negotiate_client_certificate: bool,
     /// Time allowed to open a TCP (and TLS) connection to a backend.
     #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
@@ -107,6 +111,7 @@ impl Default for Gateway {
             https: None,
             tls_cert: None,
             tls_key: None,
+            negotiate_client_certificate: false,
             connect_timeout: Duration::from_secs(10),
             backend_timeout: Duration::from_secs(300),
             pool_max_idle_per_host: 256,
@@ -128,6 +133,12 @@ pub struct Management {
     /// default expiry is 30 days, or this when shorter).
     #[serde(deserialize_with = "duration")]
     pub gateway_token_max_lifetime: Duration,
+    /// PEM certificate chain: when set (with `tls_key`), the management
+    /// listener (and the cluster endpoints) speak HTTPS only. Relative
+    /// paths: under `node.data_dir`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert` (relative: under `node.data_dir`).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Management {
@@ -137,6 +148,8 @@ impl Default for Management {
             admin_key: None,
             max_body_bytes: 4 * 1024 * 1024,
             gateway_token_max_lifetime: Duration::from_secs(30 * 24 * 3600),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -155,6 +168,12 @@ pub struct Portal {
     /// How long a portal sign-in lasts.
     #[serde(deserialize_with = "duration")]
     pub session_lifetime: Duration,
+    /// PEM certificate chain: when set (with `tls_key`), the portal speaks
+    /// HTTPS only and its cookies are `Secure`. Relative paths: under
+    /// `node.data_dir`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert` (relative: under `node.data_dir`).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Portal {
@@ -165,6 +184,8 @@ impl Default for Portal {
             require_sign_in: false,
             gateway_url: None,
             session_lifetime: Duration::from_secs(12 * 3600),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -184,6 +205,15 @@ pub struct Cluster {
     /// Ask the primary to hold each poll open until the configuration
     /// changes (at most `poll_interval`), so changes arrive at once.
     pub long_poll: bool,
+    /// Secondary: PEM CA certificate(s) the primary's certificate must
+    /// chain to (then only these are trusted). Unset: an `https` primary
+    /// is verified against the public web roots. Relative: under
+    /// `node.data_dir`.
+    pub ca_cert: Option<PathBuf>,
+    /// Primary: serve the configuration export (which carries secrets)
+    /// over plain HTTP to non-loopback peers too. Off: only over TLS, or
+    /// to a loopback peer.
+    pub allow_plaintext_export: bool,
 }
 
 impl Default for Cluster {
@@ -196,6 +226,8 @@ impl Default for Cluster {
             heartbeat_interval: Duration::from_secs(60),
             backup: true,
             long_poll: true,
+            ca_cert: None,
+            allow_plaintext_export: false,
         }
     }
 }
@@ -442,6 +474,28 @@ impl Settings {
                 "gateway.tls_cert and gateway.tls_key go together: set both or neither".into(),
             ));
         }
+        for (section, cert, key) in [
+            (
+                "management",
+                &self.management.tls_cert,
+                &self.management.tls_key,
+            ),
+            ("portal", &self.portal.tls_cert, &self.portal.tls_key),
+        ] {
+            if cert.is_some() != key.is_some() {
+                let given = if cert.is_some() {
+                    "tls_cert"
+                } else {
+                    "tls_key"
+                };
+                return Err(at(
+                    find_key_in(text, section, given),
+                    format!(
+                        "{section}.tls_cert and {section}.tls_key go together: set both or neither"
+                    ),
+                ));
+            }
+        }
         if let Some(key) = &self.management.admin_key {
             if key.expose().len() < 16 {
                 return Err(at(
@@ -564,6 +618,24 @@ fn find_key(text: &str, key: &str) -> usize {
     0
 }
 
+/// Byte offset of the line that assigns `key` inside `[section]`, or of
+/// the first line that assigns it anywhere, or 0.
+fn find_key_in(text: &str, section: &str, key: &str) -> usize {
+    let header = format!("[{section}]");
+    let mut offset = 0;
+    let mut inside = false;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            inside = t.trim_end().starts_with(&header);
+        } else if inside && t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+            return offset;
+        }
+        offset += line.len();
+    }
+    find_key(text, key)
+}
+
 /// Parses a humantime duration (`"10s"`, `"200ms"`, `"1h 30m"`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
@@ -577,6 +649,37 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listener_tls_pairs_and_cluster_trust() {
+        let s = Settings::parse(
+            "c.toml",
+            "[management]\ntls_cert = \"m.crt\"\ntls_key = \"m.key\"\n\
+             [portal]\ntls_cert = \"p.crt\"\ntls_key = \"p.key\"\n\
+             [cluster]\nca_cert = \"tls/ca.crt\"\nallow_plaintext_export = true\n",
+        )
+        .unwrap();
+        assert_eq!(s.management.tls_key.unwrap(), PathBuf::from("m.key"));
+        assert_eq!(s.portal.tls_cert.unwrap(), PathBuf::from("p.crt"));
+        assert_eq!(s.cluster.ca_cert.unwrap(), PathBuf::from("tls/ca.crt"));
+        assert!(s.cluster.allow_plaintext_export);
+        assert!(!Settings::defaults().cluster.allow_plaintext_export);
+        let e = Settings::parse(
+            "c.toml",
+            "[gateway]\ntls_cert = \"g.crt\"\ntls_key = \"g.key\"\n\n[portal]\ntls_cert = \"p.crt\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(
+            e.message.contains("portal.tls_cert and portal.tls_key"),
+            "{e}"
+        );
+        let e = Settings::parse("c.toml", "[management]\ntls_key = \"k\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("management.tls_cert"), "{e}");
+        let e = Settings::parse("c.toml", "[cluster]\nca_cert = 3\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
 
     #[test]
     fn https_and_tls_paths() {

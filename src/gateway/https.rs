@@ -1,9 +1,12 @@
 //! The gateway's HTTPS listener: accepts TCP, runs the TLS handshake
 //! (bounded by [`HANDSHAKE_TIMEOUT`]; failures are logged at debug and
 //! never stop the listener), then serves HTTP/1.1 or HTTP/2 (by ALPN)
-//! with the same service as the plain listener, `scheme` = `https`.
+//! with the same service as the plain listener, `scheme` = `https`. A
+//! client certificate presented in the handshake rides in each request's
+//! extensions as an `Arc<PeerCert>`.
 
 use super::{Gateway, HEADER_READ_TIMEOUT};
+use crate::model::PeerCert;
 use crate::shutdown::Shutdown;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -64,8 +67,17 @@ impl Gateway {
                             return;
                         }
                     };
-                let service = service_fn(move |req| {
+                let peer = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(PeerCert::from_chain)
+                    .map(Arc::new);
+                let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     let gw = gw.clone();
+                    if let Some(peer) = &peer {
+                        req.extensions_mut().insert(peer.clone());
+                    }
                     async move { Ok::<_, Infallible>(gw.handle(req, client, "https").await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);

@@ -595,6 +595,7 @@ async fn forward(
     let tls = super::tls::TlsChoice::of(
         ctx.state.client_cert.as_ref(),
         selected.as_ref().map(|s| &*s.def),
+        &ctx.snapshot.backend_trust,
     );
     if f.buffer_request_body || f.follow_redirects {
         buffer_request(ctx).await?;

@@ -1,19 +1,25 @@
 //! TLS to backends beyond the default client: a client certificate
-//! (`authentication-certificate`, a backend's `credentials.certificateIds`)
-//! and a backend's relaxed server checks (`tls.validateCertificateChain =
+//! (`authentication-certificate`, a backend's `credentials.certificateIds`),
+//! a backend's relaxed server checks (`tls.validateCertificateChain =
 //! false`: any server certificate, the handshake signature still checked;
-//! `tls.validateCertificateName = false`: the chain checked, not the name).
+//! `tls.validateCertificateName = false`: the chain checked, not the name),
+//! its SNI override (`tls.serverName`: sent as SNI and checked instead of
+//! the URL's host) and the stored CA certificates (`isCa`) trusted beside
+//! the webpki roots.
 //!
 //! Owns: [`TlsChoice`] (what one forwarded request needs) and [`Clients`],
-//! one pooled hyper client per distinct choice (certificate thumbprint and
-//! server checks), built on first use with the same webpki roots and ALPN
-//! as the default client, and kept by the gateway across configuration
-//! swaps. Reads are lock-free (`ArcSwap`); a mutex only serialises the
+//! one pooled hyper client per distinct choice (trust set, certificate
+//! thumbprint, server checks, server name), built on first use with the
+//! same ALPN as the default client (`h2`, `http/1.1`: HTTP/2 when the
+//! backend picks it), and kept by the gateway across configuration swaps;
+//! clients for a trust set the configuration no longer has are dropped.
+//! The roots themselves are built at snapshot compile
+//! (`snapshot::backends::Trust`), never per request. Reads are lock-free (`ArcSwap`); a mutex only serialises the
 //! rare build of a missing client and is never held across an await.
 
 use super::Body;
 use crate::model::ClientCert;
-use crate::snapshot::backends::{BackendDef, Kind};
+use crate::snapshot::backends::{BackendDef, Kind, Trust};
 use arc_swap::ArcSwap;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -40,12 +46,20 @@ pub struct TlsChoice {
     pub cert: Option<Arc<ClientCert>>,
     pub skip_chain: bool,
     pub skip_name: bool,
+    /// `tls.serverName` of the backend.
+    pub server_name: Option<ServerName<'static>>,
+    /// The configuration's roots when it stores CA certificates.
+    pub trust: Option<Arc<Trust>>,
 }
 
 impl TlsChoice {
     /// What a request presents: the policy's certificate wins over the
     /// backend's `certificateIds`; the server checks are the backend's.
-    pub fn of(policy_cert: Option<&Arc<ClientCert>>, backend: Option<&BackendDef>) -> TlsChoice {
+    pub fn of(
+        policy_cert: Option<&Arc<ClientCert>>,
+        backend: Option<&BackendDef>,
+        trust: &Arc<Trust>,
+    ) -> TlsChoice {
         let single = backend.and_then(|d| match &d.kind {
             Kind::Single(s) => Some(s),
             Kind::Pool(_) => None,
@@ -56,12 +70,18 @@ impl TlsChoice {
                 .or_else(|| single.and_then(|s| s.client_cert.clone())),
             skip_chain: single.is_some_and(|s| s.skip_chain_validation),
             skip_name: single.is_some_and(|s| s.skip_name_validation),
+            server_name: single.and_then(|s| s.server_name.clone()),
+            trust: (trust.id != 0).then(|| trust.clone()),
         }
     }
 
     /// Whether the default client serves it.
     pub fn is_default(&self) -> bool {
-        self.cert.is_none() && !self.skip_chain && !self.skip_name
+        self.cert.is_none()
+            && !self.skip_chain
+            && !self.skip_name
+            && self.server_name.is_none()
+            && self.trust.is_none()
     }
 
     fn key(&self) -> Key {
@@ -69,6 +89,12 @@ impl TlsChoice {
             thumbprint: self.cert.as_ref().map(|c| c.thumbprint.clone()),
             skip_chain: self.skip_chain,
             skip_name: self.skip_name && !self.skip_chain,
+            server_name: self.server_name.as_ref().map(|n| n.to_str().into_owned()),
+            trust: if self.skip_chain {
+                0
+            } else {
+                self.trust.as_ref().map_or(0, |t| t.id)
+            },
         }
     }
 }
@@ -78,6 +104,9 @@ struct Key {
     thumbprint: Option<String>,
     skip_chain: bool,
     skip_name: bool,
+    server_name: Option<String>,
+    /// [`Trust::id`] (0: the webpki roots only).
+    trust: u64,
 }
 
 /// The gateway's TLS clients beyond the default one.
@@ -114,6 +143,11 @@ impl Clients {
         } else {
             HashMap::clone(&self.map.load())
         };
+        // A new trust set replaces the old one: its clients (and their
+        // pooled connections) are no longer used.
+        if key.trust != 0 {
+            next.retain(|k, _| k.trust == 0 || k.trust == key.trust);
+        }
         next.insert(key, client.clone());
         self.map.store(Arc::new(next));
         Ok(client)
@@ -121,9 +155,12 @@ impl Clients {
 
     fn build(&self, choice: &TlsChoice) -> Result<HttpClient, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = Arc::new(RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        });
+        let roots = match choice.trust.as_ref().and_then(|t| t.roots.clone()) {
+            Some(r) => r,
+            None => Arc::new(RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            }),
+        };
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
         let builder = if choice.skip_chain {
@@ -145,12 +182,15 @@ impl Clients {
         http.enforce_http(false);
         http.set_connect_timeout(Some(self.connect_timeout));
         http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+            .https_or_http();
+        let builder = match &choice.server_name {
+            Some(n) => builder
+                .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(n.clone())),
+            None => builder,
+        };
+        let https = builder.enable_http1().enable_http2().wrap_connector(http);
         Ok(Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(self.pool_max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -336,5 +376,25 @@ mod tests {
         clients.get(&a).unwrap();
         clients.get(&b).unwrap();
         assert_eq!(clients.map.load().len(), 1);
+
+        // A trust set or a server name makes a distinct client; a new
+        // trust set drops the clients of the older one.
+        let trusted = |id| TlsChoice {
+            trust: Some(Arc::new(Trust { id, roots: None })),
+            ..TlsChoice::default()
+        };
+        assert!(!trusted(7).is_default());
+        let named = TlsChoice {
+            server_name: Some(ServerName::try_from("backend.test").unwrap()),
+            ..TlsChoice::default()
+        };
+        assert!(!named.is_default());
+        clients.get(&named).unwrap();
+        clients.get(&trusted(7)).unwrap();
+        assert_eq!(clients.map.load().len(), 3);
+        clients.get(&trusted(8)).unwrap();
+        let keys: Vec<u64> = clients.map.load().keys().map(|k| k.trust).collect();
+        assert_eq!(keys.len(), 3);
+        assert!(keys.contains(&8) && !keys.contains(&7));
     }
 }

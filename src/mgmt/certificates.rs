@@ -1,7 +1,11 @@
 //! `/mgmt/certificates/{id}`: the [`Certificate`] resource. A PUT sends
-//! `{"pem": "<chain PEM + private key PEM>"}`, checked on write (see
-//! `model::certificate`); GET shows metadata only (`subject`, `issuer`,
-//! `thumbprint`, `expirationDate`, `hasPrivateKey`), never the PEM. A
+//! `{"pem": "<chain PEM + private key PEM>"}` or a PKCS#12 file
+//! (`{"data": "<base64 PFX>", "password": "..."}`, stored as that PEM),
+//! checked on write (see `model::certificate`, `model::pkcs12`); an
+//! already-expired certificate is accepted with a warning in the log. GET
+//! shows metadata only (`subject`, `issuer`, `thumbprint`,
+//! `expirationDate`, `expiresInDays` computed at read time,
+//! `hasPrivateKey`, `isCa`), never the PEM, data or password. A
 //! certificate a backend names in `credentials.certificateIds` cannot be
 //! deleted (409 naming the backends); one a policy names is a 400 naming
 //! the policy (the snapshot would not compile).
@@ -20,6 +24,7 @@ impl Resource for Certificate {
         "thumbprint",
         "expirationDate",
         "hasPrivateKey",
+        "expiresInDays",
     ];
 
     fn all(c: &Catalog) -> &BTreeMap<String, Self> {
@@ -35,6 +40,18 @@ impl Resource for Certificate {
         let mut details = Vec::new();
         new.normalize(&mut details);
         ensure_valid(details)?;
+        if new
+            .expires_in_days(crate::model::unix_now())
+            .is_some_and(|d| d < 0)
+        {
+            tracing::warn!(
+                certificate = id,
+                subject = %new.subject,
+                thumbprint = %new.thumbprint,
+                expired = %new.expiration_date,
+                "stored a certificate that has already expired"
+            );
+        }
         Ok(vec![Change::Certificate(id.into(), Some(new))])
     }
 
@@ -67,7 +84,9 @@ impl Resource for Certificate {
             "issuer": self.issuer,
             "thumbprint": self.thumbprint,
             "expirationDate": self.expiration_date,
+            "expiresInDays": self.expires_in_days(crate::model::unix_now()),
             "hasPrivateKey": self.has_private_key,
+            "isCa": self.is_ca,
         })
     }
 }

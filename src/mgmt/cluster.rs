@@ -5,21 +5,27 @@
 //!
 //! Owns: token checks against the stored gateway keys, the export cache
 //! (one gzip encoding per revision, however many secondaries ask at once),
-//! long-polls that answer as soon as the revision moves, and the
-//! [`Registry`] of what each gateway last reported.
+//! long-polls that answer as soon as the revision moves, the
+//! [`Registry`] of what each gateway last reported, and the transport
+//! rule for the export: it carries secrets (subscription keys, secret
+//! named values, certificate keys), so it is served over TLS, or over
+//! plain HTTP to a loopback peer only, unless the primary sets `[cluster]
+//! allow_plaintext_export = true` ([`export_allowed`]).
 
 use super::body;
 use super::MgmtState;
 use crate::error::{ApiError, Code};
 use crate::model::{export, unix_now, verify_token, Catalog, Heartbeat, RequestCounts, Verified};
 use crate::shutdown::Shutdown;
+use crate::tls::accept::Transport;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +43,9 @@ pub struct ClusterSide {
     shutdown: Shutdown,
     /// Longest expiry a minted gateway token may have.
     pub token_max_lifetime: Duration,
+    /// `[cluster] allow_plaintext_export`: the export may go over plain
+    /// HTTP to any peer.
+    allow_plaintext_export: bool,
 }
 
 impl ClusterSide {
@@ -46,7 +55,15 @@ impl ClusterSide {
             exports: Mutex::new(None),
             shutdown,
             token_max_lifetime,
+            allow_plaintext_export: false,
         }
+    }
+
+    /// Lets the export go over plain HTTP to non-loopback peers
+    /// (`[cluster] allow_plaintext_export`).
+    pub fn with_plaintext_export(mut self, allow: bool) -> ClusterSide {
+        self.allow_plaintext_export = allow;
+        self
     }
 
     /// The gzip export of `catalog`, encoded once per revision.
@@ -275,12 +292,55 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Whether the export may be served on `transport` (`None`: unknown, as
+/// when the listener recorded no peer): over TLS always; over plain HTTP
+/// to a loopback peer, or to anyone when `allow_plaintext` is set.
+pub fn export_allowed(transport: Option<Transport>, allow_plaintext: bool) -> bool {
+    match transport {
+        Some(t) if t.tls => true,
+        Some(t) => allow_plaintext || t.peer.ip().to_canonical().is_loopback(),
+        None => allow_plaintext,
+    }
+}
+
+/// How the request arrived: the TLS listener records a [`Transport`]; the
+/// plain one only the peer's address.
+fn transport(ext: &http::Extensions) -> Option<Transport> {
+    ext.get::<Transport>().copied().or_else(|| {
+        ext.get::<ConnectInfo<SocketAddr>>().map(|c| Transport {
+            peer: c.0,
+            tls: false,
+        })
+    })
+}
+
+/// 403: the export is not served over plain HTTP to this peer.
+fn plaintext_refused() -> Response {
+    ApiError::new(
+        Code::NotSupported,
+        "the configuration export carries secrets and goes over plain HTTP only to a \
+         loopback peer: enable TLS on the primary's management listener ([management] \
+         tls_cert/tls_key) and use an https:// [cluster] primary URL, or set [cluster] \
+         allow_plaintext_export = true on the primary",
+    )
+    .into_response()
+}
+
 /// `GET /cluster/v1/config[?wait=30s][&schemaVersion=1]`.
 pub async fn config(
     State(s): State<MgmtState>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
+    ext: http::Extensions,
 ) -> Response {
+    let via = transport(&ext);
+    if !export_allowed(via, s.cluster.allow_plaintext_export) {
+        tracing::warn!(
+            peer = %via.map(|t| t.peer.to_string()).unwrap_or_else(|| "unknown".into()),
+            "refused the configuration export over plain HTTP to a non-loopback peer"
+        );
+        return plaintext_refused();
+    }
     let token = match authenticate(&s, &headers) {
         Ok(t) => t,
         Err(reason) => return refused(reason),
@@ -415,6 +475,29 @@ mod tests {
             sequence: seq,
             ..Heartbeat::default()
         }
+    }
+
+    #[test]
+    fn export_goes_over_tls_or_to_loopback_only() {
+        let t = |addr: &str, tls| {
+            Some(Transport {
+                peer: addr.parse().unwrap(),
+                tls,
+            })
+        };
+        assert!(export_allowed(t("203.0.113.7:5000", true), false));
+        assert!(export_allowed(t("127.0.0.1:5000", false), false));
+        assert!(export_allowed(t("127.8.9.1:5000", false), false));
+        assert!(export_allowed(t("[::1]:5000", false), false));
+        assert!(export_allowed(t("[::ffff:127.0.0.1]:5000", false), false));
+        assert!(!export_allowed(t("203.0.113.7:5000", false), false));
+        assert!(!export_allowed(t("[::ffff:10.0.0.1]:5000", false), false));
+        assert!(!export_allowed(t("0.0.0.0:5000", false), false));
+        assert!(!export_allowed(None, false));
+        assert!(export_allowed(t("203.0.113.7:5000", false), true));
+        assert!(export_allowed(None, true));
+        let r = plaintext_refused();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
 
     #[test]

@@ -9,8 +9,13 @@
 //! matches the leaf, checked with rustls' `ring` provider), the metadata
 //! read from the leaf with a small DER walk ([`LeafInfo`]), and
 //! [`ClientCert`], the parsed chain and key the gateway's TLS clients use.
+//! A certificate with `isCa: true` is a trust anchor: PEM certificates
+//! only, no key ([`parse_ca_pem`]). [`PeerCert`] is a client certificate
+//! presented on the gateway's HTTPS listener.
 //! The PEM (with the key) is a secret: never in GET bodies, logs or error
-//! messages. PKCS#12 (`data` + `password`) is refused for now.
+//! messages. PKCS#12 uploads (`data` + `password`) are turned into that PEM
+//! on write (`model::pkcs12`); `expiresInDays` is computed at read time
+//! ([`days_until`]).
 
 use crate::error::{Detail, Secret};
 use rustls::pki_types::pem::SectionKind;
@@ -26,7 +31,8 @@ pub struct Certificate {
     /// Secret: never shown by GET.
     #[serde(default)]
     pub pem: Secret,
-    /// PKCS#12 is not accepted yet: a PUT with it is refused.
+    /// A PKCS#12 (PFX) archive, base64: decoded on write into `pem`, then
+    /// dropped with its password (never stored, never shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,16 +50,31 @@ pub struct Certificate {
     pub expiration_date: String,
     #[serde(default)]
     pub has_private_key: bool,
+    /// A CA certificate: PEM certificates only (no key), used as a trust
+    /// anchor (client-certificate validation, backend TLS).
+    #[serde(default)]
+    pub is_ca: bool,
 }
 
 impl Certificate {
     /// Checks the PUT body and fills in the metadata from the PEM.
     pub fn normalize(&mut self, details: &mut Vec<Detail>) {
-        if self.data.is_some() || self.password.is_some() {
-            details.push(Detail::new(
-                "data",
-                "PKCS#12 certificates (data + password) are not accepted yet; send the certificate chain and its private key as PEM in \"pem\"",
-            ));
+        if !self.take_pkcs12(details) {
+            return;
+        }
+        if self.is_ca {
+            match parse_ca_pem(self.pem.expose()) {
+                Ok(chain) => {
+                    let info = leaf_info(chain[0].as_ref());
+                    let info = info.unwrap_or_default();
+                    self.subject = info.subject;
+                    self.issuer = info.issuer;
+                    self.thumbprint = thumbprint(chain[0].as_ref());
+                    self.expiration_date = info.not_after;
+                    self.has_private_key = false;
+                }
+                Err(d) => details.extend(d),
+            }
             return;
         }
         match parse_pem(self.pem.expose()) {
@@ -68,10 +89,136 @@ impl Certificate {
         }
     }
 
-    /// The parsed chain and key (`None` if the stored PEM does not parse).
+    /// A PKCS#12 upload (`data` + `password`) decoded into `pem`; the data
+    /// and password are dropped. `false` (with details) when it is refused.
+    fn take_pkcs12(&mut self, details: &mut Vec<Detail>) -> bool {
+        let data = self.data.take();
+        let password = self.password.take();
+        let Some(data) = data else {
+            if password.is_some() {
+                details.push(Detail::new(
+                    "password",
+                    "is only used with \"data\" (a PKCS#12 file)",
+                ));
+                return false;
+            }
+            return true;
+        };
+        if !self.pem.is_empty() {
+            details.push(Detail::new(
+                "data",
+                "send either \"pem\" or \"data\" (PKCS#12), not both",
+            ));
+            return false;
+        }
+        let password = password.as_ref().map_or("", Secret::expose);
+        match super::pkcs12::to_pem(data.expose(), password, self.is_ca) {
+            Ok(pem) => {
+                self.pem = Secret::new(pem);
+                true
+            }
+            Err(d) => {
+                details.extend(d);
+                false
+            }
+        }
+    }
+
+    /// Whole days from `now` (Unix seconds) until the leaf's `notAfter`
+    /// (negative once expired); `None` when the date is unreadable.
+    pub fn expires_in_days(&self, now: u64) -> Option<i64> {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        days_until(&self.expiration_date, now)
+    }
+
+    /// The parsed chain and key (`None` if the stored PEM does not parse
+    /// or is a CA certificate without a key).
     pub fn client_cert(&self) -> Option<Arc<ClientCert>> {
+        if self.is_ca {
+            return None;
+        }
         parse_pem(self.pem.expose()).ok().map(Arc::new)
     }
+
+    /// A CA certificate's certificates (empty for other certificates or
+    /// when the stored PEM does not parse).
+    pub fn ca_certs(&self) -> Vec<CertificateDer<'static>> {
+        if !self.is_ca {
+            return Vec::new();
+        }
+        parse_ca_pem(self.pem.expose()).unwrap_or_default()
+    }
+}
+
+/// A client certificate presented on the gateway's HTTPS listener (the
+/// listener puts an `Arc<PeerCert>` in the request's extensions). Not
+/// verified: that is for the policies to decide.
+#[derive(Debug, Clone)]
+pub struct PeerCert {
+    /// SHA-1 of the leaf's DER, uppercase hex.
+    pub thumbprint: String,
+    pub info: LeafInfo,
+    /// As presented, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+}
+
+impl PeerCert {
+    /// `None` when the chain is empty or its leaf is not a readable X.509
+    /// certificate.
+    pub fn from_chain(chain: &[CertificateDer<'_>]) -> Option<PeerCert> {
+        let leaf = chain.first()?;
+        Some(PeerCert {
+            thumbprint: thumbprint(leaf.as_ref()),
+            info: leaf_info(leaf.as_ref())?,
+            chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
+        })
+    }
+}
+
+/// SHA-1 of a DER certificate, uppercase hex (as APIM shows thumbprints).
+pub fn thumbprint(der: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+    digest.as_ref().iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Parses a CA certificate upload: one or more PEM certificates, no
+/// private key. Errors never quote the input.
+pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, Vec<Detail>> {
+    let bad = |m: &str| vec![Detail::new("pem", m)];
+    if pem.trim().is_empty() {
+        return Err(bad("is required: the CA certificate(s), as PEM"));
+    }
+    let mut chain = Vec::new();
+    let mut rd = pem.as_bytes();
+    loop {
+        match rustls::pki_types::pem::from_buf(&mut rd) {
+            Ok(None) => break,
+            Ok(Some((SectionKind::Certificate, der))) => chain.push(CertificateDer::from(der)),
+            Ok(Some((
+                SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey,
+                _,
+            ))) => {
+                return Err(bad(
+                    "holds a private key: a CA certificate (isCa) is uploaded without its key",
+                ))
+            }
+            Ok(Some(_)) => {}
+            Err(_) => {
+                return Err(bad(
+                    "is not valid PEM (a section is malformed or not base64)",
+                ))
+            }
+        }
+    }
+    if chain.is_empty() {
+        return Err(bad("holds no CERTIFICATE section"));
+    }
+    if chain.iter().any(|c| leaf_info(c.as_ref()).is_none()) {
+        return Err(bad(
+            "holds a certificate that is not a valid X.509 certificate",
+        ));
+    }
+    Ok(chain)
 }
 
 /// The certificate id a backend's `certificateIds` entry names: the id
@@ -162,14 +309,50 @@ pub fn parse_pem(pem: &str) -> Result<ClientCert, Vec<Detail>> {
     }
     let info = leaf_info(chain[0].as_ref())
         .ok_or_else(|| bad("the first certificate is not a valid X.509 certificate"))?;
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, chain[0].as_ref());
-    let thumbprint = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let thumbprint = thumbprint(chain[0].as_ref());
     Ok(ClientCert {
         thumbprint,
         info,
         chain,
         key,
     })
+}
+
+/// Whole days (rounded down) from `now` (Unix seconds) until an RFC 3339
+/// UTC time (`YYYY-MM-DDTHH:MM:SSZ`, as [`leaf_info`] writes it): 0 on the
+/// last day, -1 from the first second after it.
+pub fn days_until(rfc3339: &str, now: i64) -> Option<i64> {
+    let t = unix_seconds(rfc3339)?;
+    Some((t - now).div_euclid(86_400))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as Unix seconds.
+fn unix_seconds(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if !t.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok()
+    };
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from civil (H. Hinnant), proleptic Gregorian.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
 }
 
 /// Reads one DER TLV at the start of `input`: (tag, content, rest).
@@ -369,6 +552,53 @@ mod tests {
         };
         let mut d = Vec::new();
         c.normalize(&mut d);
-        assert!(format!("{d:?}").contains("PKCS#12"));
+        assert!(format!("{d:?}").contains("PKCS#12"), "{d:?}");
+        assert!(c.data.is_none() && c.password.is_none());
+    }
+
+    #[test]
+    fn expiry_day_arithmetic() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(unix_seconds("2000-03-01T00:00:00Z"), Some(951_868_800));
+        assert_eq!(unix_seconds("2024-02-29T12:00:00Z"), Some(1_709_208_000));
+        assert_eq!(unix_seconds("2024-13-01T00:00:00Z"), None);
+        assert_eq!(unix_seconds("not a date"), None);
+        let now = 1_709_208_000; // 2024-02-29T12:00:00Z
+        assert_eq!(days_until("2024-02-29T12:00:00Z", now), Some(0));
+        assert_eq!(days_until("2024-03-01T11:59:59Z", now), Some(0));
+        assert_eq!(days_until("2024-03-01T12:00:00Z", now), Some(1));
+        assert_eq!(days_until("2024-03-30T12:00:00Z", now), Some(30));
+        assert_eq!(days_until("2024-02-29T11:59:59Z", now), Some(-1));
+        assert_eq!(days_until("2024-02-27T12:00:00Z", now), Some(-2));
+        assert_eq!(days_until("2025-02-28T12:00:00Z", now), Some(365));
+        assert_eq!(days_until("", now), None);
+    }
+
+    #[test]
+    fn ca_certificates_and_peer_certificates() {
+        let pair = rcgen::generate_simple_self_signed(vec!["ca.example".to_string()]).unwrap();
+        let mut c = Certificate {
+            pem: Secret::new(pair.cert.pem()),
+            is_ca: true,
+            ..Certificate::default()
+        };
+        let mut d = Vec::new();
+        c.normalize(&mut d);
+        assert!(d.is_empty(), "{d:?}");
+        assert!(!c.has_private_key);
+        assert_eq!(c.thumbprint.len(), 40);
+        assert_eq!(c.ca_certs().len(), 1);
+        assert!(c.client_cert().is_none());
+
+        // A CA upload with a key is refused, without quoting it.
+        let key = pair.signing_key.serialize_pem();
+        let e = parse_ca_pem(&format!("{}{key}", pair.cert.pem())).unwrap_err();
+        assert!(format!("{e:?}").contains("without its key"));
+        assert!(!format!("{e:?}").contains("PRIVATE KEY-----"));
+
+        let peer = PeerCert::from_chain(&[pair.cert.der().clone()]).unwrap();
+        assert_eq!(peer.thumbprint, c.thumbprint);
+        assert!(peer.info.subject.contains("CN="), "{}", peer.info.subject);
+        assert!(PeerCert::from_chain(&[]).is_none());
     }
 }

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod export;
 mod gateway;
 mod logger;
+pub mod pkcs12;
 mod resources;
 
 pub use certificate::*;

@@ -532,6 +532,10 @@ pub enum BackendProtocol {
 pub struct BackendTls {
     pub validate_certificate_chain: bool,
     pub validate_certificate_name: bool,
+    /// The name sent as SNI and checked against the backend's certificate
+    /// instead of the URL's host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 impl Default for BackendTls {
@@ -539,6 +543,7 @@ impl Default for BackendTls {
         BackendTls {
             validate_certificate_chain: true,
             validate_certificate_name: true,
+            server_name: None,
         }
     }
 }

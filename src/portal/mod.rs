@@ -77,6 +77,8 @@ pub struct PortalOptions {
     pub settings: config::Portal,
     pub gateway_addr: SocketAddr,
     pub gateways: GatewayView,
+    /// The portal is served over TLS: its cookies get `Secure`.
+    pub secure: bool,
 }
 
 impl PortalState {
@@ -90,7 +92,7 @@ impl PortalState {
                 settings: o.settings,
                 gateway_addr: o.gateway_addr,
                 gateways: o.gateways,
-                secure: false,
+                secure: o.secure,
             }),
         }
     }

@@ -1,10 +1,13 @@
 //! Backends compiled for the gateway: each backend's base URL, the
 //! credentials it is called with (headers, query parameters, the
 //! `Authorization` header, the client certificate of `certificateIds`),
-//! its TLS checks (`tls.validateCertificateChain` / `Name`), its
+//! its TLS checks (`tls.validateCertificateChain` / `Name`) and SNI
+//! override (`tls.serverName`), its
 //! circuit-breaker rules with durations parsed, and a pool's members with
 //! their priority and weight. Also the stored certificates parsed for TLS
-//! ([`client_certs`]), which `authentication-certificate` resolves against.
+//! ([`client_certs`]), which `authentication-certificate` resolves against,
+//! and the roots backend TLS trusts ([`Trust`]: webpki roots plus every
+//! stored CA certificate, `isCa`).
 //!
 //! Compiled once per configuration change; the runtime state (breaker
 //! counts, trips, round-robin cursors) is the gateway's, keyed by backend id
@@ -56,6 +59,54 @@ pub struct Single {
     pub skip_chain_validation: bool,
     /// `tls.validateCertificateName = false`.
     pub skip_name_validation: bool,
+    /// `tls.serverName`: SNI and the name checked, instead of the URL's host.
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
+}
+
+/// The roots backend TLS trusts: the webpki roots plus every stored CA
+/// certificate. Built once per configuration; `id` is 0 when no CA
+/// certificate is stored (the default client serves then) and otherwise
+/// identifies the set (the gateway keys its TLS clients by it).
+#[derive(Debug, Default)]
+pub struct Trust {
+    pub id: u64,
+    pub roots: Option<Arc<rustls::RootCertStore>>,
+}
+
+/// The backend trust of `catalog`; a stored CA certificate that does not
+/// parse or is not a usable trust anchor is a problem naming it.
+pub fn trust(catalog: &Catalog, problems: &mut Vec<Detail>) -> Arc<Trust> {
+    let mut extra = Vec::new();
+    for (id, c) in catalog.certificates.iter().filter(|(_, c)| c.is_ca) {
+        let certs = c.ca_certs();
+        if certs.is_empty() {
+            problems.push(Detail::new(
+                format!("certificates/{id}"),
+                "the stored CA certificate does not parse",
+            ));
+        }
+        extra.extend(certs.into_iter().map(|d| (id, d)));
+    }
+    if extra.is_empty() {
+        return Arc::new(Trust::default());
+    }
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (id, der) in extra {
+        der.as_ref().hash(&mut h);
+        if roots.add(der).is_err() {
+            problems.push(Detail::new(
+                format!("certificates/{id}"),
+                "the CA certificate is not usable as a trust anchor",
+            ));
+        }
+    }
+    Arc::new(Trust {
+        id: h.finish().max(1),
+        roots: Some(Arc::new(roots)),
+    })
 }
 
 /// A circuit-breaker rule.
@@ -115,7 +166,7 @@ pub type ClientCerts = HashMap<String, Arc<ClientCert>>;
 /// Parses every stored certificate; problems name `certificates/{id}`.
 pub fn client_certs(catalog: &Catalog, problems: &mut Vec<Detail>) -> ClientCerts {
     let mut out = HashMap::new();
-    for (id, c) in &catalog.certificates {
+    for (id, c) in catalog.certificates.iter().filter(|(_, c)| !c.is_ca) {
         match c.client_cert() {
             Some(cert) => {
                 out.insert(id.clone(), cert);
@@ -202,6 +253,15 @@ fn single(id: &str, b: &Backend, certs: &ClientCerts, problems: &mut Vec<Detail>
         skip_name_validation: !b.tls.validate_certificate_name,
         ..Single::default()
     };
+    if let Some(name) = b.tls.server_name.as_deref().filter(|n| !n.is_empty()) {
+        match rustls::pki_types::ServerName::try_from(name.to_string()) {
+            Ok(n) => s.server_name = Some(n),
+            Err(_) => problems.push(Detail::new(
+                format!("backends/{id}.tls.serverName"),
+                format!("{name:?} is not a valid DNS name or IP address"),
+            )),
+        }
+    }
     let c = &b.credentials;
     for (name, values) in &c.header {
         let Ok(n) = HeaderName::try_from(name.as_str()) else {

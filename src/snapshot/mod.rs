@@ -163,6 +163,8 @@ pub struct Snapshot {
     pub backend_urls: Arc<HashMap<String, crate::expr::context::Url>>,
     /// Every backend compiled: credentials, breaker rules, pool members.
     pub backend_defs: Arc<backends::Backends>,
+    /// The roots backend TLS trusts (webpki plus stored CA certificates).
+    pub backend_trust: Arc<backends::Trust>,
     pub global_policy: Option<Arc<Doc>>,
     disabled_regions: HashSet<String>,
     /// Logger definitions (`log-to-eventhub`); the gateway's runtime
@@ -559,6 +561,7 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
     }
 
     let backend_defs = backends::compile(catalog, &certs, &mut problems);
+    snap.backend_trust = backends::trust(catalog, &mut problems);
     let mut backend_urls = HashMap::new();
     for (id, b) in &catalog.backends {
         if b.url.is_empty() && b.kind == crate::model::BackendType::Pool {

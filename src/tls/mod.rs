@@ -2,7 +2,11 @@
 //! certificate chain and private key, generates a self-signed pair on first
 //! start when none is configured, and builds the rustls `ServerConfig`
 //! (ring provider, TLS 1.2 and 1.3, ALPN `h2` / `http/1.1`, session
-//! resumption by cache and tickets). Errors never carry key material.
+//! resumption by cache and tickets, optionally asking for a client
+//! certificate). Errors never carry key material.
+
+pub mod accept;
+pub mod ca;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -98,28 +102,101 @@ fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
 }
 
 /// The HTTPS listener's rustls configuration from a certificate chain and
-/// key in PEM files.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+/// key in PEM files. With `negotiate_client_certificate` the handshake
+/// asks for (never requires) a client certificate; see
+/// [`RequestClientCert`].
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    negotiate_client_certificate: bool,
+) -> Result<Arc<ServerConfig>, String> {
     let certs = load_certs(cert)?;
     let key_der = load_key(key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS configuration: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .map_err(|e| {
-            format!(
-                "certificate {} and key {} do not make a usable pair: {e}",
-                cert.display(),
-                key.display()
-            )
-        })?;
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    let builder = if negotiate_client_certificate {
+        builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(&provider)))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder.with_single_cert(certs, key_der).map_err(|e| {
+        format!(
+            "certificate {} and key {} do not make a usable pair: {e}",
+            cert.display(),
+            key.display()
+        )
+    })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     config.ticketer =
         rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
     Ok(Arc::new(config))
+}
+
+/// Asks the client for a certificate and accepts whatever it presents
+/// (or nothing), as APIM does: whether the certificate is trusted is the
+/// policies' decision (`validate-client-certificate`,
+/// `context.Request.Certificate.Verify()`). The handshake still proves the
+/// client holds the certificate's private key (the signatures are
+/// checked).
+#[derive(Debug)]
+pub struct RequestClientCert {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl RequestClientCert {
+    pub fn new(provider: &rustls::crypto::CryptoProvider) -> Self {
+        RequestClientCert {
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for RequestClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]
@@ -132,7 +209,7 @@ mod tests {
         let (cert, key) = default_paths(dir.path());
         assert!(ensure_self_signed(&cert, &key).unwrap());
         assert!(!ensure_self_signed(&cert, &key).unwrap());
-        let config = server_config(&cert, &key).unwrap();
+        let config = server_config(&cert, &key, false).unwrap();
         assert_eq!(config.alpn_protocols[0], b"h2");
         #[cfg(unix)]
         {
@@ -152,7 +229,7 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
         )
         .unwrap();
-        let e = server_config(&cert, &key).unwrap_err();
+        let e = server_config(&cert, &key, false).unwrap_err();
         assert!(e.contains("gateway.key"), "{e}");
         assert!(!e.contains("c2VjcmV0"), "{e}");
         std::fs::remove_file(&key).unwrap();

@@ -1,0 +1,169 @@
+//! The TLS accept loop shared by the management and portal listeners:
+//! accepts TCP, answers a plain-HTTP request on the TLS port with a short
+//! 400 (instead of a handshake failure the client cannot read), runs the
+//! TLS handshake bounded by [`HANDSHAKE_TIMEOUT`] (failures are logged at
+//! debug and never stop the listener), then serves HTTP/1.1 or HTTP/2 (by
+//! ALPN) with an axum `Router`. Each request carries the connection's
+//! [`Transport`] and `ConnectInfo<SocketAddr>` as extensions.
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+/// Time a client gets to send its first byte and complete the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time a client gets to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a request reached a listener: the peer's address and whether the
+/// connection is TLS. A request extension on the management and portal
+/// listeners served by [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transport {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// What a plain-HTTP request to a TLS port gets.
+const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Connection: close\r\n\
+Content-Length: 60\r\n\r\n\
+This port speaks HTTPS only: send the request to https://.\r\n";
+
+/// Whether the first byte of a connection opens a TLS record (a
+/// handshake, content type 22).
+fn opens_tls(first: u8) -> bool {
+    first == 0x16
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` completes, then
+/// drains in-flight requests for up to `grace`. `name` is the listener's
+/// name in logs (`management`, `portal`).
+pub async fn serve(
+    name: &'static str,
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(listener = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        let router = router.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, &acceptor)).await {
+                    Ok(Ok(Some(tls))) => tls,
+                    Ok(Ok(None)) => {
+                        tracing::debug!(listener = name, %peer, "refused a plain-HTTP request");
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(listener = name, %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let transport = Transport { peer, tls: true };
+            let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(transport);
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let mut router = router.clone();
+                // A `Router` is always ready: no `poll_ready` needed.
+                tower_service::Service::call(&mut router, req)
+            });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            let conn = watcher.watch(conn.into_owned());
+            if let Err(e) = conn.await {
+                tracing::debug!(listener = name, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(listener = name, grace = ?grace, "in-flight requests did not finish in time");
+    }
+}
+
+/// The TLS stream, or `None` when the client spoke plain HTTP (it got a
+/// 400 saying to use https).
+async fn handshake(
+    mut stream: TcpStream,
+    acceptor: &TlsAcceptor,
+) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    if n == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "closed before the handshake",
+        ));
+    }
+    if !opens_tls(first[0]) {
+        if first[0].is_ascii_uppercase() {
+            stream.write_all(PLAIN_HTTP_ANSWER).await?;
+            let _ = stream.shutdown().await;
+        }
+        return Ok(None);
+    }
+    acceptor.accept(stream).await.map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_answer_is_well_formed() {
+        let text = std::str::from_utf8(PLAIN_HTTP_ANSWER).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), len);
+        assert!(opens_tls(0x16));
+        assert!(!opens_tls(b'G'));
+    }
+}
