@@ -334,10 +334,25 @@ fn init(dir: &std::path::Path, ca: bool) -> ExitCode {
         Some(Err(e)) => return fail(e, 1),
     };
     let mgmt_tls = if ca { INIT_CA_TLS } else { "" };
+    // The master key sealing secrets at rest: beside this file, outside
+    // the data directory, named by its absolute path.
+    let master_file = std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .join(crate::store::master::DEFAULT_FILE);
+    match crate::store::master::create_key_file(&master_file) {
+        Ok(true) => println!("wrote {} (master key, mode 0600)", master_file.display()),
+        Ok(false) => println!("kept the existing {}", master_file.display()),
+        Err(e) => return fail(e, 1),
+    }
+    let master_line = format!(
+        "# Seals secrets at rest; back it up: without it the store cannot be read.\n\
+         master_key_file = {}\n",
+        toml_string(&master_file.display().to_string())
+    );
     let text = format!(
         "# turnpike configuration, written by `turnpike init`.\n\
          # Every key and its default: config.example.toml.\n\n\
-         [node]\nrole = \"primary\"\nregion = \"default\"\ndata_dir = \"./data\"\n\n\
+         [node]\nrole = \"primary\"\nregion = \"default\"\ndata_dir = \"./data\"\n{master_line}\n\
          [gateway]\nhttp = \"0.0.0.0:8080\"\n\
          # Self-signed certificate: data/tls/gateway.crt (set tls_cert/tls_key for your own).\n\
          https = \"0.0.0.0:8443\"\n\n\
@@ -515,6 +530,8 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, demo: bool) -> Exit
             // An unusable certificate is a configuration mistake: exit 2.
             Err(e @ app::StartError::Tls(_)) => return fail(e, 2),
             Err(e @ app::StartError::TlsFile { .. }) => return fail(e, 2),
+            // A missing or wrong master key is a configuration mistake too.
+            Err(e @ app::StartError::MasterKey(_)) => return fail(e, 2),
             Err(e) => return fail(e, 1),
         };
         announce(&running);

@@ -68,6 +68,9 @@ pub enum StartError {
     /// A secondary has no configuration to serve.
     #[error("{0}")]
     Cluster(String),
+    /// No usable master key, or the store was sealed with another one.
+    #[error("{0}")]
+    MasterKey(String),
     /// A listener's certificate or key (`management.tls`, `portal.tls`),
     /// or `cluster.ca_cert`, is unusable.
     #[error("{section}: {message}")]
@@ -176,6 +179,30 @@ fn secret_file(path: &Path) -> Result<(Secret, bool), StartError> {
 
 pub use crate::durable::write_private;
 
+/// Resolves the master key that seals secrets at rest:
+/// `TURNPIKE_MASTER_KEY`, else `[node] master_key_file`, else
+/// `{data_dir}/master.key` (generated on first start).
+fn master_key(settings: &Settings) -> Result<crate::store::seal::MasterKey, StartError> {
+    use crate::store::master::{self, KeySource};
+    let (key, source) = master::resolve(
+        std::env::var_os(master::ENV),
+        settings.node.master_key_file.as_deref(),
+        &settings.node.data_dir,
+    )
+    .map_err(|e| StartError::MasterKey(e.to_string()))?;
+    match source {
+        KeySource::Env => tracing::info!("master key from {}", master::ENV),
+        KeySource::File(path) => tracing::info!(path = %path.display(), "master key file"),
+        KeySource::DataDir { path, generated } => tracing::info!(
+            path = %path.display(),
+            generated,
+            "master key in the data directory; in production keep it elsewhere \
+             ([node] master_key_file or TURNPIKE_MASTER_KEY)"
+        ),
+    }
+    Ok(key)
+}
+
 /// Binds the HTTPS listener when `gateway.https` is set: loads (or, with
 /// no paths configured, generates on first start) the certificate and key.
 /// Certificates are chosen by SNI from the custom hostnames of the
@@ -281,12 +308,15 @@ fn relay(mut shutdown: Shutdown) -> (Trigger, Shutdown, JoinHandle<()>) {
 
 /// A secondary: first configuration, gateway listener, sync and heartbeats.
 async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running, StartError> {
-    let follower = Arc::new(crate::cluster::Follower::new(&settings).map_err(|message| {
-        StartError::TlsFile {
-            section: "cluster.ca_cert",
-            message,
-        }
-    })?);
+    let master = master_key(&settings)?;
+    let follower = Arc::new(
+        crate::cluster::Follower::new(&settings)
+            .map_err(|message| StartError::TlsFile {
+                section: "cluster.ca_cert",
+                message,
+            })?
+            .with_master_key(master),
+    );
     let (first, origin) = follower.bootstrap().await.map_err(StartError::Cluster)?;
     let revision = first.revision;
     let snapshot = Arc::new(SnapshotHandle::with_options(
@@ -362,10 +392,16 @@ async fn run_primary(
         }
     };
 
+    let master = master_key(&settings)?;
     let dir = data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+    let key = master.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open_with(&dir, &key))
         .await
-        .map_err(|e| StartError::Unsupported(format!("store open task failed: {e}")))??;
+        .map_err(|e| StartError::Unsupported(format!("store open task failed: {e}")))?
+        .map_err(|e| match e {
+            e @ crate::store::StoreError::WrongKey { .. } => StartError::MasterKey(e.to_string()),
+            e => StartError::Store(e),
+        })?;
     let store = Arc::new(store);
     let compile_options = crate::snapshot::Options::from_settings(&settings);
     let first = compile_with(&store.catalog(), &compile_options).map_err(|problems| {
@@ -483,7 +519,14 @@ async fn run_primary(
     )));
 
     if settings.portal.enabled {
-        let (key, _) = secret_file(&data_dir.join("portal.key"))?;
+        let portal_key = data_dir.join("portal.key");
+        let (key, _) =
+            crate::store::master::sealed_secret_file(&portal_key, &master).map_err(|e| {
+                StartError::DataDir {
+                    path: portal_key.display().to_string(),
+                    source: std::io::Error::other(e),
+                }
+            })?;
         let portal_tls = listener_tls(
             &settings,
             "portal.tls",

@@ -1,25 +1,32 @@
 //! The secondary's configuration backup: the last applied export, kept in
 //! `data_dir` so a secondary can start while its primary is unreachable.
 //!
-//! The file is one header line and the export exactly as the primary sent
-//! it (gzip JSON):
+//! The file is one header line and the export as the primary sent it
+//! (gzip JSON), sealed with the master key ([`crate::store::seal`],
+//! purpose `Backup`, the revision as associated data), because the export
+//! holds every secret of the configuration:
 //!
 //! ```text
-//! turnpike-config-backup 1 revision=<n> bytes=<len> sha256=<hex> primary=<url>\n
-//! <len bytes of gzip>
+//! turnpike-config-backup 2 revision=<n> bytes=<len> sha256=<hex> primary=<url>\n
+//! <len bytes: the sealed gzip>
 //! ```
 //!
 //! It is written with [`crate::durable::write_private`] (temp file, fsync,
-//! rename, mode 0600: it holds subscription keys), so a crash leaves the old
-//! backup or the new one, never a torn one; and a file that fails its length
-//! or checksum anyway is reported as corrupt and not used.
+//! rename, mode 0600), so a crash leaves the old backup or the new one,
+//! never a torn one; and a file that fails its length, its checksum or its
+//! decryption (damaged, or sealed with another master key) is reported as
+//! corrupt and not used. A version 1 file (written in clear by an earlier
+//! build) is still read, and re-written sealed at once.
 
+use crate::store::seal::{MasterKey, Purpose};
 use std::path::{Path, PathBuf};
 
 /// The backup's file name inside `data_dir`.
 pub const FILE_NAME: &str = "config-backup.gz";
 
-const MAGIC: &str = "turnpike-config-backup 1";
+const MAGIC: &str = "turnpike-config-backup 2";
+/// The clear format of earlier builds (read, then re-written sealed).
+const MAGIC_CLEAR: &str = "turnpike-config-backup 1";
 
 /// A backup read back from disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,22 +61,36 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
-/// Writes the backup atomically. Blocking.
-pub fn save(data_dir: &Path, revision: u64, export: &[u8], primary: &str) -> std::io::Result<()> {
+fn aad(revision: u64) -> Vec<u8> {
+    format!("config-backup revision={revision}").into_bytes()
+}
+
+/// Seals and writes the backup atomically. Blocking.
+pub fn save(
+    data_dir: &Path,
+    key: &MasterKey,
+    revision: u64,
+    export: &[u8],
+    primary: &str,
+) -> std::io::Result<()> {
+    let sealed = key
+        .sealer(Purpose::Backup)
+        .and_then(|s| s.seal(&aad(revision), export))
+        .map_err(std::io::Error::other)?;
     let header = format!(
         "{MAGIC} revision={revision} bytes={} sha256={} primary={}\n",
-        export.len(),
-        sha256_hex(export),
+        sealed.len(),
+        sha256_hex(&sealed),
         primary.replace(['\n', ' '], "")
     );
-    let mut file = Vec::with_capacity(header.len() + export.len());
+    let mut file = Vec::with_capacity(header.len() + sealed.len());
     file.extend_from_slice(header.as_bytes());
-    file.extend_from_slice(export);
+    file.extend_from_slice(&sealed);
     crate::durable::write_private(&path(data_dir), &file)
 }
 
-/// Reads and verifies the backup. Blocking.
-pub fn load(data_dir: &Path) -> Result<Backup, BackupError> {
+/// Reads, verifies and opens the backup. Blocking.
+pub fn load(data_dir: &Path, key: &MasterKey) -> Result<Backup, BackupError> {
     let path = path(data_dir);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -88,9 +109,15 @@ pub fn load(data_dir: &Path) -> Result<Backup, BackupError> {
         .position(|&b| b == b'\n')
         .ok_or_else(|| corrupt("no header line"))?;
     let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| corrupt("header is not text"))?;
-    let fields = header
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| corrupt("not a turnpike configuration backup"))?;
+    let (fields, sealed) = match header.strip_prefix(MAGIC) {
+        Some(f) => (f, true),
+        None => (
+            header
+                .strip_prefix(MAGIC_CLEAR)
+                .ok_or_else(|| corrupt("not a turnpike configuration backup"))?,
+            false,
+        ),
+    };
     let mut revision = None;
     let mut len = None;
     let mut sum = None;
@@ -117,9 +144,29 @@ pub fn load(data_dir: &Path) -> Result<Backup, BackupError> {
     if sha256_hex(export) != sum {
         return Err(corrupt("checksum mismatch"));
     }
+    if !sealed {
+        // Written in clear by an earlier build: seal it now.
+        match save(data_dir, key, revision, export, &primary) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "sealed a configuration backup written in clear")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot re-write the configuration backup sealed")
+            }
+        }
+        return Ok(Backup {
+            revision,
+            export: export.to_vec(),
+            primary,
+        });
+    }
+    let export = key
+        .sealer(Purpose::Backup)
+        .and_then(|s| s.open(&aad(revision), export))
+        .map_err(|e| corrupt(&format!("the payload {e}")))?;
     Ok(Backup {
         revision,
-        export: export.to_vec(),
+        export,
         primary,
     })
 }
@@ -128,36 +175,78 @@ pub fn load(data_dir: &Path) -> Result<Backup, BackupError> {
 mod tests {
     use super::*;
 
+    fn key(b: u8) -> MasterKey {
+        MasterKey::from_bytes([b; 32])
+    }
+
     #[test]
     fn round_trips_and_detects_damage() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(load(dir.path()), Err(BackupError::Missing(_))));
-        save(dir.path(), 42, b"\x1f\x8bpayload", "http://p:8001").unwrap();
-        let b = load(dir.path()).unwrap();
+        let k = key(1);
+        assert!(matches!(load(dir.path(), &k), Err(BackupError::Missing(_))));
+        save(
+            dir.path(),
+            &k,
+            42,
+            b"\x1f\x8bpayload-secret",
+            "http://p:8001",
+        )
+        .unwrap();
+        let b = load(dir.path(), &k).unwrap();
         assert_eq!(b.revision, 42);
-        assert_eq!(b.export, b"\x1f\x8bpayload");
+        assert_eq!(b.export, b"\x1f\x8bpayload-secret");
         assert_eq!(b.primary, "http://p:8001");
 
         let file = path(dir.path());
         let good = std::fs::read(&file).unwrap();
-        // One flipped payload byte, a truncation, garbage: all corrupt.
+        assert!(!good.windows(14).any(|w| w == b"payload-secret"));
+        // One flipped payload byte, a truncation, garbage, another
+        // revision in the header (same length): all corrupt.
         let mut flipped = good.clone();
         *flipped.last_mut().unwrap() ^= 1;
         let truncated = good[..good.len() - 3].to_vec();
-        for bad in [flipped, truncated, b"junk".to_vec(), Vec::new()] {
+        let mut relabeled = good.clone();
+        let at = good.windows(11).position(|w| w == b"revision=42").unwrap();
+        relabeled[at + 10] = b'3';
+        for bad in [flipped, truncated, relabeled, b"junk".to_vec(), Vec::new()] {
             std::fs::write(&file, bad).unwrap();
             assert!(
-                matches!(load(dir.path()), Err(BackupError::Corrupt { .. })),
+                matches!(load(dir.path(), &k), Err(BackupError::Corrupt { .. })),
                 "{:?}",
-                load(dir.path())
+                load(dir.path(), &k)
             );
         }
+        // Sealed with another master key: reported like a corrupt file.
+        std::fs::write(&file, &good).unwrap();
+        let e = load(dir.path(), &key(2)).unwrap_err();
+        assert!(matches!(e, BackupError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("cannot be decrypted"), "{e}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            save(dir.path(), 43, b"x", "p").unwrap();
+            save(dir.path(), &k, 43, b"x", "p").unwrap();
             let mode = std::fs::metadata(&file).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_clear_backup_is_read_and_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let export = b"\x1f\x8bclear-secret";
+        let header = format!(
+            "{MAGIC_CLEAR} revision=5 bytes={} sha256={} primary=http://p\n",
+            export.len(),
+            sha256_hex(export)
+        );
+        let mut file = header.into_bytes();
+        file.extend_from_slice(export);
+        std::fs::write(path(dir.path()), file).unwrap();
+        let b = load(dir.path(), &key(1)).unwrap();
+        assert_eq!((b.revision, b.export.as_slice()), (5, &export[..]));
+        let now = std::fs::read(path(dir.path())).unwrap();
+        assert!(now.starts_with(MAGIC.as_bytes()));
+        assert!(!now.windows(12).any(|w| w == b"clear-secret"));
+        assert_eq!(load(dir.path(), &key(1)).unwrap().export, export);
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! The primary's side (`/cluster/v1/*`) is part of the management API
 //! (`mgmt::cluster`). Imports `model`, `snapshot`, `config`, `telemetry`,
-//! `durable`, `shutdown`.
+//! `durable`, `shutdown`, and `store::seal` (the master key sealing the backup).
 
 pub mod backup;
 pub mod client;
@@ -52,6 +52,8 @@ pub struct Follower {
     instance_id: String,
     /// What this node compiles with (`[dapr]`).
     options: Options,
+    /// Seals the configuration backup; without it no backup is kept.
+    master: Option<crate::store::seal::MasterKey>,
 }
 
 /// Inflates, parses and compiles an export. Blocking.
@@ -131,7 +133,14 @@ impl Follower {
             started: Instant::now(),
             instance_id: crate::error::random_hex(8).unwrap_or_default(),
             options: Options::from_settings(settings),
+            master: None,
         })
+    }
+
+    /// Sets the master key that seals the configuration backup.
+    pub fn with_master_key(mut self, key: crate::store::seal::MasterKey) -> Follower {
+        self.master = Some(key);
+        self
     }
 
     /// The primary's URL.
@@ -177,7 +186,13 @@ impl Follower {
             ));
         }
         let dir = self.data_dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || backup::load(&dir))
+        let Some(key) = self.master.clone() else {
+            return Err(format!(
+                "cannot start: no configuration from the primary {url} ({reason}), \
+                 and no master key to open the backup with"
+            ));
+        };
+        let loaded = tokio::task::spawn_blocking(move || backup::load(&dir, &key))
             .await
             .map_err(|e| format!("cannot start: reading the backup failed: {e}"))?;
         let saved = loaded.map_err(|e| {
@@ -206,10 +221,15 @@ impl Follower {
         if !self.backup {
             return;
         }
+        let Some(key) = self.master.clone() else {
+            tracing::warn!("no master key: the configuration backup is not written");
+            return;
+        };
         let dir = self.data_dir.clone();
         let url = self.client.base.clone();
         let saved =
-            tokio::task::spawn_blocking(move || backup::save(&dir, revision, &export, &url)).await;
+            tokio::task::spawn_blocking(move || backup::save(&dir, &key, revision, &export, &url))
+                .await;
         match saved {
             Ok(Ok(())) => tracing::debug!(revision, "configuration backup written"),
             Ok(Err(e)) => {

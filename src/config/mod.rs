@@ -54,6 +54,11 @@ pub struct Node {
     /// How long shutdown waits for in-flight requests before closing them.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// File holding the master key that seals secrets at rest (64 hex
+    /// digits or base64 of 32 bytes). Relative paths: to the working
+    /// directory, like `data_dir`. `TURNPIKE_MASTER_KEY` wins over it;
+    /// with neither, `{data_dir}/master.key` is generated on first start.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Default for Node {
@@ -64,6 +69,7 @@ impl Default for Node {
             service_name: "turnpike".into(),
             data_dir: PathBuf::from("./data"),
             shutdown_timeout: Duration::from_secs(30),
+            master_key_file: None,
         }
     }
 }
@@ -563,6 +569,17 @@ impl Settings {
                 "redis.timeout must be at least 1ms".into(),
             ));
         }
+        if self
+            .node
+            .master_key_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(at(
+                find_key(text, "master_key_file"),
+                "node.master_key_file must name a file (or be left out)".into(),
+            ));
+        }
         if self.management.max_body_bytes == 0 {
             return Err(at(
                 find_key(text, "max_body_bytes"),
@@ -814,6 +831,30 @@ mod tests {
             assert_eq!(e.line, line, "{e}");
             assert!(e.to_string().contains(needle), "{e}");
         }
+    }
+
+    #[test]
+    fn master_key_file_is_checked() {
+        let s = Settings::parse(
+            "c.toml",
+            "[node]\nmaster_key_file = \"/etc/tp/master.key\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.node.master_key_file,
+            Some(PathBuf::from("/etc/tp/master.key"))
+        );
+        assert!(Settings::parse("c.toml", "")
+            .unwrap()
+            .node
+            .master_key_file
+            .is_none());
+        let e = Settings::parse("c.toml", "[node]\n\nmaster_key_file = \"\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = Settings::parse("c.toml", "[node]\nmaster_key_file = 5\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = Settings::parse("c.toml", "[node]\nmaster_key = \"x\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
     }
 
     #[test]

@@ -10,15 +10,36 @@
 //! revision in one sled batch, flushed — or changes nothing.
 //! Writes are serialized by one mutex held only in synchronous code (callers
 //! run [`Store::write`] on a blocking thread), never across an `.await`.
+//!
+//! **At rest:** every record value is sealed with the master key
+//! ([`seal`], AES-256-GCM, the record key as associated data), so no
+//! secret of any resource lies in sled in clear; only the `!meta/` schema
+//! version and revision are plain. `!meta/keycheck` (a sealed known value)
+//! tells a wrong master key from a damaged store at open. A store written
+//! in clear by an earlier build is migrated at open into a fresh sled
+//! directory, which then replaces the old one (see [`Store::open_with`]).
+
+pub mod master;
+pub mod seal;
 
 use crate::model::{Catalog, Change, SCHEMA_VERSION};
 use arc_swap::ArcSwap;
-use std::path::Path;
+use seal::{MasterKey, Purpose, SealError, Sealer};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 const TREE: &str = "config";
 const META_SCHEMA: &[u8] = b"!meta/schema";
 const META_REVISION: &[u8] = b"!meta/revision";
+/// A sealed known value: opens only with the master key the store was
+/// written with.
+const META_KEYCHECK: &[u8] = b"!meta/keycheck";
+const KEYCHECK_VALUE: &[u8] = b"turnpike master key check v1";
+/// The store's directory under `data_dir`, and the two directories a
+/// migration to sealed records passes through.
+const LIVE_DIR: &str = "store";
+const SEALING_DIR: &str = "store.sealing";
+const CLEAR_DIR: &str = "store.clear-old";
 
 /// A store failure. The message is safe to log; it holds no secrets.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +52,17 @@ pub enum StoreError {
     Corrupt(String),
     #[error("storage failure: {0}")]
     Io(#[from] sled::Error),
+    #[error(
+        "the store in {path} was encrypted with a different master key \
+         (check TURNPIKE_MASTER_KEY / [node] master_key_file)"
+    )]
+    WrongKey { path: String },
+    #[error("{0}")]
+    MasterKey(#[from] master::MasterKeyError),
+    #[error("sealing failed: {0}")]
+    Seal(#[from] SealError),
+    #[error("cannot migrate the store in {path} to sealed records: {reason}")]
+    Migrate { path: String, reason: String },
 }
 
 /// Why a write did not happen.
@@ -56,30 +88,45 @@ pub struct Store {
     tree: sled::Tree,
     current: ArcSwap<Catalog>,
     writer: Mutex<()>,
+    sealer: Sealer,
 }
 
 impl Store {
-    /// Opens (or creates) the store under `dir`.
+    /// Opens (or creates) the store under `dir` with the master key in
+    /// `{dir}/master.key` (generated when missing). For tools and tests;
+    /// the appliance resolves its key with [`master::resolve`] and calls
+    /// [`Store::open_with`].
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let path = dir.join("store");
-        let db = sled::Config::new()
-            .path(&path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
-        let tree = db.open_tree(TREE)?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| master::MasterKeyError(format!("cannot create {}: {e}", dir.display())))?;
+        let (key, _) = master::resolve(None, None, dir)?;
+        Store::open_with(dir, &key)
+    }
+
+    /// Opens (or creates) the store under `dir`, sealed with `key`.
+    ///
+    /// A store sealed with another key is refused ([`StoreError::WrongKey`])
+    /// and left untouched. A store written in clear by an earlier build is
+    /// migrated: every record is sealed into a fresh sled directory
+    /// (`store.sealing`), flushed, then swapped in by two renames, and the
+    /// old directory (whose log segments hold the clear values) is deleted.
+    /// A crash at any point leaves either the old store or the new one;
+    /// the next open finishes or discards the migration.
+    pub fn open_with(dir: &Path, key: &MasterKey) -> Result<Store, StoreError> {
+        let sealer = key.sealer(Purpose::Store)?;
+        recover_migration(dir)?;
+        let path = dir.join(LIVE_DIR);
+        let (db, tree) = open_db(&path)?;
         let catalog = match tree.get(META_SCHEMA)? {
             None if tree.is_empty() => {
                 let catalog = Catalog::new();
                 let mut batch = sled::Batch::default();
                 for (k, v) in catalog.records() {
-                    batch.insert(k.as_bytes(), v);
+                    batch.insert(k.as_bytes(), sealer.seal(k.as_bytes(), &v)?);
                 }
                 batch.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes());
                 batch.insert(META_REVISION, &0u64.to_be_bytes());
+                batch.insert(META_KEYCHECK, sealer.seal(META_KEYCHECK, KEYCHECK_VALUE)?);
                 tree.apply_batch(batch)?;
                 db.flush()?;
                 catalog
@@ -101,7 +148,36 @@ impl Store {
                         expected: SCHEMA_VERSION,
                     });
                 }
-                Store::load(&tree)?
+                match tree.get(META_KEYCHECK)? {
+                    Some(check) => {
+                        let opened = sealer.open(META_KEYCHECK, &check);
+                        if opened.as_deref() != Ok(KEYCHECK_VALUE) {
+                            return Err(StoreError::WrongKey {
+                                path: path.display().to_string(),
+                            });
+                        }
+                        Store::load(&tree, Some(&sealer))?
+                    }
+                    None => {
+                        // Written in clear by an earlier build.
+                        let catalog = Store::load(&tree, None)?;
+                        drop(tree);
+                        drop(db);
+                        migrate(dir, &sealer)?;
+                        tracing::info!(
+                            path = %path.display(),
+                            "sealed every record of a store written in clear"
+                        );
+                        let (db, tree) = open_db(&path)?;
+                        return Ok(Store {
+                            db,
+                            tree,
+                            current: ArcSwap::from_pointee(catalog),
+                            writer: Mutex::new(()),
+                            sealer,
+                        });
+                    }
+                }
             }
         };
         Ok(Store {
@@ -109,10 +185,12 @@ impl Store {
             tree,
             current: ArcSwap::from_pointee(catalog),
             writer: Mutex::new(()),
+            sealer,
         })
     }
 
-    fn load(tree: &sled::Tree) -> Result<Catalog, StoreError> {
+    /// Reads every record; `sealer` opens them (`None`: a clear store).
+    fn load(tree: &sled::Tree, sealer: Option<&Sealer>) -> Result<Catalog, StoreError> {
         let mut catalog = Catalog {
             schema_version: SCHEMA_VERSION,
             ..Catalog::default()
@@ -131,8 +209,14 @@ impl Store {
             }
             let key = std::str::from_utf8(&k)
                 .map_err(|_| StoreError::Corrupt("a record key is not UTF-8".into()))?;
+            let value = match sealer {
+                Some(s) => s
+                    .open(&k, &v)
+                    .map_err(|e| StoreError::Corrupt(format!("the record {key} {e}")))?,
+                None => v.to_vec(),
+            };
             catalog
-                .load_record(key, &v)
+                .load_record(key, &value)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
         Ok(catalog)
@@ -186,7 +270,13 @@ impl Store {
         let mut batch = sled::Batch::default();
         for change in &changes {
             match change.record() {
-                (k, Some(v)) => batch.insert(k.as_bytes(), v),
+                (k, Some(v)) => {
+                    let sealed = self
+                        .sealer
+                        .seal(k.as_bytes(), &v)
+                        .map_err(|e| WriteError::Storage(e.into()))?;
+                    batch.insert(k.as_bytes(), sealed)
+                }
                 (k, None) => batch.remove(k.as_bytes()),
             }
         }
@@ -210,6 +300,87 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+}
+
+fn open_db(path: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
+    let db = sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let tree = db.open_tree(TREE)?;
+    Ok((db, tree))
+}
+
+fn migrate_err(dir: &Path, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Migrate {
+        path: dir.join(LIVE_DIR).display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Makes a directory entry change (rename, removal) durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| migrate_err(dir, e))
+}
+
+/// Finishes or discards a migration a crash interrupted. The clear store
+/// is renamed away only once the sealed one is complete and flushed, so:
+/// the old directory present means the new one is complete (swap it in if
+/// that did not happen yet, then delete the old); a sealing directory
+/// alone is an unfinished copy (delete it; the live store is intact).
+fn recover_migration(dir: &Path) -> Result<(), StoreError> {
+    let live = dir.join(LIVE_DIR);
+    let sealing = dir.join(SEALING_DIR);
+    let clear = dir.join(CLEAR_DIR);
+    if clear.exists() {
+        if !live.exists() {
+            std::fs::rename(&sealing, &live).map_err(|e| migrate_err(dir, e))?;
+            sync_dir(dir)?;
+        }
+        std::fs::remove_dir_all(&clear).map_err(|e| migrate_err(dir, e))?;
+        sync_dir(dir)?;
+    } else if sealing.exists() {
+        std::fs::remove_dir_all(&sealing).map_err(|e| migrate_err(dir, e))?;
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Copies the clear store into a fresh sled directory with every record
+/// sealed (one batch, flushed), then swaps it in and deletes the old one.
+fn migrate(dir: &Path, sealer: &Sealer) -> Result<(), StoreError> {
+    let live = dir.join(LIVE_DIR);
+    let sealing = dir.join(SEALING_DIR);
+    let clear: PathBuf = dir.join(CLEAR_DIR);
+    {
+        let (_old_db, old) = open_db(&live)?;
+        let (new_db, new) = open_db(&sealing)?;
+        let mut batch = sled::Batch::default();
+        for item in old.iter() {
+            let (k, v) = item?;
+            if k.starts_with(b"!") {
+                batch.insert(k, v);
+            } else {
+                batch.insert(k.clone(), sealer.seal(&k, &v)?);
+            }
+        }
+        batch.insert(META_KEYCHECK, sealer.seal(META_KEYCHECK, KEYCHECK_VALUE)?);
+        new.apply_batch(batch)?;
+        new_db.flush()?;
+    }
+    std::fs::rename(&live, &clear).map_err(|e| migrate_err(dir, e))?;
+    sync_dir(dir)?;
+    std::fs::rename(&sealing, &live).map_err(|e| migrate_err(dir, e))?;
+    sync_dir(dir)?;
+    std::fs::remove_dir_all(&clear).map_err(|e| migrate_err(dir, e))?;
+    sync_dir(dir)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -325,5 +496,207 @@ mod tests {
             .map_err(|_| ())
             .unwrap();
         assert_eq!(c.catalog.revision, 0);
+    }
+
+    fn named_value(id: &str, value: &str) -> Change {
+        Change::NamedValue(
+            id.into(),
+            Some(
+                serde_json::from_value(serde_json::json!({
+                    "displayName": id, "value": value, "secret": true
+                }))
+                .unwrap(),
+            ),
+        )
+    }
+
+    fn write(store: &Store, changes: Vec<Change>) {
+        store
+            .write::<(), ()>(|_| Ok(changes), |_| Ok(()))
+            .map_err(|_| ())
+            .unwrap();
+    }
+
+    /// Every byte of every file under `dir`.
+    fn all_bytes(dir: &Path) -> Vec<u8> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                out.extend(all_bytes(&p));
+            } else {
+                out.extend(std::fs::read(&p).unwrap());
+            }
+        }
+        out
+    }
+
+    fn contains(hay: &[u8], needle: &str) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    #[test]
+    fn records_are_sealed_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = MasterKey::from_bytes([3; 32]);
+        {
+            let store = Store::open_with(dir.path(), &key).unwrap();
+            write(
+                &store,
+                vec![named_value("nv", "s3cr3t-named-value-0xC0FFEE")],
+            );
+            let raw = store.tree.get("named-value/nv").unwrap().unwrap();
+            assert_eq!(raw[0], 1, "sealed format version");
+        }
+        assert!(!contains(
+            &all_bytes(dir.path()),
+            "s3cr3t-named-value-0xC0FFEE"
+        ));
+        let store = Store::open_with(dir.path(), &key).unwrap();
+        assert_eq!(
+            store.catalog().named_values["nv"].value.expose(),
+            "s3cr3t-named-value-0xC0FFEE"
+        );
+    }
+
+    #[test]
+    fn a_wrong_key_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = MasterKey::from_bytes([3; 32]);
+        {
+            let store = Store::open_with(dir.path(), &key).unwrap();
+            write(&store, vec![Change::Api("a".into(), Some(api("a")))]);
+        }
+        let e = Store::open_with(dir.path(), &MasterKey::from_bytes([4; 32]))
+            .err()
+            .unwrap();
+        assert!(matches!(e, StoreError::WrongKey { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("different master key"), "{msg}");
+        assert!(msg.contains("TURNPIKE_MASTER_KEY"), "{msg}");
+        assert!(!msg.contains(&hex::encode([4u8; 32])), "{msg}");
+        // sled rewrites its own metadata at open, so "unchanged" is checked
+        // by content: the right key still opens the same configuration.
+        let store = Store::open_with(dir.path(), &key).unwrap();
+        assert_eq!(store.revision(), 1);
+        assert_eq!(store.catalog().apis["a"].path, "a");
+    }
+
+    /// Writes a store the way builds before sealing did: clear records.
+    fn write_clear_store(dir: &Path, secret: &str) {
+        let (db, tree) = open_db(&dir.join(LIVE_DIR)).unwrap();
+        let mut catalog = Catalog::new();
+        catalog.apply(&named_value("nv", secret));
+        catalog.apply(&Change::Api("a".into(), Some(api("a"))));
+        let mut batch = sled::Batch::default();
+        for (k, v) in catalog.records() {
+            batch.insert(k.as_bytes(), v);
+        }
+        batch.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes());
+        batch.insert(META_REVISION, &7u64.to_be_bytes());
+        tree.apply_batch(batch).unwrap();
+        db.flush().unwrap();
+    }
+
+    #[test]
+    fn a_clear_store_is_migrated_and_its_old_files_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "clear-text-secret-from-an-old-build";
+        write_clear_store(dir.path(), secret);
+        assert!(
+            contains(&all_bytes(dir.path()), secret),
+            "the fixture is clear"
+        );
+        let key = MasterKey::from_bytes([5; 32]);
+        {
+            let store = Store::open_with(dir.path(), &key).unwrap();
+            assert_eq!(store.revision(), 7);
+            assert_eq!(store.catalog().named_values["nv"].value.expose(), secret);
+            write(&store, vec![Change::Api("b".into(), Some(api("b")))]);
+        }
+        assert!(!contains(&all_bytes(dir.path()), secret));
+        assert!(!dir.path().join(SEALING_DIR).exists());
+        assert!(!dir.path().join(CLEAR_DIR).exists());
+        let store = Store::open_with(dir.path(), &key).unwrap();
+        assert_eq!(store.revision(), 8);
+        assert_eq!(store.catalog().apis.len(), 2);
+        assert_eq!(store.catalog().named_values["nv"].value.expose(), secret);
+        drop(store);
+        assert!(matches!(
+            Store::open_with(dir.path(), &MasterKey::from_bytes([6; 32])),
+            Err(StoreError::WrongKey { .. })
+        ));
+    }
+
+    #[test]
+    fn an_interrupted_migration_is_finished_or_discarded() {
+        let key = MasterKey::from_bytes([5; 32]);
+        let sealer = key.sealer(Purpose::Store).unwrap();
+        // Crash while copying: a partial sealing directory; the clear store
+        // is intact and the next open migrates it afresh.
+        let dir = tempfile::tempdir().unwrap();
+        write_clear_store(dir.path(), "s1-secret");
+        std::fs::create_dir_all(dir.path().join(SEALING_DIR).join("junk")).unwrap();
+        let store = Store::open_with(dir.path(), &key).unwrap();
+        assert_eq!(
+            store.catalog().named_values["nv"].value.expose(),
+            "s1-secret"
+        );
+        drop(store);
+        assert!(!dir.path().join(SEALING_DIR).exists());
+
+        // Crash between the two renames: the sealed copy is swapped in.
+        let dir = tempfile::tempdir().unwrap();
+        write_clear_store(dir.path(), "s2-secret");
+        {
+            let (_old_db, old) = open_db(&dir.path().join(LIVE_DIR)).unwrap();
+            let (new_db, new) = open_db(&dir.path().join(SEALING_DIR)).unwrap();
+            let mut batch = sled::Batch::default();
+            for item in old.iter() {
+                let (k, v) = item.unwrap();
+                let v = if k.starts_with(b"!") {
+                    v.to_vec()
+                } else {
+                    sealer.seal(&k, &v).unwrap()
+                };
+                batch.insert(k, v);
+            }
+            batch.insert(
+                META_KEYCHECK,
+                sealer.seal(META_KEYCHECK, KEYCHECK_VALUE).unwrap(),
+            );
+            new.apply_batch(batch).unwrap();
+            new_db.flush().unwrap();
+        }
+        std::fs::rename(dir.path().join(LIVE_DIR), dir.path().join(CLEAR_DIR)).unwrap();
+        let store = Store::open_with(dir.path(), &key).unwrap();
+        assert_eq!(
+            store.catalog().named_values["nv"].value.expose(),
+            "s2-secret"
+        );
+        assert_eq!(store.revision(), 7);
+        drop(store);
+        assert!(!dir.path().join(CLEAR_DIR).exists());
+        assert!(!contains(&all_bytes(dir.path()), "s2-secret"));
+    }
+
+    #[test]
+    fn a_damaged_record_is_corrupt_not_a_wrong_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = MasterKey::from_bytes([3; 32]);
+        {
+            let store = Store::open_with(dir.path(), &key).unwrap();
+            write(&store, vec![Change::Api("a".into(), Some(api("a")))]);
+            let mut raw = store.tree.get("api/a").unwrap().unwrap().to_vec();
+            *raw.last_mut().unwrap() ^= 1;
+            store.tree.insert("api/a", raw).unwrap();
+            // A sealed value moved under another key does not open either.
+            let moved = store.tree.get("api/a").unwrap().unwrap();
+            store.tree.insert("api/b", moved).unwrap();
+            store.flush().unwrap();
+        }
+        let e = Store::open_with(dir.path(), &key).err().unwrap();
+        assert!(matches!(e, StoreError::Corrupt(_)), "{e}");
+        assert!(e.to_string().contains("api/"), "{e}");
     }
 }
