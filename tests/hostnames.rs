@@ -635,3 +635,68 @@ async fn a_secondary_presents_the_primarys_hostnames() {
     }
     secondary.shutdown();
 }
+
+/// A client certificate presented on a hostname that negotiates it reaches
+/// the policies: `context.Request.Certificate` and
+/// `validate-client-certificate` trusting a stored CA certificate.
+#[tokio::test]
+async fn a_client_certificate_on_a_negotiating_hostname_reaches_the_policies() {
+    let (app, addr) = spawn_https(false).await;
+    let key = app.standard().await;
+    let ca = Ca::new();
+    upload(&app, &ca, "api", "api.example.com").await;
+    app.put_ok(
+        "/hostnames/api.example.com",
+        json!({ "certificateId": "api", "negotiateClientCertificate": true }),
+    )
+    .await;
+    app.put_ok(
+        "/certificates/clients-ca",
+        json!({ "pem": ca.pem, "isCa": true }),
+    )
+    .await;
+    let r = app
+        .put_xml(
+            "/apis/echo/policy",
+            r#"<policies><inbound><validate-client-certificate validate-revocation="false"><identities><identity issuer-certificate-id="clients-ca" /></identities></validate-client-certificate><set-header name="x-client-thumbprint" exists-action="override"><value>@(context.Request.Certificate.Thumbprint)</value></set-header></inbound></policies>"#,
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    // A client certificate the stored CA issued.
+    let mut params = CertificateParams::new(vec!["client.example".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "client.example");
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = params.signed_by(&client_key, &ca.issuer).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
+        .with_client_auth_cert(
+            vec![client_cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(client_key.serialize_der().into()),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = Arc::new(config);
+
+    let tls = connect(&config, addr, Some("api.example.com")).await;
+    let (status, _, body) = get(tls, "api.example.com", "/echo/a", &key).await;
+    assert_eq!(status, 200, "{body}");
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        client_cert.der().as_ref(),
+    );
+    let expected: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    assert_eq!(body["headers"]["x-client-thumbprint"], expected.as_str());
+
+    // Without a certificate the policy refuses (asked, not required).
+    let (config, _) = client(&[b"http/1.1"], None);
+    let tls = connect(&config, addr, Some("api.example.com")).await;
+    let (status, _, _) = get(tls, "api.example.com", "/echo/b", &key).await;
+    assert_eq!(status, 401);
+}
