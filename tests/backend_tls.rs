@@ -484,3 +484,33 @@ async fn expires_in_days_is_shown_and_expired_certificates_are_accepted() {
     });
     assert_eq!(again.await["expiresInDays"], days);
 }
+
+/// The `x-called` header of `/caller/x`.
+async fn called(app: &TestApp) -> String {
+    let r = app.call("/caller/x", None).await;
+    assert_eq!(r.status(), 200);
+    r.headers()["x-called"].to_str().unwrap().to_string()
+}
+
+/// `send-request` trusts the stored CA certificates as forwarded requests
+/// do.
+#[tokio::test]
+async fn send_request_trusts_stored_ca_certificates() {
+    let pki = pki();
+    let port = tls_backend(&pki, &["127.0.0.1"], H2_AND_1).await;
+    let app = TestApp::spawn().await;
+    app.api("caller", "caller", "http://unused.invalid").await;
+    app.product("p-caller", &["caller"], false).await;
+    let xml = format!(
+        r#"<policies><inbound><send-request mode="new" response-variable-name="r" timeout="10" ignore-error="true"><set-url>https://127.0.0.1:{port}/called</set-url><set-method>GET</set-method></send-request><return-response><set-status code="200" reason="OK" /><set-header name="x-called" exists-action="override"><value>@(context.Variables.GetValueOrDefault<IResponse>("r") == null ? "failed" : context.Variables.GetValueOrDefault<IResponse>("r").StatusCode.ToString())</value></set-header></return-response></inbound></policies>"#
+    );
+    let r = app.put_xml("/apis/caller/policy", &xml).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert_eq!(called(&app).await, "failed", "refused without the CA");
+    app.put_ok(
+        "/certificates/myca",
+        json!({"pem": pki.ca_pem, "isCa": true}),
+    )
+    .await;
+    assert_eq!(called(&app).await, "200", "trusted with the CA stored");
+}

@@ -91,13 +91,16 @@ pub(super) async fn forward_send(
 
 /// Performs one call: the response with its body read (capped), all
 /// within the call's timeout.
+/// `tls` carries the configuration's stored CA certificates (see
+/// [`TlsChoice::trusting`](super::tls::TlsChoice::trusting)).
 pub(super) async fn exchange(
     upstream: &Upstream,
+    tls: &super::tls::TlsChoice,
     out: Outgoing,
     api: &str,
 ) -> Result<CtxResponse, PolicyError> {
     let timeout = out.timeout;
-    match tokio::time::timeout(timeout, exchange_inner(upstream, out, api)).await {
+    match tokio::time::timeout(timeout, exchange_inner(upstream, tls, out, api)).await {
         Err(_) => Err(failure(GatewayError::backend_timeout(), "service")),
         Ok(r) => r,
     }
@@ -105,6 +108,7 @@ pub(super) async fn exchange(
 
 async fn exchange_inner(
     upstream: &Upstream,
+    tls: &super::tls::TlsChoice,
     out: Outgoing,
     api: &str,
 ) -> Result<CtxResponse, PolicyError> {
@@ -154,9 +158,16 @@ async fn exchange_inner(
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;
-    let resp = dispatch(upstream, out.proxy.as_ref(), req, Some(out.timeout), api)
-        .await
-        .map_err(|e| failure(e, "service"))?;
+    let resp = forward_send(
+        upstream,
+        out.proxy.as_ref(),
+        tls,
+        req,
+        Some(out.timeout),
+        api,
+    )
+    .await
+    .map_err(|e| failure(e, "service"))?;
     let (parts, body) = resp.into_parts();
     let bytes = read_capped(body).await.map_err(|_| {
         PolicyError::new(
@@ -186,7 +197,12 @@ async fn exchange_inner(
 /// `send-one-way-request`: sent on its own task, bounded by its timeout
 /// and by the gateway's pool of in-flight one-way requests (dropped with a
 /// warning when full). The request goes on at once.
-pub(super) fn spawn_one_way(upstream: &Upstream, out: Outgoing, api: &str) {
+pub(super) fn spawn_one_way(
+    upstream: &Upstream,
+    tls: super::tls::TlsChoice,
+    out: Outgoing,
+    api: &str,
+) {
     let Ok(permit) = upstream.one_way.clone().try_acquire_owned() else {
         tracing::warn!(
             api,
@@ -198,7 +214,7 @@ pub(super) fn spawn_one_way(upstream: &Upstream, out: Outgoing, api: &str) {
     let upstream = upstream.detached();
     let api = api.to_string();
     tokio::spawn(async move {
-        if let Err(e) = exchange(&upstream, out, &api).await {
+        if let Err(e) = exchange(&upstream, &tls, out, &api).await {
             tracing::info!(api, reason = %e.reason, "send-one-way-request failed: {}", e.message);
         }
         drop(permit);
@@ -301,9 +317,10 @@ pub(super) fn run_wait<'a>(
             return Ok(Outcome::Continue);
         }
         let api = ctx.api().id.to_string();
+        let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
         let sends = calls
             .iter()
-            .map(|(_, _, out)| Box::pin(exchange(upstream, out.clone(), api.as_str())));
+            .map(|(_, _, out)| Box::pin(exchange(upstream, &tls, out.clone(), api.as_str())));
         let results: Vec<(usize, Result<CtxResponse, PolicyError>)> = if any {
             let (first, at, _rest) = futures_util::future::select_all(sends).await;
             vec![(at, first)]

@@ -244,19 +244,22 @@ pub(super) fn run_steps<'a>(
                     o?
                 }
                 Next::Send(s, out) => {
+                    let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
                     let result =
-                        super::callout::exchange(upstream, out, ctx.api().id.as_ref()).await;
+                        super::callout::exchange(upstream, &tls, out, ctx.api().id.as_ref()).await;
                     s.store(&mut ctx.state, result)
                         .map_err(|e| scoped(super::callout::locate(e, &steps[i]), level, section))?
                 }
                 Next::Dapr(d, out) => {
+                    let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
                     let result =
-                        super::callout::exchange(upstream, out, ctx.api().id.as_ref()).await;
+                        super::callout::exchange(upstream, &tls, out, ctx.api().id.as_ref()).await;
                     d.store(&mut ctx.state, result)
                         .map_err(|e| scoped(super::callout::locate(e, &steps[i]), level, section))?
                 }
                 Next::OneWay(out) => {
-                    super::callout::spawn_one_way(upstream, out, ctx.api().id.as_ref());
+                    let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+                    super::callout::spawn_one_way(upstream, tls, out, ctx.api().id.as_ref());
                     Outcome::Continue
                 }
                 Next::Retry(r, plan) => {

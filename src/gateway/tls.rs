@@ -75,6 +75,15 @@ impl TlsChoice {
         }
     }
 
+    /// What a `send-request` / `send-one-way-request` call needs: the
+    /// configuration's stored CA certificates beside the public roots.
+    pub fn trusting(trust: &Arc<Trust>) -> TlsChoice {
+        TlsChoice {
+            trust: (trust.id != 0).then(|| trust.clone()),
+            ..TlsChoice::default()
+        }
+    }
+
     /// Whether the default client serves it.
     pub fn is_default(&self) -> bool {
         self.cert.is_none()
