@@ -302,15 +302,34 @@ impl Store {
     }
 }
 
+/// How long opening waits for sled's file lock: a `Db` just dropped (in
+/// this process: a migration step, a restart in tests) releases it only
+/// when its background flusher has stopped.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn open_db(path: &Path) -> Result<(sled::Db, sled::Tree), StoreError> {
-    let db = sled::Config::new()
-        .path(path)
-        .mode(sled::Mode::HighThroughput)
-        .open()
-        .map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+    let started = std::time::Instant::now();
+    let db = loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open();
+        match opened {
+            Ok(db) => break db,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        }
+    };
     let tree = db.open_tree(TREE)?;
     Ok((db, tree))
 }

@@ -12,7 +12,8 @@
 //! gateway builds from the certificate the HTTPS listener saw.
 //!
 //! Chains, validity and revocation are checked with rustls-webpki (ring
-//! algorithms, client-auth usage). Revocation is checked against the CRLs
+//! algorithms, client-auth usage); a chain's verdict is reused for 60 s
+//! within a snapshot (the leaf's dates are checked every time). Revocation is checked against the CRLs
 //! stored with CA certificates (`crl`); a certificate whose issuer has no
 //! CRL configured passes (the gateway fetches nothing online). A failure
 //! is a 401 "Invalid client certificate." whose `context.LastError.Reason`
@@ -74,6 +75,59 @@ pub struct Trust {
     crls: Vec<webpki::CertRevocationList<'static>>,
     /// Every stored certificate's first certificate, by id.
     by_id: HashMap<String, Arc<Issuer>>,
+    /// Chain verdicts already reached in this snapshot.
+    verdicts: Verdicts,
+}
+
+/// How long a chain verdict is reused. The leaf's own dates are checked
+/// on every request; this bounds how late an intermediate's expiry is
+/// noticed.
+const VERDICT_TTL: Duration = Duration::from_secs(60);
+
+/// Chain verdicts by (leaf thumbprint, hash of the intermediates the
+/// client sent, revocation checked): a certificate seen again (every
+/// request on a kept-alive or HTTP/2 connection, every reconnect of the
+/// same client) skips the signature checks. Dropped with the snapshot, so
+/// a configuration change (new CA, new CRL) is judged afresh.
+struct Verdicts(moka::sync::Cache<(String, u64, bool), Verdict>);
+
+impl Default for Verdicts {
+    fn default() -> Self {
+        Verdicts(
+            moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(VERDICT_TTL)
+                .build(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Verdict {
+    Trusted,
+    Revoked,
+    Untrusted,
+}
+
+impl Verdict {
+    fn of(r: Result<(), webpki::Error>) -> Verdict {
+        match r {
+            Ok(()) => Verdict::Trusted,
+            Err(webpki::Error::CertRevoked) => Verdict::Revoked,
+            Err(_) => Verdict::Untrusted,
+        }
+    }
+}
+
+/// A hash of the intermediates a client sent (they may differ between
+/// clients presenting the same leaf).
+fn intermediates_hash(peer: &PeerCert) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in peer.chain.iter().skip(1) {
+        c.as_ref().hash(&mut h);
+    }
+    h.finish()
 }
 
 impl std::fmt::Debug for Trust {
@@ -142,6 +196,22 @@ impl Trust {
     /// Whether a stored certificate has this id.
     pub fn has(&self, id: &str) -> bool {
         self.by_id.contains_key(id)
+    }
+
+    /// [`Trust::chain`], reusing a verdict reached in the last
+    /// [`VERDICT_TTL`] for the same chain.
+    fn verdict(&self, peer: &PeerCert, time: UnixTime, revocation: bool) -> Verdict {
+        let key = (
+            peer.thumbprint.clone(),
+            intermediates_hash(peer),
+            revocation,
+        );
+        if let Some(v) = self.verdicts.0.get(&key) {
+            return v;
+        }
+        let v = Verdict::of(self.chain(peer, time, revocation));
+        self.verdicts.0.insert(key, v);
+        v
     }
 
     /// Checks `peer`'s chain against the stored CA certificates at `time`:
@@ -251,9 +321,11 @@ impl CertVerifier for Verifier {
         if nb.is_none_or(|nb| now < nb) || na.is_none_or(|na| now > na) {
             return false;
         }
-        self.trust
-            .chain(&self.peer, unix_time(now), revocation)
-            .is_ok()
+        self.trust.verdict(
+            &self.peer,
+            unix_time(within_validity(&self.peer, now)),
+            revocation,
+        ) == Verdict::Trusted
     }
 }
 
@@ -606,13 +678,13 @@ impl ValidateClientCertificate {
         }
         let at = unix_time(within_validity(peer, now));
         if self.trust_required || self.revocation {
-            match self.trust.chain(peer, at, self.revocation) {
-                Ok(()) => {}
-                Err(webpki::Error::CertRevoked) => return Err(Failure::Revoked),
-                Err(_) if self.trust_required => return Err(Failure::Untrusted),
+            match self.trust.verdict(peer, at, self.revocation) {
+                Verdict::Trusted => {}
+                Verdict::Revoked => return Err(Failure::Revoked),
+                Verdict::Untrusted if self.trust_required => return Err(Failure::Untrusted),
                 // Without validate-trust an unknown issuer leaves the
                 // revocation status unknown: it passes.
-                Err(_) => {}
+                Verdict::Untrusted => {}
             }
         }
         if !self.identities.is_empty()
