@@ -334,6 +334,11 @@ fn init(dir: &std::path::Path, ca: bool) -> ExitCode {
         Some(Err(e)) => return fail(e, 1),
     };
     let mgmt_tls = if ca { INIT_CA_TLS } else { "" };
+    let gateway_cert = if ca {
+        "Certificate issued by data/tls/ca.crt"
+    } else {
+        "Self-signed certificate"
+    };
     // The master key sealing secrets at rest: beside this file, outside
     // the data directory, named by its absolute path.
     let master_file = std::fs::canonicalize(dir)
@@ -354,7 +359,7 @@ fn init(dir: &std::path::Path, ca: bool) -> ExitCode {
          # Every key and its default: config.example.toml.\n\n\
          [node]\nrole = \"primary\"\nregion = \"default\"\ndata_dir = \"./data\"\n{master_line}\n\
          [gateway]\nhttp = \"0.0.0.0:8080\"\n\
-         # Self-signed certificate: data/tls/gateway.crt (set tls_cert/tls_key for your own).\n\
+         # {gateway_cert}: data/tls/gateway.crt (set tls_cert/tls_key for your own).\n\
          https = \"0.0.0.0:8443\"\n\n\
          [management]\nlisten = \"127.0.0.1:8001\"\n\
          # Bearer token for /mgmt. Keep this file private (mode 0600).\n\

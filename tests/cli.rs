@@ -575,7 +575,8 @@ fn policy_check_accepts_the_corpus() {
         // System.Xml's XmlReader / XmlDocument: outside APIM's allow-list.
         "extract-value-from-xml",
         "return-a-blob-url-signed-with-a-user-delegation-sas-token",
-        // X509Certificate2: certificates arrive with TLS support.
+        // Builds an X509Certificate2 from bytes (`new X509Certificate2(...)`),
+        // which the expression language does not offer.
         "get-oauth2-access-token-from-aad-using-client-id-and-certificate",
         // Not C#: they call a property (`context.Request.MatchedParameters("x")`),
         // which C# (and APIM) refuse.
