@@ -166,10 +166,19 @@ async fn https_resumes_sessions() {
 async fn https_survives_a_failed_handshake() {
     let (app, addr) = spawn_https().await;
     let key = app.standard().await;
-    // Garbage instead of a ClientHello, then a clean close.
-    use tokio::io::AsyncWriteExt;
+    // A plain-HTTP request instead of a ClientHello: a readable 400.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("https://"), "{answer}");
+    // Garbage, then a clean close.
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x00, 0x02, 0xff, 0xff])
         .await
         .unwrap();
     drop(tcp);

@@ -1,27 +1,30 @@
 //! The gateway's HTTPS listener: accepts TCP, runs the TLS handshake
 //! with [`SniAcceptor`] (certificate by SNI from the custom hostnames of
 //! the snapshot in service, client certificate asked for per hostname;
-//! ClientHello and handshake together bounded by [`HANDSHAKE_TIMEOUT`];
-//! failures are logged at debug and never stop the listener), then
+//! ClientHello and handshake together bounded by
+//! [`accept::HANDSHAKE_TIMEOUT`]; failures are logged at debug and never
+//! stop the listener; a plain-HTTP request gets a 400 saying to use
+//! https), on the accept loop it shares with the other TLS listeners
+//! ([`accept::accept_loop`]), then
 //! serves HTTP/1.1 or HTTP/2 (by ALPN)
 //! with the same service as the plain listener, `scheme` = `https`. A
 //! client certificate presented in the handshake rides in each request's
 //! extensions as an `Arc<PeerCert>`.
 
-use super::{Gateway, HEADER_READ_TIMEOUT};
+use super::Gateway;
 use crate::model::PeerCert;
 use crate::shutdown::Shutdown;
+use crate::tls::accept;
 use crate::tls::sni::SniAcceptor;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Time a client gets to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The listener's name in logs.
+const NAME: &str = "gateway-https";
 
 impl Gateway {
     /// Serves HTTPS on `listener` until `shutdown` fires, then drains
@@ -33,43 +36,18 @@ impl Gateway {
         mut shutdown: Shutdown,
         grace: Duration,
     ) {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        let builder = Arc::new(builder);
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        loop {
-            let (stream, client) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "gateway https accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = shutdown.wait() => break,
-            };
-            let _ = stream.set_nodelay(true);
+        let builder = accept::http_builder();
+        let shutdown = async move { shutdown.wait().await };
+        accept::accept_loop(NAME, listener, shutdown, grace, move |stream, client, watcher| {
             let gw = self.clone();
             let acceptor = acceptor.clone();
             let builder = builder.clone();
-            let watcher = graceful.watcher();
-            tokio::spawn(async move {
-                let tls =
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%client, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%client, "TLS handshake timed out");
-                            return;
-                        }
-                    };
+            async move {
+                let Some(tls) =
+                    accept::handshake_with(NAME, client, stream, |s| acceptor.accept(s)).await
+                else {
+                    return;
+                };
                 let peer = tls
                     .get_ref()
                     .1
@@ -88,14 +66,8 @@ impl Gateway {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "client connection ended with an error");
                 }
-            });
-        }
-        drop(listener);
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(grace = ?grace, "in-flight gateway https requests did not finish in time");
-        }
+            }
+        })
+        .await
     }
 }

@@ -1,5 +1,6 @@
-//! The TLS accept loop shared by the management and portal listeners:
-//! accepts TCP, answers a plain-HTTP request on the TLS port with a short
+//! The TLS accept loop shared by the gateway's HTTPS, management and
+//! portal listeners ([`accept_loop`]), and the management and portal
+//! listeners' service on it ([`serve`]): accepts TCP, answers a plain-HTTP request on the TLS port with a short
 //! 400 (instead of a handshake failure the client cannot read), runs the
 //! TLS handshake bounded by [`HANDSHAKE_TIMEOUT`] (failures are logged at
 //! debug and never stop the listener), then serves HTTP/1.1 or HTTP/2 (by
@@ -11,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,23 +49,32 @@ fn opens_tls(first: u8) -> bool {
     first == 0x16
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` completes, then
-/// drains in-flight requests for up to `grace`. `name` is the listener's
-/// name in logs (`management`, `portal`).
-pub async fn serve(
-    name: &'static str,
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) {
+/// The HTTP/1.1 + HTTP/2 (by ALPN) connection builder of the TLS
+/// listeners.
+pub fn http_builder() -> Arc<auto::Builder<TokioExecutor>> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    let builder = Arc::new(builder);
+    Arc::new(builder)
+}
+
+/// The accept loop of a TLS listener (shared by the gateway's HTTPS,
+/// management and portal listeners): accepts until `shutdown` completes,
+/// runs `connection` for each accepted stream on its own task (with a
+/// watcher that lets shutdown drain it), then waits up to `grace` for
+/// those in flight. `name` is the listener's name in logs.
+pub async fn accept_loop<F, Fut>(
+    name: &'static str,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    connection: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Watcher) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -79,41 +90,7 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let builder = builder.clone();
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, &acceptor)).await {
-                    Ok(Ok(Some(tls))) => tls,
-                    Ok(Ok(None)) => {
-                        tracing::debug!(listener = name, %peer, "refused a plain-HTTP request");
-                        return;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(listener = name, %peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let transport = Transport { peer, tls: true };
-            let service = service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(transport);
-                req.extensions_mut().insert(ConnectInfo(peer));
-                let mut router = router.clone();
-                // A `Router` is always ready: no `poll_ready` needed.
-                tower_service::Service::call(&mut router, req)
-            });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            let conn = watcher.watch(conn.into_owned());
-            if let Err(e) = conn.await {
-                tracing::debug!(listener = name, error = %e, "connection ended with an error");
-            }
-        });
+        tokio::spawn(connection(stream, peer, graceful.watcher()));
     }
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())
@@ -124,12 +101,88 @@ pub async fn serve(
     }
 }
 
-/// The TLS stream, or `None` when the client spoke plain HTTP (it got a
-/// 400 saying to use https).
-async fn handshake(
+/// Runs a TLS handshake on `stream` with `accept`, bounded by
+/// [`HANDSHAKE_TIMEOUT`] (first byte included). A plain-HTTP request gets
+/// a 400 saying to use https. `None` when there is no TLS stream to
+/// serve; why is logged at debug (a failed handshake never stops the
+/// listener).
+pub async fn handshake_with<T, E, Fut>(
+    name: &'static str,
+    peer: SocketAddr,
     mut stream: TcpStream,
-    acceptor: &TlsAcceptor,
-) -> std::io::Result<Option<tokio_rustls::server::TlsStream<TcpStream>>> {
+    accept: impl FnOnce(TcpStream) -> Fut,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        match refuse_plain_http(&mut stream).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        }
+        accept(stream).await.map(Some).map_err(|e| e.to_string())
+    })
+    .await;
+    match outcome {
+        Ok(Ok(Some(tls))) => return Some(tls),
+        Ok(Ok(None)) => tracing::debug!(listener = name, %peer, "refused a plain-HTTP request"),
+        Ok(Err(e)) => tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(listener = name, %peer, "TLS handshake timed out"),
+    }
+    None
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` completes, then
+/// drains in-flight requests for up to `grace`. `name` is the listener's
+/// name in logs (`management`, `portal`).
+pub async fn serve(
+    name: &'static str,
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let builder = http_builder();
+    accept_loop(
+        name,
+        listener,
+        shutdown,
+        grace,
+        move |stream, peer, watcher| {
+            let acceptor = acceptor.clone();
+            let builder = builder.clone();
+            let router = router.clone();
+            async move {
+                let Some(tls) = handshake_with(name, peer, stream, |s| acceptor.accept(s)).await
+                else {
+                    return;
+                };
+                let transport = Transport { peer, tls: true };
+                let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+                    req.extensions_mut().insert(transport);
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let mut router = router.clone();
+                    // A `Router` is always ready: no `poll_ready` needed.
+                    tower_service::Service::call(&mut router, req)
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                let conn = watcher.watch(conn.into_owned());
+                if let Err(e) = conn.await {
+                    tracing::debug!(listener = name, error = %e, "connection ended with an error");
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Looks at a connection's first byte: `Ok(true)` when it opens a TLS
+/// handshake; a plain-HTTP request gets a 400 saying to use https and
+/// `Ok(false)`.
+pub async fn refuse_plain_http(stream: &mut TcpStream) -> std::io::Result<bool> {
     let mut first = [0u8; 1];
     let n = stream.peek(&mut first).await?;
     if n == 0 {
@@ -143,9 +196,9 @@ async fn handshake(
             stream.write_all(PLAIN_HTTP_ANSWER).await?;
             let _ = stream.shutdown().await;
         }
-        return Ok(None);
+        return Ok(false);
     }
-    acceptor.accept(stream).await.map(Some)
+    Ok(true)
 }
 
 #[cfg(test)]
