@@ -487,7 +487,11 @@ async fn run_primary(
         local(&mgmt_listener, settings.management.listen),
     ));
     let cluster_side = mgmt_state.cluster.clone();
-    let router = mgmt::router(mgmt_state);
+    let router = mgmt::router(mgmt_state).merge(mgmt::metrics::router(mgmt::metrics::Scrape {
+        telemetry: telemetry.clone(),
+        snapshot: snapshot.clone(),
+        region: settings.node.region.clone(),
+    }));
     let mut mgmt_shutdown = internal.clone();
     if let Some(acceptor) = mgmt_tls {
         tasks.push(tokio::spawn(crate::tls::accept::serve(

@@ -188,6 +188,7 @@ impl Gateway {
         self.telemetry.loggers.sync(&snapshot.loggers);
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let request_bytes = content_length(req.headers());
         let (resp, ctx, rejected) = match admit(
             snapshot,
             req,
@@ -229,7 +230,47 @@ impl Gateway {
                 "request"
             );
         }
+        self.telemetry
+            .prometheus
+            .observe(&observed(ctx.as_ref(), &resp, started, request_bytes));
         resp
+    }
+}
+
+/// A request's `Content-Length` (0 when absent or invalid).
+fn content_length(headers: &http::HeaderMap) -> u64 {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What the metrics record of one answered request: configuration ids
+/// (never the path), status, durations, and the sizes known at header time.
+fn observed<'a>(
+    ctx: Option<&'a RequestCtx>,
+    resp: &Response<Body>,
+    started: Instant,
+    request_bytes: u64,
+) -> crate::telemetry::prometheus::Observed<'a> {
+    use http_body::Body as _;
+    let response_bytes = resp
+        .body()
+        .size_hint()
+        .exact()
+        .unwrap_or_else(|| content_length(resp.headers()));
+    crate::telemetry::prometheus::Observed {
+        api: ctx.map_or("", |c| c.api().id.as_ref()),
+        operation: ctx.map_or("", |c| c.operation().id.as_ref()),
+        product: ctx
+            .and_then(|c| c.product.map(|p| c.snapshot.products[p].id.as_ref()))
+            .unwrap_or(""),
+        status: resp.status().as_u16(),
+        total: started.elapsed(),
+        backend: ctx.and_then(|c| c.backend_time),
+        request_bytes,
+        response_bytes,
     }
 }
 
@@ -483,6 +524,7 @@ fn admit(
         body: Some(body.map_err(Into::into).boxed_unsync()),
         response_body: None,
         state,
+        backend_time: None,
     })
 }
 

@@ -66,6 +66,8 @@ pub struct RequestCtx {
     pub response_body: Option<Body>,
     /// What policies see and change: the `context`, backend URL, CORS.
     pub state: State,
+    /// Time spent in `forward-request` so far (metrics).
+    pub backend_time: Option<std::time::Duration>,
 }
 
 impl RequestCtx {
@@ -305,16 +307,17 @@ pub(super) fn run_steps<'a>(
                         .map_err(|e| scoped(e, level, section))?
                 }
                 Next::Forward(f, path, id) => {
-                    forward(ctx, upstream, &f, reads_response)
-                        .await
-                        .map_err(|mut e| {
-                            if e.source.is_empty() {
-                                e.source = "forward-request".into();
-                            }
-                            e.path = path.to_string();
-                            e.policy_id = id.as_deref().unwrap_or("").to_string();
-                            scoped(e, level, section)
-                        })?;
+                    let sent = std::time::Instant::now();
+                    let forwarded = forward(ctx, upstream, &f, reads_response).await;
+                    ctx.backend_time = Some(ctx.backend_time.unwrap_or_default() + sent.elapsed());
+                    forwarded.map_err(|mut e| {
+                        if e.source.is_empty() {
+                            e.source = "forward-request".into();
+                        }
+                        e.path = path.to_string();
+                        e.policy_id = id.as_deref().unwrap_or("").to_string();
+                        scoped(e, level, section)
+                    })?;
                     Outcome::Continue
                 }
             };

@@ -24,6 +24,7 @@ pub mod gateways;
 mod hostnames;
 mod import;
 mod loggers;
+pub mod metrics;
 mod policies;
 mod products;
 mod resource;

@@ -62,6 +62,7 @@ pub fn init(format: LogFormat) {
 }
 
 pub mod loggers;
+pub mod prometheus;
 pub mod registry;
 
 /// What policies record into at run time: custom metrics and loggers.
@@ -71,6 +72,8 @@ pub mod registry;
 pub struct Telemetry {
     pub metrics: registry::Registry,
     pub loggers: loggers::Loggers,
+    /// The gateway's own metrics (`GET /metrics`).
+    pub prometheus: prometheus::Metrics,
 }
 
 impl Telemetry {
@@ -79,6 +82,7 @@ impl Telemetry {
         Telemetry {
             metrics: registry::Registry::default(),
             loggers: loggers::Loggers::new(data_dir),
+            prometheus: prometheus::Metrics::default(),
         }
     }
 }

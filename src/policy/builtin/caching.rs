@@ -247,6 +247,8 @@ fn part(k: &mut String, s: &str) {
 /// stored response (and its time left), a miss continues.
 fn answer(st: &mut State, hit: Option<(CachedResponse, Duration)>) -> Outcome {
     st.cached.hit = hit.is_some();
+    let api = st.ctx.api.as_ref().map_or("", |a| a.id.as_str());
+    st.telemetry.prometheus.cache_lookup(api, st.cached.hit);
     let Some((r, left)) = hit else {
         return Outcome::Continue;
     };

@@ -484,6 +484,8 @@ impl TokenLimit {
         mut err: PolicyError,
         secs: u64,
     ) -> Result<PolicyError, PolicyError> {
+        let api = st.ctx.api.as_ref().map_or("", |a| a.id.as_str());
+        st.telemetry.prometheus.rejected(api, "llm-token-limit");
         let header = name(&self.retry_after_header, st)?.unwrap_or_else(|| "Retry-After".into());
         err.headers.push((header, secs.to_string()));
         if let Some(n) = name(&self.retry_after_variable, st)? {

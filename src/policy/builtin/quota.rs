@@ -135,6 +135,8 @@ fn check(
             renews_in,
         } = decided
         {
+            let api = st.ctx.api.as_ref().map_or("", |a| a.id.as_str());
+            st.telemetry.prometheus.rejected(api, "quota");
             return Err(exceeded(bandwidth, renews_in));
         }
     }

@@ -201,6 +201,8 @@ fn check(
     }
     if let Some((retry, calls)) = refused {
         let secs = ceil_secs(retry);
+        let api = st.ctx.api.as_ref().map_or("", |a| a.id.as_str());
+        st.telemetry.prometheus.rejected(api, "rate-limit");
         let err = report.refused(st, exceeded(secs), Some(secs), Some(calls))?;
         return Err(err);
     }

@@ -1,0 +1,45 @@
+//! `GET /metrics`: the Prometheus text exposition of the gateway's metrics
+//! (`telemetry::prometheus`), served on the management listener outside
+//! `/mgmt` and without the admin key (Prometheus scrapes unauthenticated;
+//! the exposition holds configuration ids and counts, never a path, key or
+//! secret — keep the management listener on a private network).
+//!
+//! Owns: the route and what a scrape reads at scrape time (revision in
+//! service, region).
+
+use crate::snapshot::SnapshotHandle;
+use crate::telemetry::prometheus::{render, NodeInfo};
+use crate::telemetry::Telemetry;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+
+/// The content type of the text format, version 0.0.4.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What a scrape reads.
+pub struct Scrape {
+    pub telemetry: Arc<Telemetry>,
+    pub snapshot: Arc<SnapshotHandle>,
+    pub region: String,
+}
+
+/// The `/metrics` route, to merge into a listener's router.
+pub fn router(scrape: Scrape) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(Arc::new(scrape))
+}
+
+async fn metrics(State(s): State<Arc<Scrape>>) -> Response {
+    let node = NodeInfo {
+        region: &s.region,
+        revision: s.snapshot.load().revision,
+        breakers: Vec::new(),
+    };
+    let body = render(&s.telemetry.prometheus, &s.telemetry.metrics, &node);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
