@@ -24,7 +24,7 @@ fn observed(i: u64) -> Observed<'static> {
         api: APIS[(i % 10) as usize],
         operation: "get-item",
         product: "starter",
-        status: if i % 7 == 0 { 404 } else { 200 },
+        status: if i.is_multiple_of(7) { 404 } else { 200 },
         total: Duration::from_micros(300 + i % 5000),
         backend: Some(Duration::from_micros(200 + i % 4000)),
         request_bytes: 0,

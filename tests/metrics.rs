@@ -382,3 +382,52 @@ fn the_parser_refuses_malformed_expositions() {
     }
     parse("# HELP x h\n# TYPE x counter\nx{a=\"q\\\"\\\\\\n\"} 1.5e3\n");
 }
+
+#[tokio::test]
+async fn circuit_breaker_state_is_a_gauge() {
+    use serde_json::json;
+    let app = TestApp::spawn().await;
+    let addr = common::backend::spawn(|_req| async {
+        let mut r = hyper::Response::new(common::backend::full("down"));
+        *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+    .await;
+    app.put_ok(
+        "/backends/flaky",
+        json!({"url": format!("http://{addr}"), "circuitBreaker": {"rules": [{
+            "name": "five-hundreds",
+            "failureCondition": {"count": 2, "interval": "PT1M", "statusCodeRanges": [{"min": 500, "max": 599}]},
+            "tripDuration": "PT1H"
+        }]}}),
+    )
+    .await;
+    app.put_ok(
+        "/apis/svc",
+        json!({"displayName": "svc", "path": "svc", "serviceUrl": "http://127.0.0.1:9", "subscriptionRequired": false}),
+    )
+    .await;
+    app.put_ok(
+        "/apis/svc/operations/all",
+        json!({"method": "*", "urlTemplate": "/*"}),
+    )
+    .await;
+    let r = app
+        .put_xml(
+            "/apis/svc/policy",
+            r#"<policies><inbound><base /><set-backend-service backend-id="flaky" /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"#,
+        )
+        .await;
+    assert!(r.status().is_success());
+    let gauge = |s: &[Sample]| value(s, "turnpike_backend_circuit_open", &[("backend", "flaky")]);
+    assert_eq!(app.call("/svc/x", None).await.status(), 500);
+    let (_, s) = scrape(&app).await;
+    assert!(s
+        .iter()
+        .any(|x| x.name == "turnpike_backend_circuit_open" && x.labels["backend"] == "flaky"));
+    assert_eq!(gauge(&s), 0.0);
+    assert_eq!(app.call("/svc/x", None).await.status(), 500);
+    assert_eq!(app.call("/svc/x", None).await.status(), 503);
+    let (_, s) = scrape(&app).await;
+    assert_eq!(gauge(&s), 1.0);
+}

@@ -454,6 +454,7 @@ async fn run_primary(
     let stats = Arc::new(crate::telemetry::RequestStats::default());
     let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats));
     let telemetry = gateway.telemetry();
+    let breakers_of = gateway.clone();
     if let Some((listener, addr, acceptor)) = https {
         listeners.push(("gateway-https", addr));
         tasks.push(tokio::spawn(gateway.clone().serve_https(
@@ -491,6 +492,7 @@ async fn run_primary(
         telemetry: telemetry.clone(),
         snapshot: snapshot.clone(),
         region: settings.node.region.clone(),
+        breakers: Arc::new(move || breakers_of.breaker_states()),
     }));
     let mut mgmt_shutdown = internal.clone();
     if let Some(acceptor) = mgmt_tls {

@@ -79,6 +79,27 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Every backend with runtime state (used since its definition last
+    /// changed) and whether its breaker is open now, sorted by id. Reads
+    /// only: an expired trip reads as closed.
+    pub fn breaker_states(&self, now: Instant) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let map = match shard.lock() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            for (id, rt) in map.iter() {
+                let open = rt.breaker().open_until.is_some_and(|u| u > now);
+                out.push((id.clone(), open));
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
 fn shard_of(id: &str) -> usize {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();

@@ -107,6 +107,11 @@ impl Gateway {
         }
     }
 
+    /// Backends with runtime state and whether their breaker is open (metrics).
+    pub fn breaker_states(&self) -> Vec<(String, bool)> {
+        self.upstream.backends.breaker_states(Instant::now())
+    }
+
     /// The gateway's custom metrics and loggers.
     pub fn telemetry(&self) -> Arc<crate::telemetry::Telemetry> {
         self.telemetry.clone()

@@ -5,7 +5,7 @@
 //! secret — keep the management listener on a private network).
 //!
 //! Owns: the route and what a scrape reads at scrape time (revision in
-//! service, region).
+//! service, region, circuit breakers).
 
 use crate::snapshot::SnapshotHandle;
 use crate::telemetry::prometheus::{render, NodeInfo};
@@ -25,6 +25,8 @@ pub struct Scrape {
     pub telemetry: Arc<Telemetry>,
     pub snapshot: Arc<SnapshotHandle>,
     pub region: String,
+    /// Backends and whether their circuit breaker is open.
+    pub breakers: Arc<dyn Fn() -> Vec<(String, bool)> + Send + Sync>,
 }
 
 /// The `/metrics` route, to merge into a listener's router.
@@ -38,7 +40,7 @@ async fn metrics(State(s): State<Arc<Scrape>>) -> Response {
     let node = NodeInfo {
         region: &s.region,
         revision: s.snapshot.load().revision,
-        breakers: Vec::new(),
+        breakers: (s.breakers)(),
     };
     let body = render(&s.telemetry.prometheus, &s.telemetry.metrics, &node);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
