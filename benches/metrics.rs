@@ -70,7 +70,7 @@ fn main() {
     let node = NodeInfo {
         region: "default",
         revision: 7,
-        breakers: Vec::new(),
+        ..NodeInfo::default()
     };
     let text = render(&m, &reg, &node);
     per_op(

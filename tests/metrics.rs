@@ -431,3 +431,85 @@ async fn circuit_breaker_state_is_a_gauge() {
     let (_, s) = scrape(&app).await;
     assert_eq!(gauge(&s), 1.0);
 }
+
+#[tokio::test]
+async fn metrics_listen_serves_a_secondary_with_its_cluster_ages() {
+    use serde_json::json;
+    let primary = TestApp::spawn_with(|s| {
+        s.telemetry.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    // The primary's own listener serves /metrics, without cluster gauges.
+    let addr = primary.running_addr("metrics").expect("metrics listener");
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (samples, _) = parse(&text);
+    assert!(samples.iter().any(|s| s.name == "turnpike_build_info"));
+    assert!(!text.contains("turnpike_cluster_"));
+
+    primary
+        .put_ok(
+            "/gateways/west-1",
+            json!({"locationData": {"name": "West US"}}),
+        )
+        .await;
+    let r = primary
+        .client
+        .post(format!("{}/gateways/west-1/token", primary.mgmt))
+        .bearer_auth(common::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.json::<serde_json::Value>().await.unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = common::test_settings(dir.path());
+    s.management.admin_key = None;
+    s.node.role = toml::Spanned::new(0..0, turnpike::config::Role::Secondary);
+    s.node.region = "West US".into();
+    s.cluster.primary = Some(primary.mgmt.trim_end_matches("/mgmt").to_string());
+    s.cluster.gateway_id = Some("west-1".into());
+    s.cluster.token = Some(turnpike::error::Secret::new(&token));
+    s.cluster.heartbeat_interval = std::time::Duration::from_millis(200);
+    s.cluster.poll_interval = std::time::Duration::from_millis(200);
+    s.cluster.long_poll = false;
+    s.telemetry.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let (stop, never) = turnpike::shutdown::channel();
+    let secondary = turnpike::run(s, turnpike::Options::default(), never)
+        .await
+        .unwrap();
+    let addr = secondary.addr("metrics").expect("metrics listener");
+    let mut seen = false;
+    for _ in 0..50 {
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let (samples, _) = parse(&text);
+        let sync = value(&samples, "turnpike_cluster_last_sync_age_seconds", &[]);
+        let beat = value(&samples, "turnpike_cluster_heartbeat_age_seconds", &[]);
+        if text.contains("turnpike_cluster_last_sync_age_seconds ")
+            && text.contains("turnpike_cluster_heartbeat_age_seconds ")
+        {
+            assert!((0.0..60.0).contains(&sync), "{sync}");
+            assert!((0.0..60.0).contains(&beat), "{beat}");
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the secondary never reported its cluster ages");
+    secondary.shutdown();
+    drop(stop);
+    drop(dir);
+}

@@ -333,6 +333,16 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
     let https = bind_https(&settings, &snapshot).await?;
     let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats.clone()));
     let telemetry = gateway.telemetry();
+    let breakers_of = gateway.clone();
+    let ages_of = follower.clone();
+    let scrape = mgmt::metrics::Scrape {
+        telemetry: telemetry.clone(),
+        snapshot: snapshot.clone(),
+        region: settings.node.region.clone(),
+        breakers: Arc::new(move || breakers_of.breaker_states()),
+        ages: Some(Arc::new(move || ages_of.ages())),
+    };
+    metrics_listener(&settings, scrape, &internal, &mut listeners, &mut tasks).await?;
     if let Some((listener, addr, acceptor)) = https {
         listeners.push(("gateway-https", addr));
         tasks.push(tokio::spawn(gateway.clone().serve_https(
@@ -488,12 +498,22 @@ async fn run_primary(
         local(&mgmt_listener, settings.management.listen),
     ));
     let cluster_side = mgmt_state.cluster.clone();
-    let router = mgmt::router(mgmt_state).merge(mgmt::metrics::router(mgmt::metrics::Scrape {
+    let scrape = mgmt::metrics::Scrape {
         telemetry: telemetry.clone(),
         snapshot: snapshot.clone(),
         region: settings.node.region.clone(),
         breakers: Arc::new(move || breakers_of.breaker_states()),
-    }));
+        ages: None,
+    };
+    metrics_listener(
+        &settings,
+        scrape.clone(),
+        &internal,
+        &mut listeners,
+        &mut tasks,
+    )
+    .await?;
+    let router = mgmt::router(mgmt_state).merge(mgmt::metrics::router(scrape));
     let mut mgmt_shutdown = internal.clone();
     if let Some(acceptor) = mgmt_tls {
         tasks.push(tokio::spawn(crate::tls::accept::serve(
@@ -599,6 +619,27 @@ async fn run_primary(
         trigger,
         grace,
     })
+}
+
+/// Binds `[telemetry] metrics_listen` when set and serves `GET /metrics` on it.
+async fn metrics_listener(
+    settings: &Settings,
+    scrape: mgmt::metrics::Scrape,
+    shutdown: &Shutdown,
+    listeners: &mut Vec<(&'static str, SocketAddr)>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), StartError> {
+    let Some(addr) = settings.telemetry.metrics_listen else {
+        return Ok(());
+    };
+    let listener = bind("metrics", addr).await?;
+    listeners.push(("metrics", local(&listener, addr)));
+    tasks.push(tokio::spawn(mgmt::metrics::serve(
+        listener,
+        scrape,
+        shutdown.clone(),
+    )));
+    Ok(())
 }
 
 fn local(l: &TcpListener, fallback: SocketAddr) -> SocketAddr {

@@ -22,7 +22,7 @@ use crate::telemetry::RequestStats;
 use bytes::Bytes;
 use client::{CallError, Fetched, PrimaryClient};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,10 @@ pub struct Follower {
     options: Options,
     /// Seals the configuration backup; without it no backup is kept.
     master: Option<crate::store::seal::MasterKey>,
+    /// Milliseconds after `started` of the last answered poll and the last
+    /// accepted heartbeat, plus one (0: never) — metrics.
+    last_sync_ms: AtomicU64,
+    last_beat_ms: AtomicU64,
 }
 
 /// Inflates, parses and compiles an export. Blocking.
@@ -131,6 +135,8 @@ impl Follower {
             region: settings.node.region.clone(),
             from_backup: AtomicBool::new(false),
             started: Instant::now(),
+            last_sync_ms: AtomicU64::new(0),
+            last_beat_ms: AtomicU64::new(0),
             instance_id: crate::error::random_hex(8).unwrap_or_default(),
             options: Options::from_settings(settings),
             master: None,
@@ -267,6 +273,7 @@ impl Follower {
                     }
                     failures = 0;
                     self.from_backup.store(false, Ordering::Relaxed);
+                    self.mark(&self.last_sync_ms);
                     match fetched {
                         Fetched::Config { revision, export } => {
                             known = revision;
@@ -349,6 +356,22 @@ impl Follower {
         }
     }
 
+    fn mark(&self, at: &AtomicU64) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        at.store(ms.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Seconds since the last answered configuration poll and since the
+    /// last accepted heartbeat (`None`: not yet), for metrics.
+    pub fn ages(&self) -> (Option<f64>, Option<f64>) {
+        let now = self.started.elapsed().as_secs_f64();
+        let age = |at: &AtomicU64| match at.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some((now - (ms - 1) as f64 / 1000.0).max(0.0)),
+        };
+        (age(&self.last_sync_ms), age(&self.last_beat_ms))
+    }
+
     /// Reports to the primary every `heartbeat_interval` (the first at
     /// once) until `shutdown`.
     pub async fn heartbeats(
@@ -396,6 +419,7 @@ impl Follower {
                 Ok(_) => {
                     reported = now;
                     failing = false;
+                    self.mark(&self.last_beat_ms);
                 }
                 // Said once per outage, not once per beat.
                 Err(_) if failing => {}

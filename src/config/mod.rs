@@ -314,6 +314,9 @@ pub struct Telemetry {
     pub log_format: LogFormat,
     /// One log event per gateway request (target `access`).
     pub access_log: bool,
+    /// A listener of its own for `GET /metrics` (the management listener
+    /// serves it too, on a primary); the only way a secondary exposes it.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Telemetry {
@@ -321,6 +324,7 @@ impl Default for Telemetry {
         Telemetry {
             log_format: LogFormat::Pretty,
             access_log: true,
+            metrics_listen: None,
         }
     }
 }
@@ -716,6 +720,22 @@ mod tests {
         assert_eq!(e.line, 3, "{e}");
         let e = Settings::parse("c.toml", "[cache]\ninternal_max_bytes = \"big\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address() {
+        let s = Settings::parse(
+            "c.toml",
+            "[telemetry]\nmetrics_listen = \"127.0.0.1:9464\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.telemetry.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9464")
+        );
+        let e = Settings::parse("c.toml", "[telemetry]\n\nmetrics_listen = 9464\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(Settings::defaults().telemetry.metrics_listen.is_none());
     }
 
     #[test]

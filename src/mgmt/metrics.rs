@@ -20,13 +20,19 @@ use std::sync::Arc;
 /// The content type of the text format, version 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Seconds since a secondary's last answered poll and accepted heartbeat.
+pub type Ages = Arc<dyn Fn() -> (Option<f64>, Option<f64>) + Send + Sync>;
+
 /// What a scrape reads.
+#[derive(Clone)]
 pub struct Scrape {
     pub telemetry: Arc<Telemetry>,
     pub snapshot: Arc<SnapshotHandle>,
     pub region: String,
     /// Backends and whether their circuit breaker is open.
     pub breakers: Arc<dyn Fn() -> Vec<(String, bool)> + Send + Sync>,
+    /// A secondary's cluster link (`None` on a primary).
+    pub ages: Option<Ages>,
 }
 
 /// The `/metrics` route, to merge into a listener's router.
@@ -36,12 +42,33 @@ pub fn router(scrape: Scrape) -> Router {
         .with_state(Arc::new(scrape))
 }
 
+/// Serves `GET /metrics` alone on `listener` until `shutdown` (`[telemetry]
+/// metrics_listen`).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    scrape: Scrape,
+    mut shutdown: crate::shutdown::Shutdown,
+) {
+    let served = axum::serve(listener, router(scrape))
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "metrics listener failed");
+    }
+}
+
 async fn metrics(State(s): State<Arc<Scrape>>) -> Response {
     let node = NodeInfo {
         region: &s.region,
         revision: s.snapshot.load().revision,
         breakers: (s.breakers)(),
+        sync_age: None,
+        heartbeat_age: None,
     };
+    let mut node = node;
+    if let Some(ages) = &s.ages {
+        (node.sync_age, node.heartbeat_age) = ages();
+    }
     let body = render(&s.telemetry.prometheus, &s.telemetry.metrics, &node);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }

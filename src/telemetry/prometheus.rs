@@ -249,6 +249,10 @@ pub struct NodeInfo<'a> {
     pub revision: u64,
     /// Backends whose circuit breaker is open, with every backend known.
     pub breakers: Vec<(String, bool)>,
+    /// A secondary's seconds since its last answered configuration poll
+    /// and since its last accepted heartbeat (`None`: not yet, or a primary).
+    pub sync_age: Option<f64>,
+    pub heartbeat_age: Option<f64>,
 }
 
 /// Escapes a label value (`\`, `"`, newline).
@@ -490,6 +494,23 @@ pub fn render(metrics: &Metrics, custom: &Registry, node: &NodeInfo<'_>) -> Stri
             u8::from(*open),
         );
     }
+    for (name, help, v) in [
+        (
+            "turnpike_cluster_last_sync_age_seconds",
+            "Seconds since the primary last answered a configuration poll (secondaries).",
+            node.sync_age,
+        ),
+        (
+            "turnpike_cluster_heartbeat_age_seconds",
+            "Seconds since the primary last accepted a heartbeat (secondaries).",
+            node.heartbeat_age,
+        ),
+    ] {
+        if let Some(v) = v {
+            header(&mut out, name, "gauge", help);
+            sample(&mut out, name, &[], float(v));
+        }
+    }
     header(
         &mut out,
         "turnpike_series_dropped_total",
@@ -608,6 +629,22 @@ mod tests {
             "turnpike_custom_metric_total{namespace=\"ns\",name=\"Total Tokens\",dim_API_ID=\"a\\\"b\\\\c\\nd\"} 7\n"
         ));
         assert!(text.contains("turnpike_custom_metric_records_total{namespace=\"ns\""));
+    }
+
+    #[test]
+    fn cluster_ages_only_when_known() {
+        let r = Registry::default();
+        let m = Metrics::default();
+        let text = render(&m, &r, &NodeInfo::default());
+        assert!(!text.contains("turnpike_cluster_"));
+        let node = NodeInfo {
+            sync_age: Some(1.5),
+            heartbeat_age: Some(0.25),
+            ..NodeInfo::default()
+        };
+        let text = render(&m, &r, &node);
+        assert!(text.contains("\nturnpike_cluster_last_sync_age_seconds 1.5\n"));
+        assert!(text.contains("\nturnpike_cluster_heartbeat_age_seconds 0.25\n"));
     }
 
     #[test]
