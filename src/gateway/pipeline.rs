@@ -64,6 +64,8 @@ pub struct RequestCtx {
     pub body: Option<Body>,
     /// The backend response body while it still streams.
     pub response_body: Option<Body>,
+    /// Time spent waiting for backends' response heads (access log).
+    pub backend_time: std::time::Duration,
     /// What policies see and change: the `context`, backend URL, CORS.
     pub state: State,
 }
@@ -638,6 +640,7 @@ async fn forward(
         if f.http_version == HttpVersion::Http2 && url.starts_with("https:") {
             *req.version_mut() = http::Version::HTTP_2;
         }
+        let sent = std::time::Instant::now();
         let resp = super::callout::forward_send(
             upstream,
             ctx.state.proxy.as_ref(),
@@ -647,6 +650,7 @@ async fn forward(
             ctx.api().id.as_ref(),
         )
         .await;
+        ctx.backend_time += sent.elapsed();
         if let Some(sel) = &selected {
             match &resp {
                 Ok(r) => sel.record(super::backends::Outcome::Status(
