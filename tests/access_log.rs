@@ -115,6 +115,8 @@ async fn a_missing_key_logs_the_error_and_echoes_the_request_id() {
         "{v}"
     );
     assert_eq!(v["subscription"], "");
+    assert_eq!(v["api"], "echo", "the API of a refused request: {v}");
+    assert_eq!(v["operation"], "all");
     assert_eq!(v["backend_duration_us"], 0);
 
     // A wrong key: refused, and not in the file.
@@ -224,4 +226,31 @@ async fn the_request_id_is_the_context_request_id_when_it_is_a_guid() {
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-ctx-id"), guid);
     assert_eq!(header(&r, "x-request-id"), guid);
+}
+
+#[tokio::test]
+async fn access_log_query_keeps_the_query_string() {
+    let app = TestApp::spawn_with(|s| {
+        s.telemetry.access_log_file = Some(LOG.into());
+        s.telemetry.access_log_query = true;
+    })
+    .await;
+    app.api("open", "open", &app.echo_url()).await;
+    app.put_ok(
+        "/apis/open",
+        serde_json::json!({"displayName": "open", "path": "open", "serviceUrl": app.echo_url(), "subscriptionRequired": false}),
+    )
+    .await;
+    let r = app
+        .client
+        .get(format!("{}/open/q?a=1&b=two", app.gw))
+        .header("x-request-id", "req-query")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v = record(&app, "req-query").await;
+    assert_eq!(v["path"], "/open/q?a=1&b=two");
+    assert_eq!(v["api"], "open");
+    assert_eq!(v["product"], "");
 }

@@ -9,6 +9,7 @@ use super::error::GatewayError;
 use super::pipeline::RequestCtx;
 use super::trace_context::Hop;
 use super::Body;
+use crate::snapshot::Snapshot;
 use crate::telemetry::access::{AccessLog, AccessRecord, CountIn, CountOut};
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -21,6 +22,9 @@ use std::time::{Instant, SystemTime};
 /// What is known when a request arrives.
 pub struct Start {
     record: AccessRecord,
+    /// Names the API and operation of a request refused before the
+    /// pipeline (e.g. a 401).
+    uri: http::Uri,
     bytes_in: Arc<AtomicU64>,
 }
 
@@ -59,6 +63,7 @@ pub fn start(
             ..Default::default()
         },
         bytes_in: Arc::new(AtomicU64::new(0)),
+        uri: uri.clone(),
     }
 }
 
@@ -84,7 +89,7 @@ impl Start {
         started: Instant,
         resp: Response<Body>,
         ctx: Option<&RequestCtx>,
-        rejected: Option<&GatewayError>,
+        rejected: Option<(&GatewayError, &Snapshot)>,
     ) -> Response<Body> {
         let mut r = self.record;
         r.status = resp.status().as_u16();
@@ -120,9 +125,16 @@ impl Start {
                 r.error_reason = e.reason.clone();
             }
         }
-        if let Some(e) = rejected {
+        if let Some((e, snap)) = rejected {
             r.error_source = e.source.as_str().to_string();
             r.error_reason = e.reason.to_string();
+            if let Some(m) = snap.match_api(self.uri.path()) {
+                r.api = m.api.id.to_string();
+                let segments: Vec<&str> = m.rest.split('/').filter(|s| !s.is_empty()).collect();
+                if let Some(op) = m.api.table.find(&r.method, &segments, self.uri.query()) {
+                    r.operation = m.api.operations[op].id.to_string();
+                }
+            }
         }
         resp.map(|b| CountOut::new(b, started, self.bytes_in, log.clone(), r).boxed_unsync())
     }

@@ -203,6 +203,7 @@ impl Gateway {
             .as_ref()
             .map(|_| access::start(&req, client, &hop, self.access_query, &self.deployment));
         let req = access::count_in(req, access.as_ref());
+        let refused_on = access.as_ref().map(|_| snapshot.clone());
         let (mut resp, ctx, rejected) = match admit(
             snapshot,
             req,
@@ -223,7 +224,10 @@ impl Gateway {
         self.stats.record(resp.status().as_u16());
         hop.to_client(resp.headers_mut(), &self.request_id_header);
         match (access, &self.access) {
-            (Some(a), Some(log)) => a.finish(log, started, resp, ctx.as_ref(), rejected.as_ref()),
+            (Some(a), Some(log)) => {
+                let refused = rejected.as_ref().zip(refused_on.as_deref());
+                a.finish(log, started, resp, ctx.as_ref(), refused)
+            }
             _ => resp,
         }
     }
