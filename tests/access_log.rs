@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::backend;
 use common::TestApp;
 use serde_json::Value;
 use std::time::Duration;
@@ -253,4 +254,53 @@ async fn access_log_query_keeps_the_query_string() {
     assert_eq!(v["path"], "/open/q?a=1&b=two");
     assert_eq!(v["api"], "open");
     assert_eq!(v["product"], "");
+}
+
+#[tokio::test]
+async fn streamed_bytes_and_cache_hits_are_recorded() {
+    let app = app().await;
+    let key = app.standard().await;
+    // A 1 MiB body streamed by the backend 64 KiB at a time.
+    let big =
+        backend::spawn(|_req| async { hyper::Response::new(backend::generated(1 << 20)) }).await;
+    app.api("big", "big", &format!("http://{big}")).await;
+    app.product("bigs", &["big"], false).await;
+    let r = app
+        .client
+        .get(format!("{}/big/x", app.gw))
+        .header("x-request-id", "req-big")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), 1 << 20);
+    let v = record(&app, "req-big").await;
+    assert_eq!(v["bytes_out"], 1 << 20);
+    assert_eq!(v["api"], "big");
+
+    let r = app
+        .put_xml(
+            "/apis/echo/policy",
+            r#"<policies><inbound><base /><cache-lookup vary-by-developer="false" vary-by-developer-groups="false" /></inbound><outbound><base /><cache-store duration="60" /></outbound></policies>"#,
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    for (id, cache) in [("req-c1", "miss"), ("req-c2", "hit")] {
+        let r = app
+            .client
+            .get(format!("{}/echo/cached", app.gw))
+            .header("Ocp-Apim-Subscription-Key", &key)
+            .header("x-request-id", id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let n = r.bytes().await.unwrap().len() as u64;
+        let v = record(&app, id).await;
+        assert_eq!(v["cache"], cache, "{v}");
+        assert_eq!(v["bytes_out"], n);
+        if cache == "hit" {
+            assert_eq!(v["backend_duration_us"], 0, "{v}");
+        }
+    }
 }
