@@ -241,6 +241,12 @@ fn example_config_documents_the_defaults() {
     assert_eq!(s.cluster.backup, d.cluster.backup);
     assert_eq!(s.telemetry.log_format, d.telemetry.log_format);
     assert_eq!(s.telemetry.access_log, d.telemetry.access_log);
+    assert_eq!(s.telemetry.access_log_query, d.telemetry.access_log_query);
+    assert_eq!(s.telemetry.request_id_header, d.telemetry.request_id_header);
+    assert_eq!(
+        s.gateway.negotiate_client_certificate,
+        d.gateway.negotiate_client_certificate
+    );
     assert_eq!(s.redis.timeout, d.redis.timeout);
     assert_eq!(s.redis.key_prefix, d.redis.key_prefix);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -274,6 +280,15 @@ fn example_config_documents_the_defaults() {
         "client_secret",
         "imds_endpoint",
         "sidecar_url",
+        "tls_cert",
+        "tls_key",
+        "negotiate_client_certificate",
+        "ca_cert",
+        "allow_plaintext_export",
+        "master_key_file",
+        "access_log_file",
+        "access_log_query",
+        "request_id_header",
     ] {
         assert!(
             text.contains(&format!("{key} =")),

@@ -314,6 +314,14 @@ pub struct Telemetry {
     pub log_format: LogFormat,
     /// One log event per gateway request (target `access`).
     pub access_log: bool,
+    /// Access events as JSON lines in this file (relative: under
+    /// `node.data_dir`) instead of log events.
+    pub access_log_file: Option<PathBuf>,
+    /// The access event's path includes the query string.
+    pub access_log_query: bool,
+    /// The request id header: kept from the client when valid, else
+    /// generated; sent to the backend and echoed on the response.
+    pub request_id_header: String,
     /// A listener of its own for `GET /metrics` (the management listener
     /// serves it too, on a primary); the only way a secondary exposes it.
     pub metrics_listen: Option<SocketAddr>,
@@ -324,6 +332,9 @@ impl Default for Telemetry {
         Telemetry {
             log_format: LogFormat::Pretty,
             access_log: true,
+            access_log_file: None,
+            access_log_query: false,
+            request_id_header: "x-request-id".into(),
             metrics_listen: None,
         }
     }
@@ -584,6 +595,26 @@ impl Settings {
                 "node.master_key_file must name a file (or be left out)".into(),
             ));
         }
+        if self
+            .telemetry
+            .access_log_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(at(
+                find_key(text, "access_log_file"),
+                "telemetry.access_log_file must name a file (or be left out)".into(),
+            ));
+        }
+        if http::HeaderName::try_from(self.telemetry.request_id_header.as_str()).is_err() {
+            return Err(at(
+                find_key(text, "request_id_header"),
+                format!(
+                    "telemetry.request_id_header must be an HTTP header name (got {:?})",
+                    self.telemetry.request_id_header
+                ),
+            ));
+        }
         if self.management.max_body_bytes == 0 {
             return Err(at(
                 find_key(text, "max_body_bytes"),
@@ -736,6 +767,34 @@ mod tests {
         let e = Settings::parse("c.toml", "[telemetry]\n\nmetrics_listen = 9464\n").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         assert!(Settings::defaults().telemetry.metrics_listen.is_none());
+    }
+
+    #[test]
+    fn telemetry_access_keys_are_checked() {
+        let s = Settings::parse("c.toml", "").unwrap();
+        assert_eq!(s.telemetry.request_id_header, "x-request-id");
+        assert!(s.telemetry.access_log_file.is_none());
+        assert!(!s.telemetry.access_log_query);
+        let s = Settings::parse(
+            "c.toml",
+            "[telemetry]\naccess_log_file = \"logs/access.jsonl\"\naccess_log_query = true\nrequest_id_header = \"X-Correlation-Id\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.telemetry.access_log_file.as_deref(),
+            Some(Path::new("logs/access.jsonl"))
+        );
+        assert!(s.telemetry.access_log_query);
+        let e = Settings::parse("c.toml", "[telemetry]\n\naccess_log_file = \"\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("c.toml:3: "), "{e}");
+        let e = Settings::parse(
+            "c.toml",
+            "[telemetry]\nrequest_id_header = \"bad header\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("c.toml:2: "), "{e}");
+        let e = Settings::parse("c.toml", "[telemetry]\naccess_log_query = \"yes\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! current [`Snapshot`] through [`SnapshotHandle`], holds no lock across an
 //! `.await`, and parses nothing from configuration per request.
 
+pub mod access;
 pub mod backends;
 pub mod callout;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod oidc;
 pub mod pipeline;
 pub mod proxy;
 pub mod tls;
+pub mod trace_context;
 pub mod via_proxy;
 
 use crate::config::Settings;
@@ -26,7 +28,6 @@ use crate::policy::cache::Cache;
 use crate::policy::counters::Counters;
 use crate::shutdown::Shutdown;
 use crate::snapshot::{self, KeyScope, Snapshot, SnapshotHandle};
-use crate::telemetry::ACCESS_TARGET;
 use bytes::Bytes;
 use error::GatewayError;
 use http::{Method, Request, Response, StatusCode};
@@ -65,7 +66,12 @@ pub struct Gateway {
     upstream: Upstream,
     region: String,
     deployment: crate::expr::context::Deployment,
-    access_log: bool,
+    /// Where access records go (`None`: `access_log` is off).
+    access: Option<crate::telemetry::access::AccessLog>,
+    /// `[telemetry] access_log_query`.
+    access_query: bool,
+    /// `[telemetry] request_id_header`.
+    request_id_header: http::HeaderName,
     stats: Arc<crate::telemetry::RequestStats>,
     /// Rate-limit, quota and concurrency counters: owned by the gateway,
     /// not the snapshot, so counts survive configuration changes.
@@ -97,7 +103,12 @@ impl Gateway {
                     .clone()
                     .unwrap_or_else(|| "managed".into()),
             },
-            access_log: settings.telemetry.access_log,
+            access: access_log_for(settings),
+            access_query: settings.telemetry.access_log_query,
+            request_id_header: http::HeaderName::try_from(
+                settings.telemetry.request_id_header.as_str(),
+            )
+            .unwrap_or(http::HeaderName::from_static("x-request-id")),
             stats,
             counters: Arc::new(counters_for(redis.clone())),
             telemetry: Arc::new(crate::telemetry::Telemetry::new(
@@ -191,10 +202,15 @@ impl Gateway {
         }
         let snapshot = self.snapshot.load();
         self.telemetry.loggers.sync(&snapshot.loggers);
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        let hop = trace_context::Hop::of(req.headers(), &self.request_id_header);
         let request_bytes = content_length(req.headers());
-        let (resp, ctx, rejected) = match admit(
+        let access = self
+            .access
+            .as_ref()
+            .map(|_| access::start(&req, client, &hop, self.access_query, &self.deployment));
+        let req = access::count_in(req, access.as_ref());
+        let refused_on = access.as_ref().map(|_| snapshot.clone());
+        let (mut resp, ctx, rejected) = match admit(
             snapshot,
             req,
             client,
@@ -203,42 +219,52 @@ impl Gateway {
             &self.counters,
             &self.telemetry,
             &self.cache,
+            (&hop, &self.request_id_header),
         ) {
             Ok(mut ctx) => {
                 let resp = pipeline::run(&mut ctx, &self.upstream).await;
                 (resp, Some(ctx), None)
             }
-            Err(err) => (err.into_response(), None, Some(err.reason)),
+            Err(err) => (err.into_response(), None, Some(err)),
         };
         self.stats.record(resp.status().as_u16());
-        if self.access_log {
-            let (api, operation, subscription, reason) = match &ctx {
-                Some(c) => (
-                    c.api().id.as_ref(),
-                    c.operation().id.as_ref(),
-                    c.subscription.as_deref().unwrap_or(""),
-                    c.error_reason(),
-                ),
-                None => ("", "", "", rejected.unwrap_or("")),
-            };
-            tracing::info!(
-                target: ACCESS_TARGET,
-                client = %client.ip(),
-                method = %method,
-                path = %path,
-                status = resp.status().as_u16(),
-                duration_us = started.elapsed().as_micros() as u64,
-                api,
-                operation,
-                subscription,
-                reason,
-                "request"
-            );
-        }
+        hop.to_client(resp.headers_mut(), &self.request_id_header);
         self.telemetry
             .prometheus
             .observe(&observed(ctx.as_ref(), &resp, started, request_bytes));
-        resp
+        match (access, &self.access) {
+            (Some(a), Some(log)) => {
+                let refused = rejected.as_ref().zip(refused_on.as_deref());
+                a.finish(log, started, resp, ctx.as_ref(), refused)
+            }
+            _ => resp,
+        }
+    }
+}
+
+/// Where access records go: `None` when `access_log` is off; the file
+/// (under `data_dir` when relative) when `access_log_file` is set and can
+/// be opened, else log events.
+fn access_log_for(settings: &Settings) -> Option<crate::telemetry::access::AccessLog> {
+    use crate::telemetry::access::AccessLog;
+    let t = &settings.telemetry;
+    if !t.access_log {
+        return None;
+    }
+    let Some(file) = &t.access_log_file else {
+        return Some(AccessLog::Events);
+    };
+    let path = settings.node.data_dir.join(file);
+    match AccessLog::file(&path) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            tracing::error!(
+                path = %path.display(),
+                error = %e,
+                "access log file cannot be opened; access events go to the log"
+            );
+            Some(AccessLog::Events)
+        }
     }
 }
 
@@ -273,7 +299,7 @@ fn observed<'a>(
             .unwrap_or(""),
         status: resp.status().as_u16(),
         total: started.elapsed(),
-        backend: ctx.and_then(|c| c.backend_time),
+        backend: ctx.map(|c| c.backend_time).filter(|d| !d.is_zero()),
         request_bytes,
         response_bytes,
     }
@@ -320,13 +346,14 @@ fn cache_for(settings: &Settings, redis: Option<crate::redis::Redis>) -> Cache {
 #[allow(clippy::too_many_arguments)]
 fn admit(
     snapshot: Arc<Snapshot>,
-    req: Request<Incoming>,
+    req: Request<Body>,
     client: SocketAddr,
     scheme: &'static str,
     deployment: &crate::expr::context::Deployment,
     counters: &Arc<Counters>,
     telemetry: &Arc<crate::telemetry::Telemetry>,
     cache: &Arc<Cache>,
+    (hop, id_header): (&trace_context::Hop, &http::HeaderName),
 ) -> Result<RequestCtx, GatewayError> {
     let (parts, body) = req.into_parts();
     let m = snapshot
@@ -436,6 +463,19 @@ fn admit(
             String::from_utf8_lossy(v.as_bytes()).into_owned(),
         );
     }
+    // The backend gets the request id and this hop's trace context.
+    let headers = &mut ctx.request.message.headers;
+    headers.set(
+        id_header.as_str(),
+        String::from_utf8_lossy(hop.request_id.as_bytes()).into_owned(),
+    );
+    if !trace_context::continues_trace(&parts.headers) {
+        headers.remove(trace_context::TRACESTATE.as_str());
+    }
+    headers.set(
+        trace_context::TRACEPARENT.as_str(),
+        String::from_utf8_lossy(hop.traceparent.as_bytes()).into_owned(),
+    );
     let op = &api.operations[operation];
     ctx.request.matched_parameters = api
         .table
@@ -492,7 +532,7 @@ fn admit(
     let subscription_id = subscription.as_ref().map(|s| s.id.clone());
     ctx.subscription = subscription;
     ctx.deployment = deployment.clone();
-    ctx.request_id = request_id();
+    ctx.request_id = hop.guid;
     let backend_base = ctx.api.as_ref().and_then(|a| a.service_url.clone());
     ctx.request.url = ctx.request.original_url.clone();
     let mut state = State {
@@ -526,22 +566,11 @@ fn admit(
         client,
         scheme,
         host,
-        body: Some(body.map_err(Into::into).boxed_unsync()),
+        body: Some(body),
         response_body: None,
+        backend_time: Duration::ZERO,
         state,
-        backend_time: None,
     })
-}
-
-/// A random version-4 request id (`context.RequestId`).
-fn request_id() -> u128 {
-    let mut b = [0u8; 16];
-    if getrandom::fill(&mut b).is_err() {
-        return 0;
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    u128::from_be_bytes(b)
 }
 
 /// Decodes `%XX` escapes and `+` in a query value (invalid escapes stay).

@@ -64,10 +64,10 @@ pub struct RequestCtx {
     pub body: Option<Body>,
     /// The backend response body while it still streams.
     pub response_body: Option<Body>,
+    /// Time spent waiting for backends' response heads (access log).
+    pub backend_time: std::time::Duration,
     /// What policies see and change: the `context`, backend URL, CORS.
     pub state: State,
-    /// Time spent in `forward-request` so far (metrics).
-    pub backend_time: Option<std::time::Duration>,
 }
 
 impl RequestCtx {
@@ -307,17 +307,16 @@ pub(super) fn run_steps<'a>(
                         .map_err(|e| scoped(e, level, section))?
                 }
                 Next::Forward(f, path, id) => {
-                    let sent = std::time::Instant::now();
-                    let forwarded = forward(ctx, upstream, &f, reads_response).await;
-                    ctx.backend_time = Some(ctx.backend_time.unwrap_or_default() + sent.elapsed());
-                    forwarded.map_err(|mut e| {
-                        if e.source.is_empty() {
-                            e.source = "forward-request".into();
-                        }
-                        e.path = path.to_string();
-                        e.policy_id = id.as_deref().unwrap_or("").to_string();
-                        scoped(e, level, section)
-                    })?;
+                    forward(ctx, upstream, &f, reads_response)
+                        .await
+                        .map_err(|mut e| {
+                            if e.source.is_empty() {
+                                e.source = "forward-request".into();
+                            }
+                            e.path = path.to_string();
+                            e.policy_id = id.as_deref().unwrap_or("").to_string();
+                            scoped(e, level, section)
+                        })?;
                     Outcome::Continue
                 }
             };
@@ -641,6 +640,7 @@ async fn forward(
         if f.http_version == HttpVersion::Http2 && url.starts_with("https:") {
             *req.version_mut() = http::Version::HTTP_2;
         }
+        let sent = std::time::Instant::now();
         let resp = super::callout::forward_send(
             upstream,
             ctx.state.proxy.as_ref(),
@@ -650,6 +650,7 @@ async fn forward(
             ctx.api().id.as_ref(),
         )
         .await;
+        ctx.backend_time += sent.elapsed();
         if let Some(sel) = &selected {
             match &resp {
                 Ok(r) => sel.record(super::backends::Outcome::Status(

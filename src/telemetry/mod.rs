@@ -61,6 +61,7 @@ pub fn init(format: LogFormat) {
     };
 }
 
+pub mod access;
 pub mod loggers;
 pub mod prometheus;
 pub mod registry;
