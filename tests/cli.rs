@@ -289,6 +289,7 @@ fn example_config_documents_the_defaults() {
         "access_log_file",
         "access_log_query",
         "request_id_header",
+        "metrics_listen",
     ] {
         assert!(
             text.contains(&format!("{key} =")),
