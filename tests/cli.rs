@@ -155,12 +155,9 @@ fn init_writes_a_private_config_with_a_fresh_key() {
     // HTTPS on, with a self-signed certificate under data/tls.
     assert_eq!(settings.gateway.https.unwrap().get_ref().port(), 8443);
     let tls = target.join("data/tls");
-    assert!(turnpike::tls::server_config(
-        &tls.join("gateway.crt"),
-        &tls.join("gateway.key"),
-        false
-    )
-    .is_ok());
+    assert!(
+        turnpike::tls::server_config(&tls.join("gateway.crt"), &tls.join("gateway.key"),).is_ok()
+    );
     assert_eq!(
         std::fs::metadata(tls.join("gateway.key"))
             .unwrap()

@@ -256,7 +256,7 @@ fn listener_tls(
         return Ok(None);
     };
     let data_dir = &settings.node.data_dir;
-    let config = crate::tls::server_config(&data_dir.join(cert), &data_dir.join(key), false)
+    let config = crate::tls::server_config(&data_dir.join(cert), &data_dir.join(key))
         .map_err(|message| StartError::TlsFile { section, message })?;
     Ok(Some(tokio_rustls::TlsAcceptor::from(config)))
 }

@@ -180,7 +180,7 @@ mod tests {
         let issued = create(dir.path(), &cert, &key, vec!["localhost".into()]).unwrap();
         assert_eq!(super::super::load_certs(&cert).unwrap().len(), 2);
         assert_eq!(root_store(&issued.ca_cert).unwrap().len(), 1);
-        super::super::server_config(&cert, &key, false).unwrap();
+        super::super::server_config(&cert, &key).unwrap();
         let e = create(dir.path(), &cert, &key, vec!["localhost".into()]).unwrap_err();
         assert!(e.contains("already exists"), "{e}");
         std::fs::write(&issued.ca_cert, "not pem").unwrap();

@@ -104,37 +104,65 @@ fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
     }
 }
 
-/// The HTTPS listener's rustls configuration from a certificate chain and
-/// key in PEM files. With `negotiate_client_certificate` the handshake
-/// asks for (never requires) a client certificate; see
-/// [`RequestClientCert`].
-pub fn server_config(
-    cert: &Path,
-    key: &Path,
-    negotiate_client_certificate: bool,
-) -> Result<Arc<ServerConfig>, String> {
+/// A listener's rustls configuration from a certificate chain and key in
+/// PEM files (the management and portal listeners; the gateway's goes
+/// through [`sni::SniAcceptor`]).
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     let certs = load_certs(cert)?;
     let key_der = load_key(key)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS configuration: {e}"))?;
-    let builder = if negotiate_client_certificate {
-        builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(&provider)))
-    } else {
-        builder.with_no_client_auth()
-    };
-    let mut config = builder.with_single_cert(certs, key_der).map_err(|e| {
+    let certified = sni::certified_key(certs, &key_der).map_err(|e| {
         format!(
             "certificate {} and key {} do not make a usable pair: {e}",
             cert.display(),
             key.display()
         )
     })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-    config.ticketer =
+    let (sessions, ticketer) = session_state()?;
+    listener_config(
+        Arc::new(rustls::sign::SingleCertAndKey::from(certified)),
+        false,
+        sessions,
+        ticketer,
+    )
+}
+
+/// Where a listener keeps sessions for resumption by session id.
+pub type Sessions = Arc<dyn rustls::server::StoresServerSessions>;
+/// What issues a listener's session tickets.
+pub type Tickets = Arc<dyn rustls::server::ProducesTickets>;
+
+/// A session cache and a ticketer, for session resumption (share them
+/// between configurations of one listener).
+pub fn session_state() -> Result<(Sessions, Tickets), String> {
+    let ticketer =
         rustls::crypto::ring::Ticketer::new().map_err(|e| format!("TLS session tickets: {e}"))?;
+    Ok((ServerSessionMemoryCache::new(SESSION_CACHE), ticketer))
+}
+
+/// The rustls configuration every TLS listener uses around `resolver`:
+/// ring provider, TLS 1.3 and 1.2, ALPN `h2` / `http/1.1`, resumption
+/// through `sessions` and `ticketer`; with `ask_client_certificate`, a
+/// client certificate is asked for (never required; see
+/// [`RequestClientCert`]).
+pub fn listener_config(
+    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
+    ask_client_certificate: bool,
+    sessions: Sessions,
+    ticketer: Tickets,
+) -> Result<Arc<ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    let builder = if ask_client_certificate {
+        builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(&provider)))
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder.with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.session_storage = sessions;
+    config.ticketer = ticketer;
     Ok(Arc::new(config))
 }
 
@@ -212,7 +240,7 @@ mod tests {
         let (cert, key) = default_paths(dir.path());
         assert!(ensure_self_signed(&cert, &key).unwrap());
         assert!(!ensure_self_signed(&cert, &key).unwrap());
-        let config = server_config(&cert, &key, false).unwrap();
+        let config = server_config(&cert, &key).unwrap();
         assert_eq!(config.alpn_protocols[0], b"h2");
         #[cfg(unix)]
         {
@@ -232,7 +260,7 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
         )
         .unwrap();
-        let e = server_config(&cert, &key, false).unwrap_err();
+        let e = server_config(&cert, &key).unwrap_err();
         assert!(e.contains("gateway.key"), "{e}");
         assert!(!e.contains("c2VjcmV0"), "{e}");
         std::fs::remove_file(&key).unwrap();

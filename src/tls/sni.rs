@@ -19,9 +19,9 @@
 //! client certificate is asked for; the listener's own certificate goes
 //! with `[gateway] negotiate_client_certificate`.
 
-use super::{load_certs, load_key, RequestClientCert, SESSION_CACHE};
+use super::{load_certs, load_key};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{Acceptor, ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::server::{Acceptor, ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use std::collections::HashMap;
@@ -181,24 +181,9 @@ impl SniAcceptor {
             source: source.clone(),
             fallback,
         });
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let sessions = ServerSessionMemoryCache::new(SESSION_CACHE);
-        let ticketer = rustls::crypto::ring::Ticketer::new()
-            .map_err(|e| format!("TLS session tickets: {e}"))?;
-        let build = |ask: bool| -> Result<Arc<ServerConfig>, String> {
-            let builder = ServerConfig::builder_with_provider(provider.clone())
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .map_err(|e| format!("TLS configuration: {e}"))?;
-            let builder = if ask {
-                builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(&provider)))
-            } else {
-                builder.with_no_client_auth()
-            };
-            let mut config = builder.with_cert_resolver(resolver.clone());
-            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            config.session_storage = sessions.clone();
-            config.ticketer = ticketer.clone();
-            Ok(Arc::new(config))
+        let (sessions, ticketer) = super::session_state()?;
+        let build = |ask: bool| {
+            super::listener_config(resolver.clone(), ask, sessions.clone(), ticketer.clone())
         };
         Ok(SniAcceptor {
             plain: build(false)?,
