@@ -47,6 +47,7 @@ async fn a_developer_finds_subscribes_and_calls_an_api_in_the_browser() {
     b.wait_url("/apis").await;
     b.fill("#q", "petstore").await;
     b.click("form.search button").await;
+    b.wait_url("/apis?q=petstore").await;
     b.click("a[href='/apis/petstore']").await;
     b.wait_url("/apis/petstore").await;
     assert!(b.text("h1").await.contains("Swagger Petstore"));

@@ -97,17 +97,50 @@ impl Chrome {
     }
 
     pub async fn fill(&self, selector: &str, text: &str) {
-        let e = self.css(selector).await;
-        e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let e = self.css(selector).await;
+            let done = match e.clear().await {
+                Ok(()) => e.send_keys(text).await,
+                Err(err) => Err(err),
+            };
+            match done {
+                Ok(()) => return,
+                Err(err) if is_stale(&err) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(err) => panic!("fill {selector}: {err}"),
+            }
+        }
     }
 
+    /// Clicks the element `selector` names. A click that lands while the
+    /// previous page is being replaced finds a stale element: find it again
+    /// on the new page rather than fail.
     pub async fn click(&self, selector: &str) {
-        self.css(selector).await.click().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.css(selector).await.click().await {
+                Ok(_) => return,
+                Err(e) if is_stale(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("click {selector}: {e}"),
+            }
+        }
     }
 
     pub async fn text(&self, selector: &str) -> String {
-        self.css(selector).await.text().await.unwrap()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.css(selector).await.text().await {
+                Ok(t) => return t,
+                Err(e) if is_stale(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("text of {selector}: {e}"),
+            }
+        }
     }
 
     pub async fn page(&self) -> String {
@@ -148,4 +181,14 @@ impl Chrome {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// True when a WebDriver command failed because the page it was aimed at
+/// was replaced under it.
+fn is_stale(e: &fantoccini::error::CmdError) -> bool {
+    matches!(
+        e,
+        fantoccini::error::CmdError::Standard(w)
+            if w.error == fantoccini::error::ErrorStatus::StaleElementReference
+    )
 }
