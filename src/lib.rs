@@ -10,7 +10,8 @@
 //!    [`expr`] (the C# expression language; no HTTP, no sled), [`openapi`]
 //!    (OpenAPI / Swagger documents → API and operations; no HTTP, no sled),
 //!    [`redis`] (the optional Redis connection: shared counters, cache).
-//! 2. [`policy`] (policy documents), [`snapshot`] (catalog → the immutable
+//! 2. [`policy`] (policy documents), [`analytics`] (per-minute traffic
+//!    aggregates in sled and the reports built from them), [`snapshot`] (catalog → the immutable
 //!    runtime view), [`writer`] (the one write path: store write + compile
 //!    + publish).
 //! 3. [`gateway`] (data plane), [`mgmt`] (management REST API and the
@@ -22,6 +23,7 @@
 //! `127.0.0.1:0`; see `ARCHITECTURE.md` for the request lifecycle and the
 //! invariants.
 
+pub mod analytics;
 pub mod app;
 pub mod cli;
 pub mod cluster;

@@ -295,6 +295,13 @@ impl Store {
         })
     }
 
+    /// The sled tree `name` beside the configuration's, with the sealer of
+    /// its values: for data that is not configuration (the analytics
+    /// aggregates), sealed at rest like the records.
+    pub fn side_tree(&self, name: &str) -> Result<(sled::Tree, Sealer), StoreError> {
+        Ok((self.db.open_tree(name)?, self.sealer.clone()))
+    }
+
     /// Flushes everything to disk (on shutdown).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
