@@ -387,6 +387,90 @@ fn overflow(d: &Dims) -> Dims {
     }
 }
 
+/// Rows per heartbeat batch.
+pub const BATCH_ROWS: usize = 2000;
+/// Batches a secondary holds for the primary; older ones are dropped.
+pub const OUTBOX_BATCHES: usize = 120;
+
+/// A secondary's aggregates on their way to the primary: `sequence` grows
+/// with every batch, across restarts (it starts from the clock), so the
+/// primary counts each batch once however often it is sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Batch {
+    pub sequence: u64,
+    pub rows: Vec<Row>,
+}
+
+/// A secondary's batches not yet acknowledged by the primary (bounded:
+/// past [`OUTBOX_BATCHES`] the oldest go, counted and logged).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    state: Mutex<OutboxState>,
+    dropped: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct OutboxState {
+    pending: std::collections::VecDeque<Batch>,
+    last: u64,
+}
+
+impl Outbox {
+    /// Moves what `recorder` holds into new batches.
+    pub fn refill(&self, recorder: &Recorder) {
+        let rows = recorder.drain();
+        if rows.is_empty() {
+            return;
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for chunk in rows.chunks(BATCH_ROWS) {
+            let sequence = now_ms.max(st.last + 1);
+            st.last = sequence;
+            st.pending.push_back(Batch {
+                sequence,
+                rows: chunk.to_vec(),
+            });
+        }
+        while st.pending.len() > OUTBOX_BATCHES {
+            if let Some(lost) = st.pending.pop_front() {
+                let n = self.dropped.fetch_add(1, Relaxed);
+                if n.is_power_of_two() || n == 0 {
+                    tracing::warn!(
+                        dropped = n + 1,
+                        rows = lost.rows.len(),
+                        "analytics batches for the primary dropped (heartbeats failing)"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The oldest `max` batches, to send.
+    pub fn pending(&self, max: usize) -> Vec<Batch> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.pending.iter().take(max).cloned().collect()
+    }
+
+    /// The primary accepted every batch up to `sequence`.
+    pub fn acked(&self, sequence: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while st.pending.front().is_some_and(|b| b.sequence <= sequence) {
+            st.pending.pop_front();
+        }
+    }
+
+    /// Batches held, and batches dropped since start.
+    pub fn held(&self) -> (usize, u64) {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (st.pending.len(), self.dropped.load(Relaxed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,5 +552,23 @@ mod tests {
         assert_eq!(total, 4 * SHARDS as u64);
         assert!(rows.iter().any(|r| r.dims.api == OTHER));
         assert_eq!(r.losses().1, 2 * SHARDS as u64);
+    }
+
+    #[test]
+    fn the_outbox_keeps_batches_until_acked() {
+        let r = Recorder::new("east", 10);
+        let out = Outbox::default();
+        r.record_at(1, &sample(200, 1));
+        out.refill(&r);
+        r.record_at(2, &sample(200, 1));
+        out.refill(&r);
+        out.refill(&r);
+        let sent = out.pending(5);
+        assert_eq!(sent.len(), 2);
+        assert!(sent[0].sequence < sent[1].sequence);
+        out.acked(sent[0].sequence);
+        assert_eq!(out.pending(5), vec![sent[1].clone()]);
+        out.acked(sent[1].sequence);
+        assert_eq!(out.held(), (0, 0));
     }
 }

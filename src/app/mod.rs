@@ -9,6 +9,7 @@
 //! heartbeat loops. [`Running::wait`] drains the services after the
 //! shutdown signal and flushes the store.
 
+pub mod analytics;
 pub mod cert_expiry;
 pub mod demo;
 pub mod echo;
@@ -103,6 +104,12 @@ pub struct Running {
     /// counts) and loggers, readable in process.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     store: Option<Arc<Store>>,
+    /// The gateway's aggregates and where they are written (a primary
+    /// with analytics on).
+    analytics: Option<(
+        Arc<crate::analytics::Recorder>,
+        Arc<crate::analytics::AnalyticsDb>,
+    )>,
     tasks: Vec<JoinHandle<()>>,
     trigger: Trigger,
     grace: std::time::Duration,
@@ -115,6 +122,11 @@ impl Running {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, a)| *a)
+    }
+
+    /// The persisted traffic aggregates (a primary with analytics on).
+    pub fn analytics(&self) -> Option<Arc<crate::analytics::AnalyticsDb>> {
+        self.analytics.as_ref().map(|(_, db)| db.clone())
     }
 
     /// Fires the shutdown (as the signal passed to [`run`] would).
@@ -136,6 +148,16 @@ impl Running {
             tracing::warn!("services did not stop within the grace period; closing");
             for t in &tasks {
                 t.abort();
+            }
+        }
+        if let Some((recorder, db)) = self.analytics.clone() {
+            let flushed = tokio::task::spawn_blocking(move || {
+                analytics::flush(&recorder, &db);
+                db.flush()
+            })
+            .await;
+            if !matches!(flushed, Ok(Ok(()))) {
+                tracing::error!("the last analytics flush on shutdown failed");
             }
         }
         let Some(store) = self.store.clone() else {
@@ -332,6 +354,9 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
     let mut listeners = vec![("gateway-http", local(&gw_listener, settings.gateway.http))];
     let https = bind_https(&settings, &snapshot).await?;
     let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats.clone()));
+    if let Some(recorder) = gateway.analytics() {
+        follower.set_analytics(recorder);
+    }
     let telemetry = gateway.telemetry();
     let breakers_of = gateway.clone();
     let ages_of = follower.clone();
@@ -380,6 +405,7 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
         echo: None,
         demo: None,
         store: None,
+        analytics: None,
         telemetry,
         tasks,
         trigger,
@@ -413,6 +439,13 @@ async fn run_primary(
             e => StartError::Store(e),
         })?;
     let store = Arc::new(store);
+    let analytics_db = match settings.analytics.enabled {
+        true => Some(Arc::new(
+            crate::analytics::AnalyticsDb::open(&store)
+                .map_err(|e| StartError::Unsupported(format!("analytics: {e}")))?,
+        )),
+        false => None,
+    };
     let compile_options = crate::snapshot::Options::from_settings(&settings);
     let first = compile_with(&store.catalog(), &compile_options).map_err(|problems| {
         StartError::Compile(
@@ -441,6 +474,7 @@ async fn run_primary(
             )
             .with_plaintext_export(settings.cluster.allow_plaintext_export),
         ),
+        analytics: analytics_db.clone(),
     };
 
     let (echo, demo) = if options.demo {
@@ -463,6 +497,15 @@ async fn run_primary(
     let https = bind_https(&settings, &snapshot).await?;
     let stats = Arc::new(crate::telemetry::RequestStats::default());
     let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats));
+    let analytics = gateway.analytics().zip(analytics_db);
+    if let Some((recorder, db)) = analytics.clone() {
+        tasks.push(tokio::spawn(analytics::run(
+            recorder,
+            db,
+            settings.analytics.clone(),
+            internal.clone(),
+        )));
+    }
     let telemetry = gateway.telemetry();
     let breakers_of = gateway.clone();
     if let Some((listener, addr, acceptor)) = https {
@@ -614,6 +657,7 @@ async fn run_primary(
         echo,
         demo,
         store: Some(store),
+        analytics,
         telemetry,
         tasks,
         trigger,

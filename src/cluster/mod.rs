@@ -58,7 +58,14 @@ pub struct Follower {
     /// accepted heartbeat, plus one (0: never) — metrics.
     last_sync_ms: AtomicU64,
     last_beat_ms: AtomicU64,
+    /// The gateway's traffic aggregates, sent with the heartbeats.
+    analytics: std::sync::OnceLock<Arc<crate::analytics::Recorder>>,
+    /// Aggregate batches the primary has not acknowledged yet.
+    outbox: crate::analytics::Outbox,
 }
+
+/// Analytics batches sent with one heartbeat.
+const BATCHES_PER_BEAT: usize = 2;
 
 /// Inflates, parses and compiles an export. Blocking.
 fn build(export: &[u8], options: &Options) -> Result<Snapshot, String> {
@@ -140,7 +147,14 @@ impl Follower {
             instance_id: crate::error::random_hex(8).unwrap_or_default(),
             options: Options::from_settings(settings),
             master: None,
+            analytics: std::sync::OnceLock::new(),
+            outbox: crate::analytics::Outbox::default(),
         })
+    }
+
+    /// Sends the aggregates `recorder` collects with the heartbeats.
+    pub fn set_analytics(&self, recorder: Arc<crate::analytics::Recorder>) {
+        let _ = self.analytics.set(recorder);
     }
 
     /// Sets the master key that seals the configuration backup.
@@ -387,7 +401,7 @@ impl Follower {
         loop {
             let now = stats.read();
             sequence += 1;
-            let beat = Heartbeat {
+            let mut beat = Heartbeat {
                 gateway_id: self.gateway_id.clone(),
                 region: self.region.clone(),
                 revision: handle.load().revision,
@@ -410,13 +424,26 @@ impl Follower {
                 }),
                 instance_id: self.instance_id.clone(),
                 sequence,
+                analytics: Vec::new(),
             };
+            if let Some(recorder) = self.analytics.get() {
+                self.outbox.refill(recorder);
+            }
+            let batches = self.outbox.pending(BATCHES_PER_BEAT);
+            let acked = batches.iter().map(|b| b.sequence).max();
+            beat.analytics = batches
+                .iter()
+                .filter_map(|b| serde_json::to_value(b).ok())
+                .collect();
             let sent = tokio::select! {
                 r = self.client.heartbeat(&beat) => r,
                 _ = shutdown.wait() => return,
             };
             match sent {
                 Ok(_) => {
+                    if let Some(seq) = acked {
+                        self.outbox.acked(seq);
+                    }
                     reported = now;
                     failing = false;
                     self.mark(&self.last_beat_ms);

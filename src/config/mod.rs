@@ -28,6 +28,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub identity: Identity,
     pub dapr: Dapr,
+    pub analytics: Analytics,
 }
 
 /// The node's role in a cluster.
@@ -296,6 +297,37 @@ pub struct Identity {
 pub struct Dapr {
     /// The sidecar's HTTP API, like `http://127.0.0.1:3500`.
     pub sidecar_url: Option<String>,
+}
+
+/// `[analytics]`: per-minute traffic aggregates behind `/mgmt/reports/*`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Analytics {
+    /// Record and keep aggregates (a secondary sends its own to the primary).
+    pub enabled: bool,
+    /// Days of aggregates kept (whole minutes older than this are pruned).
+    pub retention_days: u32,
+    /// Most bytes the stored aggregates take; the oldest minutes go first.
+    pub max_bytes: u64,
+    /// How often recorded minutes are written to the store (a primary) or
+    /// queued for the next heartbeat (a secondary).
+    #[serde(deserialize_with = "duration")]
+    pub flush_interval: Duration,
+    /// Distinct keys (api, operation, product, subscription, user, status
+    /// class) kept per minute in memory; more are counted under `(other)`.
+    pub max_keys_per_minute: usize,
+}
+
+impl Default for Analytics {
+    fn default() -> Self {
+        Analytics {
+            enabled: true,
+            retention_days: 30,
+            max_bytes: 256 * 1024 * 1024,
+            flush_interval: Duration::from_secs(5),
+            max_keys_per_minute: 10_000,
+        }
+    }
 }
 
 /// Log output format.
@@ -615,6 +647,32 @@ impl Settings {
                 ),
             ));
         }
+        if self.analytics.retention_days == 0 {
+            return Err(at(
+                find_key_in(text, "analytics", "retention_days"),
+                "analytics.retention_days must be at least 1".into(),
+            ));
+        }
+        if self.analytics.max_bytes < 1024 * 1024 {
+            return Err(at(
+                find_key_in(text, "analytics", "max_bytes"),
+                "analytics.max_bytes must be at least 1048576 (1 MiB)".into(),
+            ));
+        }
+        if self.analytics.flush_interval < Duration::from_millis(10)
+            || self.analytics.flush_interval > Duration::from_secs(3600)
+        {
+            return Err(at(
+                find_key_in(text, "analytics", "flush_interval"),
+                "analytics.flush_interval must be between 10ms and 1h".into(),
+            ));
+        }
+        if self.analytics.max_keys_per_minute == 0 {
+            return Err(at(
+                find_key_in(text, "analytics", "max_keys_per_minute"),
+                "analytics.max_keys_per_minute must be at least 1".into(),
+            ));
+        }
         if self.management.max_body_bytes == 0 {
             return Err(at(
                 find_key(text, "max_body_bytes"),
@@ -751,6 +809,36 @@ mod tests {
         assert_eq!(e.line, 3, "{e}");
         let e = Settings::parse("c.toml", "[cache]\ninternal_max_bytes = \"big\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn analytics_keys_are_checked() {
+        let d = Settings::defaults().analytics;
+        assert!(d.enabled);
+        assert_eq!(d.retention_days, 30);
+        assert_eq!(d.flush_interval, Duration::from_secs(5));
+        let s = Settings::parse(
+            "c.toml",
+            "[analytics]\nenabled = false\nretention_days = 7\nmax_bytes = 2000000\nflush_interval = \"200ms\"\n",
+        )
+        .unwrap();
+        assert!(!s.analytics.enabled);
+        assert_eq!(s.analytics.retention_days, 7);
+        assert_eq!(s.analytics.flush_interval, Duration::from_millis(200));
+        let e = Settings::parse("c.toml", "[analytics]\n\nretention_days = 0\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c.toml:3: analytics.retention_days must be at least 1"
+        );
+        let e = Settings::parse("c.toml", "[analytics]\nmax_bytes = 10\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("c.toml:2: analytics.max_bytes"),
+            "{e}"
+        );
+        let e = Settings::parse("c.toml", "[analytics]\nretention = 3\n").unwrap_err();
+        assert!(e.to_string().starts_with("c.toml:2:"), "{e}");
+        let e = Settings::parse("c.toml", "[analytics]\nenabled = \"yes\"\n").unwrap_err();
+        assert!(e.to_string().starts_with("c.toml:2:"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! `.await`, and parses nothing from configuration per request.
 
 pub mod access;
+pub mod analytics;
 pub mod backends;
 pub mod callout;
 pub mod error;
@@ -80,6 +81,9 @@ pub struct Gateway {
     telemetry: Arc<crate::telemetry::Telemetry>,
     /// The response and value cache: owned by the gateway, like `counters`.
     cache: Arc<Cache>,
+    /// Per-minute traffic aggregates (`None`: `[analytics] enabled = false`):
+    /// owned by the gateway, like `counters`.
+    analytics: Option<Arc<crate::analytics::Recorder>>,
 }
 
 impl Gateway {
@@ -115,7 +119,18 @@ impl Gateway {
                 settings.node.data_dir.clone(),
             )),
             cache: Arc::new(cache_for(settings, redis)),
+            analytics: settings.analytics.enabled.then(|| {
+                Arc::new(crate::analytics::Recorder::new(
+                    &settings.node.region,
+                    settings.analytics.max_keys_per_minute,
+                ))
+            }),
         }
+    }
+
+    /// The gateway's traffic aggregates (`None`: analytics is off).
+    pub fn analytics(&self) -> Option<Arc<crate::analytics::Recorder>> {
+        self.analytics.clone()
     }
 
     /// Backends with runtime state and whether their breaker is open (metrics).
@@ -210,6 +225,10 @@ impl Gateway {
             .map(|_| access::start(&req, client, &hop, self.access_query, &self.deployment));
         let req = access::count_in(req, access.as_ref());
         let refused_on = access.as_ref().map(|_| snapshot.clone());
+        let analytics_of = self
+            .analytics
+            .as_ref()
+            .map(|_| (req.uri().clone(), req.method().clone()));
         let (mut resp, ctx, rejected) = match admit(
             snapshot,
             req,
@@ -232,6 +251,12 @@ impl Gateway {
         self.telemetry
             .prometheus
             .observe(&observed(ctx.as_ref(), &resp, started, request_bytes));
+        if let (Some(rec), Some((uri, method))) = (&self.analytics, &analytics_of) {
+            let snap = rejected.as_ref().map(|_| self.snapshot.load());
+            let refused = rejected.as_ref().zip(snap.as_deref());
+            let refused = refused.map(|(e, s)| (e, s, uri, method));
+            analytics::record(rec, ctx.as_ref(), refused, &resp, started, request_bytes);
+        }
         match (access, &self.access) {
             (Some(a), Some(log)) => {
                 let refused = rejected.as_ref().zip(refused_on.as_deref());

@@ -33,7 +33,8 @@ use std::time::{Duration, SystemTime};
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
 /// Largest heartbeat body read.
-const MAX_HEARTBEAT_BYTES: usize = 64 * 1024;
+/// (Analytics batches ride along: at most two of 2,000 rows each.)
+const MAX_HEARTBEAT_BYTES: usize = 4 * 1024 * 1024;
 
 /// The cluster side of the management state.
 pub struct ClusterSide {
@@ -453,6 +454,11 @@ pub async fn heartbeat(State(s): State<MgmtState>, headers: HeaderMap, req: Body
         .into_response();
     }
     tracing::debug!(gateway = %gid, revision = beat.revision, "heartbeat");
+    let mut beat = beat;
+    let batches = std::mem::take(&mut beat.analytics);
+    if let Err(resp) = super::reports::accept_batches(&s, &gid, &beat.region, batches).await {
+        return resp;
+    }
     s.cluster.registry.beat(beat);
     axum::Json(json!({ "revision": s.store.revision() })).into_response()
 }

@@ -27,6 +27,7 @@ mod loggers;
 pub mod metrics;
 mod policies;
 mod products;
+mod reports;
 mod resource;
 mod subscriptions;
 
@@ -49,6 +50,9 @@ pub struct MgmtState {
     pub max_body: usize,
     /// The primary's side of the cluster protocol.
     pub cluster: Arc<cluster::ClusterSide>,
+    /// The traffic aggregates behind `/mgmt/reports/*` and where
+    /// secondaries' heartbeats add theirs (`None`: analytics is off).
+    pub analytics: Option<Arc<crate::analytics::AnalyticsDb>>,
 }
 
 impl IntoResponse for ApiError {
@@ -90,6 +94,7 @@ pub fn router(state: MgmtState) -> Router {
 
     let mgmt = Router::new()
         .route("/revision", get(revision))
+        .route("/reports/{kind}", get(reports::report))
         .route("/apis", get(list::<Api>))
         .route(
             "/apis/{id}",

@@ -206,6 +206,10 @@ pub struct Heartbeat {
     /// recorded from the same instance is stale and ignored.
     #[serde(default)]
     pub sequence: u64,
+    /// Traffic aggregate batches (`crate::analytics::Batch`) the primary
+    /// has not acknowledged yet; each counted once by its sequence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analytics: Vec<serde_json::Value>,
 }
 
 /// Gateway request counters.
