@@ -240,6 +240,7 @@ fn example_config_documents_the_defaults() {
     assert_eq!(s.telemetry.access_log, d.telemetry.access_log);
     assert_eq!(s.telemetry.access_log_query, d.telemetry.access_log_query);
     assert_eq!(s.telemetry.request_id_header, d.telemetry.request_id_header);
+    assert_eq!(s.telemetry.trace_ring_size, d.telemetry.trace_ring_size);
     assert_eq!(
         s.gateway.negotiate_client_certificate,
         d.gateway.negotiate_client_certificate
@@ -287,6 +288,7 @@ fn example_config_documents_the_defaults() {
         "access_log_query",
         "request_id_header",
         "metrics_listen",
+        "trace_ring_size",
     ] {
         assert!(
             text.contains(&format!("{key} =")),

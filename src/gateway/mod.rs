@@ -15,6 +15,7 @@ pub mod callout;
 pub mod error;
 pub mod https;
 pub mod identity;
+pub mod inspector;
 pub mod oidc;
 pub mod pipeline;
 pub mod proxy;
@@ -80,6 +81,9 @@ pub struct Gateway {
     telemetry: Arc<crate::telemetry::Telemetry>,
     /// The response and value cache: owned by the gateway, like `counters`.
     cache: Arc<Cache>,
+    /// The API inspector's finished traces: owned by the gateway, like
+    /// `counters`; read by `GET /mgmt/traces/{id}`.
+    traces: Arc<crate::telemetry::inspector::TraceRing>,
 }
 
 impl Gateway {
@@ -115,7 +119,22 @@ impl Gateway {
                 settings.node.data_dir.clone(),
             )),
             cache: Arc::new(cache_for(settings, redis)),
+            traces: Arc::new(crate::telemetry::inspector::TraceRing::new(
+                settings.telemetry.trace_ring_size,
+            )),
         }
+    }
+
+    /// The gateway keeping its traces in `ring` (shared with the
+    /// management API, which serves them).
+    pub fn with_traces(mut self, ring: Arc<crate::telemetry::inspector::TraceRing>) -> Gateway {
+        self.traces = ring;
+        self
+    }
+
+    /// The API inspector's trace ring.
+    pub fn traces(&self) -> Arc<crate::telemetry::inspector::TraceRing> {
+        self.traces.clone()
     }
 
     /// Backends with runtime state and whether their breaker is open (metrics).
@@ -222,7 +241,9 @@ impl Gateway {
             (&hop, &self.request_id_header),
         ) {
             Ok(mut ctx) => {
-                let resp = pipeline::run(&mut ctx, &self.upstream).await;
+                inspector::begin(&mut ctx, &self.traces);
+                let mut resp = pipeline::run(&mut ctx, &self.upstream).await;
+                inspector::end(&mut ctx, &mut resp, &self.traces);
                 (resp, Some(ctx), None)
             }
             Err(err) => (err.into_response(), None, Some(err)),
@@ -554,6 +575,7 @@ fn admit(
         llm: Default::default(),
         cache: cache.clone(),
         cached: Default::default(),
+        trace_log: None,
         peer_cert,
     };
     state.update_url();
@@ -570,6 +592,7 @@ fn admit(
         response_body: None,
         backend_time: Duration::ZERO,
         state,
+        inspector: None,
     })
 }
 
