@@ -496,3 +496,61 @@ async fn tokens_survive_a_restart() {
         "the signing key is kept in the store"
     );
 }
+
+#[tokio::test]
+async fn a_secondary_verifies_debug_tokens_from_its_snapshot() {
+    let primary = TestApp::spawn().await;
+    let key = primary.standard().await;
+    // The signing key is created with the first token, before the
+    // secondary fetches its configuration.
+    let token = token(&primary, "echo", None).await;
+    primary
+        .put_ok(
+            "/gateways/west-1",
+            json!({"locationData": {"name": "West US"}}),
+        )
+        .await;
+    let r = primary
+        .client
+        .post(format!("{}/gateways/west-1/token", primary.mgmt))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let gateway_token = r.json::<Value>().await.unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = common::test_settings(dir.path());
+    s.management.admin_key = None;
+    s.node.role = toml::Spanned::new(0..0, turnpike::config::Role::Secondary);
+    s.node.region = "West US".into();
+    s.cluster.primary = Some(primary.mgmt.trim_end_matches("/mgmt").to_string());
+    s.cluster.gateway_id = Some("west-1".into());
+    s.cluster.token = Some(turnpike::error::Secret::new(&gateway_token));
+    s.cluster.long_poll = false;
+    let (stop, never) = turnpike::shutdown::channel();
+    let secondary = turnpike::run(s, turnpike::Options::default(), never)
+        .await
+        .unwrap();
+    let gw = format!("http://{}", secondary.addr("gateway-http").unwrap());
+    let r = primary
+        .client
+        .get(format!("{gw}/echo/a"))
+        .header("Ocp-Apim-Subscription-Key", &key)
+        .header("Apim-Debug-Authorization", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = trace_id(&r).expect("the secondary traces with the exported key");
+    // The trace stays on the node that served the request.
+    let r = primary.get(&format!("/traces/{id}")).await;
+    assert_mgmt_error(r, 404, "ResourceNotFound").await;
+    secondary.shutdown();
+    drop(stop);
+    drop(dir);
+}
