@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod chrome;
 pub mod large_spec;
+pub mod logscan;
 pub mod portal;
 pub mod procs;
 pub mod redis;
@@ -52,6 +53,9 @@ impl TestApp {
     }
 
     pub async fn start(dir: tempfile::TempDir, settings: Settings) -> TestApp {
+        logscan::install();
+        logscan::settings(&settings);
+        let key_files = logscan::key_files(&settings);
         let (_t, never) = shutdown::channel();
         std::mem::forget(_t);
         let running = turnpike::run(settings, Options::default(), never)
@@ -59,6 +63,7 @@ impl TestApp {
             .unwrap();
         let (echo_stop, echo_rx) = shutdown::channel();
         let echo = turnpike::app::echo::spawn(echo_rx).await.unwrap();
+        logscan::master_key(&key_files);
         TestApp {
             gw: format!("http://{}", running.addr("gateway-http").unwrap()),
             mgmt: format!("http://{}/mgmt", running.addr("management").unwrap()),
@@ -101,24 +106,31 @@ impl TestApp {
     }
 
     pub async fn put(&self, path: &str, body: Value) -> reqwest::Response {
-        self.req(reqwest::Method::PUT, path)
+        logscan::json(&format!("PUT {path}"), &body);
+        let r = self
+            .req(reqwest::Method::PUT, path)
             .json(&body)
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        logscan::response(&format!("PUT {path}"), r).await
     }
 
     pub async fn put_xml(&self, path: &str, xml: &str) -> reqwest::Response {
-        self.req(reqwest::Method::PUT, path)
+        logscan::policy_xml(&format!("PUT {path}"), xml);
+        let r = self
+            .req(reqwest::Method::PUT, path)
             .header("content-type", "application/xml")
             .body(xml.to_string())
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        logscan::response(&format!("PUT {path}"), r).await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.req(reqwest::Method::GET, path).send().await.unwrap()
+        let r = self.req(reqwest::Method::GET, path).send().await.unwrap();
+        logscan::response(&format!("GET {path}"), r).await
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
@@ -129,7 +141,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str) -> reqwest::Response {
-        self.req(reqwest::Method::POST, path).send().await.unwrap()
+        let r = self.req(reqwest::Method::POST, path).send().await.unwrap();
+        logscan::response(&format!("POST {path}"), r).await
     }
 
     /// PUT that must succeed; returns the body.
