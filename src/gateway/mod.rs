@@ -569,6 +569,7 @@ fn admit(
         body: Some(body),
         response_body: None,
         backend_time: Duration::ZERO,
+        call_trace: callout::CallTrace::new(hop, id_header),
         state,
     })
 }
