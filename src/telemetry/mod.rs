@@ -62,6 +62,7 @@ pub fn init(format: LogFormat) {
 }
 
 pub mod access;
+pub mod flow;
 pub mod loggers;
 pub mod prometheus;
 pub mod registry;
