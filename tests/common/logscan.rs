@@ -250,6 +250,33 @@ pub fn record(label: &str, text: &[u8]) {
     let _ = f.write_all(&buf);
 }
 
+/// What an in-process appliance writes as logs besides its events: the
+/// access-log file and the file loggers' directory (`{data_dir}/logs`).
+pub fn written_logs(s: &turnpike::Settings) -> Vec<PathBuf> {
+    let data = &s.node.data_dir;
+    let mut v = vec![data.join("logs")];
+    if let Some(f) = &s.telemetry.access_log_file {
+        v.push(data.join(f));
+    }
+    v
+}
+
+/// Appends the files in `paths` (a directory: its files, recursively) to
+/// the capture.
+pub fn record_files(paths: &[PathBuf]) {
+    for p in paths {
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                let mut inner: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+                inner.sort();
+                record_files(&inner);
+            }
+        } else if let Ok(text) = std::fs::read(p) {
+            record(&format!("file {}", p.display()), &text);
+        }
+    }
+}
+
 /// `cmd.output()`, with stdout and stderr recorded under `label`.
 pub fn output(label: &str, cmd: &mut std::process::Command) -> std::process::Output {
     let out = cmd.output().unwrap();

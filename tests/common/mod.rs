@@ -27,6 +27,8 @@ pub struct TestApp {
     pub dir: Option<tempfile::TempDir>,
     running: Option<Running>,
     _echo_stop: Trigger,
+    /// The access-log file and logger files the scan reads at the end.
+    written_logs: Vec<std::path::PathBuf>,
 }
 
 pub fn test_settings(dir: &std::path::Path) -> Settings {
@@ -56,6 +58,7 @@ impl TestApp {
         logscan::install();
         logscan::settings(&settings);
         let key_files = logscan::key_files(&settings);
+        let written_logs = logscan::written_logs(&settings);
         let (_t, never) = shutdown::channel();
         std::mem::forget(_t);
         let running = turnpike::run(settings, Options::default(), never)
@@ -73,6 +76,7 @@ impl TestApp {
             dir: Some(dir),
             running: Some(running),
             _echo_stop: echo_stop,
+            written_logs,
         }
     }
 
@@ -82,6 +86,7 @@ impl TestApp {
             r.shutdown();
             r.wait().await;
         }
+        logscan::record_files(&std::mem::take(&mut self.written_logs));
         self.dir.take().unwrap()
     }
 
@@ -232,6 +237,7 @@ impl Drop for TestApp {
         if let Some(r) = &self.running {
             r.shutdown();
         }
+        logscan::record_files(&self.written_logs);
     }
 }
 
