@@ -18,6 +18,7 @@ pub mod identity;
 pub mod inspector;
 pub mod oidc;
 pub mod pipeline;
+pub mod pool_gauge;
 pub mod proxy;
 pub mod tls;
 pub mod trace_context;
@@ -94,9 +95,16 @@ impl Gateway {
         stats: Arc<crate::telemetry::RequestStats>,
     ) -> Gateway {
         let redis = redis_for(settings);
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new(
+            settings.node.data_dir.clone(),
+        ));
         Gateway {
             snapshot,
-            upstream: Upstream::new(&settings.gateway).with_identity(&settings.identity),
+            upstream: Upstream::counted(
+                &settings.gateway,
+                telemetry.prometheus.connections.clone(),
+            )
+            .with_identity(&settings.identity),
             region: settings.node.region.clone(),
             deployment: crate::expr::context::Deployment {
                 region: settings.node.region.clone(),
@@ -115,9 +123,7 @@ impl Gateway {
             .unwrap_or(http::HeaderName::from_static("x-request-id")),
             stats,
             counters: Arc::new(counters_for(redis.clone())),
-            telemetry: Arc::new(crate::telemetry::Telemetry::new(
-                settings.node.data_dir.clone(),
-            )),
+            telemetry,
             cache: Arc::new(cache_for(settings, redis)),
             traces: Arc::new(crate::telemetry::inspector::TraceRing::new(
                 settings.telemetry.trace_ring_size,
@@ -250,9 +256,11 @@ impl Gateway {
         };
         self.stats.record(resp.status().as_u16());
         hop.to_client(resp.headers_mut(), &self.request_id_header);
-        self.telemetry
-            .prometheus
-            .observe(&observed(ctx.as_ref(), &resp, started, request_bytes));
+        let flow = self.telemetry.prometheus.observe_flow(
+            &observed(ctx.as_ref(), &resp, started, request_bytes),
+            !response_length_known(&resp),
+        );
+        let resp = resp.map(|b| crate::telemetry::flow::Metered::new(b, flow).boxed_unsync());
         match (access, &self.access) {
             (Some(a), Some(log)) => {
                 let refused = rejected.as_ref().zip(refused_on.as_deref());
@@ -296,6 +304,14 @@ fn content_length(headers: &http::HeaderMap) -> u64 {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Whether the response body's length is known at header time (exact
+/// size or `Content-Length`); otherwise its bytes are counted as they flow.
+fn response_length_known(resp: &Response<Body>) -> bool {
+    use http_body::Body as _;
+    resp.body().size_hint().exact().is_some()
+        || resp.headers().contains_key(http::header::CONTENT_LENGTH)
 }
 
 /// What the metrics record of one answered request: configuration ids
@@ -591,6 +607,7 @@ fn admit(
         body: Some(body),
         response_body: None,
         backend_time: Duration::ZERO,
+        call_trace: callout::CallTrace::new(hop, id_header),
         state,
         inspector: None,
     })

@@ -66,6 +66,8 @@ pub struct RequestCtx {
     pub response_body: Option<Body>,
     /// Time spent waiting for backends' response heads (access log).
     pub backend_time: std::time::Duration,
+    /// The request's id and trace context, carried by `send-request`.
+    pub call_trace: super::callout::CallTrace,
     /// What policies see and change: the `context`, backend URL, CORS.
     pub state: State,
     /// The API inspector's trace, when a debug token asked for one.
@@ -252,6 +254,7 @@ pub(super) fn run_steps<'a>(
                 }
                 Next::Send(s, out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+                    let out = ctx.call_trace.apply(out);
                     let result =
                         super::callout::exchange(upstream, &tls, out, ctx.api().id.as_ref()).await;
                     s.store(&mut ctx.state, result)
@@ -259,6 +262,7 @@ pub(super) fn run_steps<'a>(
                 }
                 Next::Dapr(d, out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+                    let out = ctx.call_trace.apply(out);
                     let result =
                         super::callout::exchange(upstream, &tls, out, ctx.api().id.as_ref()).await;
                     d.store(&mut ctx.state, result)
@@ -266,6 +270,7 @@ pub(super) fn run_steps<'a>(
                 }
                 Next::OneWay(out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+                    let out = ctx.call_trace.apply(out);
                     super::callout::spawn_one_way(upstream, tls, out, ctx.api().id.as_ref());
                     Outcome::Continue
                 }
