@@ -475,6 +475,9 @@ async fn run_primary(
             .with_plaintext_export(settings.cluster.allow_plaintext_export),
         ),
         analytics: analytics_db.clone(),
+        traces: Arc::new(crate::telemetry::inspector::TraceRing::new(
+            settings.telemetry.trace_ring_size,
+        )),
     };
 
     let (echo, demo) = if options.demo {
@@ -496,7 +499,9 @@ async fn run_primary(
     listeners.push(("gateway-http", local(&gw_listener, settings.gateway.http)));
     let https = bind_https(&settings, &snapshot).await?;
     let stats = Arc::new(crate::telemetry::RequestStats::default());
-    let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats));
+    let gateway = Arc::new(
+        Gateway::new(&settings, snapshot.clone(), stats).with_traces(mgmt_state.traces.clone()),
+    );
     let analytics = gateway.analytics().zip(analytics_db);
     if let Some((recorder, db)) = analytics.clone() {
         tasks.push(tokio::spawn(analytics::run(

@@ -66,8 +66,12 @@ pub struct RequestCtx {
     pub response_body: Option<Body>,
     /// Time spent waiting for backends' response heads (access log).
     pub backend_time: std::time::Duration,
+    /// The request's id and trace context, carried by `send-request`.
+    pub call_trace: super::callout::CallTrace,
     /// What policies see and change: the `context`, backend URL, CORS.
     pub state: State,
+    /// The API inspector's trace, when a debug token asked for one.
+    pub inspector: Option<Box<super::inspector::Recorder>>,
 }
 
 impl RequestCtx {
@@ -213,6 +217,9 @@ pub(super) fn run_steps<'a>(
         // `Send` depend on a lifetime the checker cannot generalise.
         #[allow(clippy::needless_range_loop)]
         for i in 0..steps.len() {
+            if let Some(r) = ctx.inspector.as_deref_mut() {
+                r.enter(&steps[i], level, section, &ctx.state);
+            }
             let next = next_of(ctx, &steps[i], level, section)?;
             let outcome = match next {
                 Next::Done(o) => o,
@@ -247,6 +254,7 @@ pub(super) fn run_steps<'a>(
                 }
                 Next::Send(s, out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+                    let out = ctx.call_trace.apply(out);
                     let result =
                         super::callout::exchange(upstream, &tls, out, ctx.api().id.as_ref()).await;
                     s.store(&mut ctx.state, result)
@@ -254,6 +262,7 @@ pub(super) fn run_steps<'a>(
                 }
                 Next::Dapr(d, out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+                    let out = ctx.call_trace.apply(out);
                     let result =
                         super::callout::exchange(upstream, &tls, out, ctx.api().id.as_ref()).await;
                     d.store(&mut ctx.state, result)
@@ -261,6 +270,7 @@ pub(super) fn run_steps<'a>(
                 }
                 Next::OneWay(out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+                    let out = ctx.call_trace.apply(out);
                     super::callout::spawn_one_way(upstream, tls, out, ctx.api().id.as_ref());
                     Outcome::Continue
                 }
@@ -320,6 +330,9 @@ pub(super) fn run_steps<'a>(
                     Outcome::Continue
                 }
             };
+            if let Some(r) = ctx.inspector.as_deref_mut() {
+                r.leave(&mut ctx.state, outcome);
+            }
             if outcome == Outcome::Respond {
                 return Ok(Outcome::Respond);
             }
@@ -640,6 +653,10 @@ async fn forward(
         if f.http_version == HttpVersion::Http2 && url.starts_with("https:") {
             *req.version_mut() = http::Version::HTTP_2;
         }
+        if let Some(r) = ctx.inspector.as_deref_mut() {
+            let set = &ctx.state.ctx.request.message.headers;
+            r.backend_request(req.method().as_str(), &url, req.headers(), set);
+        }
         let sent = std::time::Instant::now();
         let resp = super::callout::forward_send(
             upstream,
@@ -651,6 +668,9 @@ async fn forward(
         )
         .await;
         ctx.backend_time += sent.elapsed();
+        if let Some(r) = ctx.inspector.as_deref_mut() {
+            r.backend_response(&resp, sent.elapsed());
+        }
         if let Some(sel) = &selected {
             match &resp {
                 Ok(r) => sel.record(super::backends::Outcome::Status(
@@ -817,6 +837,9 @@ async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream)
             e.message
         );
     }
+    if let Some(r) = ctx.inspector.as_deref_mut() {
+        r.failed(&e, &ctx.state);
+    }
     ctx.state.ctx.last_error = Some(LastError {
         source: e.source.clone(),
         reason: e.reason.clone(),
@@ -850,6 +873,9 @@ async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream)
     match run_scope(ctx, &snap, upstream, Section::OnError, 3, true).await {
         Ok(_) => finalize(ctx),
         Err(e2) => {
+            if let Some(r) = ctx.inspector.as_deref_mut() {
+                r.failed(&e2, &ctx.state);
+            }
             // A failure inside on-error: the default response for it.
             crate::policy::builtin::llm::settle(&mut ctx.state);
             counting::settle(&mut ctx.state);

@@ -23,6 +23,7 @@ mod directory;
 pub mod gateways;
 mod hostnames;
 mod import;
+mod inspector;
 mod loggers;
 pub mod metrics;
 mod policies;
@@ -53,6 +54,8 @@ pub struct MgmtState {
     /// The traffic aggregates behind `/mgmt/reports/*` and where
     /// secondaries' heartbeats add theirs (`None`: analytics is off).
     pub analytics: Option<Arc<crate::analytics::AnalyticsDb>>,
+    /// The gateway's API inspector traces (`GET /mgmt/traces/{id}`).
+    pub traces: Arc<crate::telemetry::inspector::TraceRing>,
 }
 
 impl IntoResponse for ApiError {
@@ -122,6 +125,8 @@ pub fn router(state: MgmtState) -> Router {
                 .delete(policies::delete_operation),
         )
         .route("/apis/{id}/products", get(products::products_of_api))
+        .route("/apis/{id}/debug-token", post(inspector::debug_token))
+        .route("/traces/{id}", get(inspector::get_trace))
         .route("/products", get(list::<Product>))
         .route(
             "/products/{id}",
