@@ -170,7 +170,7 @@ pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -368,7 +368,7 @@ fn axes(out: &mut String, f: &Frame<'_>, plot: &Plot) {
     let mut last_date = String::new();
     for (i, t) in f.times.iter().enumerate() {
         // Labels sit on round times (every `every` intervals since the epoch).
-        if (t / interval) % every as u64 != 0 {
+        if !(t / interval).is_multiple_of(every as u64) {
             continue;
         }
         let x = plot.x_center(i);
