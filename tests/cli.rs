@@ -246,6 +246,14 @@ fn example_config_documents_the_defaults() {
     );
     assert_eq!(s.redis.timeout, d.redis.timeout);
     assert_eq!(s.redis.key_prefix, d.redis.key_prefix);
+    assert_eq!(s.analytics.enabled, d.analytics.enabled);
+    assert_eq!(s.analytics.retention_days, d.analytics.retention_days);
+    assert_eq!(s.analytics.max_bytes, d.analytics.max_bytes);
+    assert_eq!(s.analytics.flush_interval, d.analytics.flush_interval);
+    assert_eq!(
+        s.analytics.max_keys_per_minute,
+        d.analytics.max_keys_per_minute
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     for key in [
         "role",
@@ -287,6 +295,10 @@ fn example_config_documents_the_defaults() {
         "access_log_query",
         "request_id_header",
         "metrics_listen",
+        "retention_days",
+        "max_bytes",
+        "flush_interval",
+        "max_keys_per_minute",
     ] {
         assert!(
             text.contains(&format!("{key} =")),

@@ -273,10 +273,61 @@ pub struct Recorder {
     overflowed: AtomicU64,
 }
 
+/// One shard: aggregates by (minute, hash of the key), so a request whose
+/// key is already there is added without allocating.
 #[derive(Debug, Default)]
 struct Shard {
-    cells: HashMap<(u64, Dims), Cell>,
+    cells: HashMap<(u64, u64), Vec<(Dims, Cell)>>,
     keys: HashMap<u64, usize>,
+}
+
+/// The key of a request without its region (one per recorder).
+#[derive(Clone, Copy)]
+struct Key<'a> {
+    api: &'a str,
+    operation: &'a str,
+    product: &'a str,
+    subscription: &'a str,
+    user: &'a str,
+    class: u8,
+}
+
+impl Key<'_> {
+    fn hash(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            self.api,
+            self.operation,
+            self.product,
+            self.subscription,
+            self.user,
+            self.class,
+        )
+            .hash(&mut h);
+        h.finish()
+    }
+
+    fn is(&self, d: &Dims) -> bool {
+        d.class == self.class
+            && d.api == self.api
+            && d.operation == self.operation
+            && d.product == self.product
+            && d.subscription == self.subscription
+            && d.user == self.user
+    }
+
+    fn dims(&self, region: &str) -> Dims {
+        Dims {
+            api: self.api.to_string(),
+            operation: self.operation.to_string(),
+            product: self.product.to_string(),
+            subscription: self.subscription.to_string(),
+            user: self.user.to_string(),
+            region: region.to_string(),
+            class: self.class,
+        }
+    }
 }
 
 impl Recorder {
@@ -301,35 +352,48 @@ impl Recorder {
 
     /// Records one request at `minute`.
     pub fn record_at(&self, minute: u64, s: &Sample<'_>) {
+        let key = Key {
+            api: s.api,
+            operation: s.operation,
+            product: s.product,
+            subscription: s.subscription,
+            user: s.user,
+            class: u8::try_from(s.status / 100).unwrap_or(0).min(9),
+        };
+        let hash = key.hash();
         let start = self.next.fetch_add(1, Relaxed);
         for i in 0..SHARDS {
             let Ok(mut shard) = self.shards[(start + i) % SHARDS].try_lock() else {
                 continue;
             };
-            let dims = Dims {
-                api: s.api.to_string(),
-                operation: s.operation.to_string(),
-                product: s.product.to_string(),
-                subscription: s.subscription.to_string(),
-                user: s.user.to_string(),
-                region: self.region.clone(),
-                class: u8::try_from(s.status / 100).unwrap_or(0).min(9),
-            };
             let shard = &mut *shard;
-            let key = (minute, dims);
-            if let Some(c) = shard.cells.get_mut(&key) {
-                c.add(s);
-                return;
+            if let Some(cells) = shard.cells.get_mut(&(minute, hash)) {
+                if let Some((_, c)) = cells.iter_mut().find(|(d, _)| key.is(d)) {
+                    c.add(s);
+                    return;
+                }
             }
             let keys = shard.keys.entry(minute).or_insert(0);
-            let key = if *keys >= self.max_keys {
+            let (key, hash) = if *keys >= self.max_keys {
                 self.overflowed.fetch_add(1, Relaxed);
-                (minute, overflow(&key.1))
+                let other = Key {
+                    api: OTHER,
+                    operation: OTHER,
+                    product: OTHER,
+                    subscription: OTHER,
+                    user: OTHER,
+                    class: key.class,
+                };
+                (other, other.hash())
             } else {
                 *keys += 1;
-                key
+                (key, hash)
             };
-            shard.cells.entry(key).or_default().add(s);
+            let cells = shard.cells.entry((minute, hash)).or_default();
+            match cells.iter_mut().find(|(d, _)| key.is(d)) {
+                Some((_, c)) => c.add(s),
+                None => cells.push((key.dims(&self.region), Cell::of(s))),
+            }
             return;
         }
         self.dropped.fetch_add(1, Relaxed);
@@ -350,12 +414,10 @@ impl Recorder {
                     std::mem::take(&mut s.cells)
                 }
             };
-            if all.is_empty() {
-                all = taken;
-                continue;
-            }
-            for (k, c) in taken {
-                all.entry(k).or_default().merge(&c);
+            for ((minute, _), cells) in taken {
+                for (dims, c) in cells {
+                    all.entry((minute, dims)).or_default().merge(&c);
+                }
             }
         }
         let mut rows: Vec<Row> = all
@@ -370,20 +432,6 @@ impl Recorder {
     /// overflow key, since start.
     pub fn losses(&self) -> (u64, u64) {
         (self.dropped.load(Relaxed), self.overflowed.load(Relaxed))
-    }
-}
-
-/// The overflow key of `d`: every dimension `(other)` but the region and
-/// the status class.
-fn overflow(d: &Dims) -> Dims {
-    Dims {
-        api: OTHER.into(),
-        operation: OTHER.into(),
-        product: OTHER.into(),
-        subscription: OTHER.into(),
-        user: OTHER.into(),
-        region: d.region.clone(),
-        class: d.class,
     }
 }
 
