@@ -523,7 +523,7 @@ pub fn stacked_bars(f: &Frame<'_>, series: &[Series]) -> String {
         }
         let _ = write!(
             out,
-            "<rect class=\"hit\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" fill=\"transparent\"><title>{tip}</title></rect></g>",
+            "<rect class=\"hit\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" fill=\"#000\" fill-opacity=\"0\"><title>{tip}</title></rect></g>",
             x = px(LEFT + plot.slot * i as f64),
             y = px(TOP),
             w = px(plot.slot),
