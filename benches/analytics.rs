@@ -25,7 +25,7 @@ fn sample(i: u64) -> Sample<'static> {
         product: "starter",
         subscription: "sub-0001",
         user: "alice",
-        status: if i % 17 == 0 { 429 } else { 200 },
+        status: if i.is_multiple_of(17) { 429 } else { 200 },
         bytes_in: 120,
         bytes_out: 2048,
         total: Duration::from_micros(800 + i % 5000),

@@ -220,7 +220,9 @@ impl Params {
         q.to = to;
         if let Some(iv) = interval {
             let d = crate::model::duration::parse_iso8601(&iv)
-                .filter(|d| d.as_secs() >= 60 && d.as_secs() % 60 == 0 && d.subsec_nanos() == 0)
+                .filter(|d| {
+                    d.as_secs() >= 60 && d.as_secs().is_multiple_of(60) && d.subsec_nanos() == 0
+                })
                 .ok_or_else(|| {
                     ApiError::invalid(
                         "interval",
