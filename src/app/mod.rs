@@ -623,6 +623,7 @@ async fn run_primary(
             gateway_addr,
             gateways: Arc::new(move || mgmt::gateways::views(&cluster_side, &view_store.catalog())),
             secure: portal_tls.is_some(),
+            analytics: analytics.as_ref().map(|(_, db)| db.clone()),
         });
         let mut portal_shutdown = internal.clone();
         if let Some(acceptor) = portal_tls {

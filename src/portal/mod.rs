@@ -12,16 +12,19 @@
 //! Pages are plain HTML forms (every form carries a CSRF token); the only
 //! script is the try-it console's.
 //!
-//! May use: `store`, `snapshot`, `writer`, `model`, `config`, `error`.
+//! May use: `store`, `snapshot`, `writer`, `model`, `config`, `error`,
+//! `analytics` (the Reports page reads its aggregates).
 
 mod account;
 mod admin;
 mod assets;
 mod catalog;
+mod charts;
 mod console;
 mod products;
 mod profile;
 mod reference;
+mod reports;
 mod session;
 mod visibility;
 
@@ -66,6 +69,8 @@ struct Inner {
     gateways: GatewayView,
     /// Whether the portal is served over TLS (cookies get `Secure`).
     secure: bool,
+    /// The persisted traffic aggregates (`None`: analytics is off).
+    analytics: Option<Arc<crate::analytics::AnalyticsDb>>,
 }
 
 /// How the portal is started.
@@ -79,6 +84,9 @@ pub struct PortalOptions {
     pub gateways: GatewayView,
     /// The portal is served over TLS: its cookies get `Secure`.
     pub secure: bool,
+    /// The traffic aggregates the Reports page reads (`None`: analytics
+    /// is off; the page says so).
+    pub analytics: Option<Arc<crate::analytics::AnalyticsDb>>,
 }
 
 impl PortalState {
@@ -93,6 +101,7 @@ impl PortalState {
                 gateway_addr: o.gateway_addr,
                 gateways: o.gateways,
                 secure: o.secure,
+                analytics: o.analytics,
             }),
         }
     }
@@ -142,6 +151,7 @@ pub fn router(state: PortalState) -> Router {
         .route("/subscriptions/{sid}/rename", post(profile::rename))
         .route("/subscriptions/{sid}/cancel", post(profile::cancel))
         .route("/admin", get(admin::page))
+        .route("/reports", get(reports::page))
         .route("/admin/subscriptions/{sid}/approve", post(admin::approve))
         .route("/admin/subscriptions/{sid}/reject", post(admin::reject))
         // Catalog and reference

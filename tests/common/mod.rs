@@ -100,6 +100,11 @@ impl TestApp {
         self.running.as_ref().unwrap().telemetry.clone()
     }
 
+    /// The persisted traffic aggregates (analytics on).
+    pub fn analytics(&self) -> Option<std::sync::Arc<turnpike::analytics::AnalyticsDb>> {
+        self.running.as_ref()?.analytics()
+    }
+
     pub fn echo_url(&self) -> String {
         format!("http://{}", self.echo)
     }
