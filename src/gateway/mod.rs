@@ -16,6 +16,7 @@ pub mod error;
 pub mod https;
 pub mod identity;
 pub mod oidc;
+pub mod otlp;
 pub mod pipeline;
 pub mod proxy;
 pub mod tls;
@@ -80,6 +81,8 @@ pub struct Gateway {
     telemetry: Arc<crate::telemetry::Telemetry>,
     /// The response and value cache: owned by the gateway, like `counters`.
     cache: Arc<Cache>,
+    /// OTLP export of spans (`None`: `[telemetry] otlp_endpoint` unset).
+    otlp: Option<Arc<crate::telemetry::otlp::Exporter>>,
 }
 
 impl Gateway {
@@ -115,7 +118,17 @@ impl Gateway {
                 settings.node.data_dir.clone(),
             )),
             cache: Arc::new(cache_for(settings, redis)),
+            otlp: crate::telemetry::otlp::Exporter::start(
+                &settings.telemetry,
+                &settings.node.region,
+                settings.cluster.gateway_id.as_deref().unwrap_or("managed"),
+            ),
         }
+    }
+
+    /// The OTLP exporter, when `[telemetry] otlp_endpoint` is set.
+    pub fn otlp(&self) -> Option<Arc<crate::telemetry::otlp::Exporter>> {
+        self.otlp.clone()
     }
 
     /// Backends with runtime state and whether their breaker is open (metrics).
@@ -179,6 +192,9 @@ impl Gateway {
         }
         // Loggers write what they hold before the process stops.
         self.telemetry.loggers.close(grace).await;
+        if let Some(otlp) = &self.otlp {
+            otlp.flush(grace).await;
+        }
     }
 
     /// Serves one request.
@@ -202,7 +218,8 @@ impl Gateway {
         }
         let snapshot = self.snapshot.load();
         self.telemetry.loggers.sync(&snapshot.loggers);
-        let hop = trace_context::Hop::of(req.headers(), &self.request_id_header);
+        let mut hop = trace_context::Hop::of(req.headers(), &self.request_id_header);
+        let mut span = otlp::begin(self.otlp.as_ref(), &mut hop, &req, client, scheme);
         let request_bytes = content_length(req.headers());
         let access = self
             .access
@@ -210,7 +227,7 @@ impl Gateway {
             .map(|_| access::start(&req, client, &hop, self.access_query, &self.deployment));
         let req = access::count_in(req, access.as_ref());
         let refused_on = access.as_ref().map(|_| snapshot.clone());
-        let (mut resp, ctx, rejected) = match admit(
+        let (mut resp, mut ctx, rejected) = match admit(
             snapshot,
             req,
             client,
@@ -222,6 +239,7 @@ impl Gateway {
             (&hop, &self.request_id_header),
         ) {
             Ok(mut ctx) => {
+                ctx.span = span.take();
                 let resp = pipeline::run(&mut ctx, &self.upstream).await;
                 (resp, Some(ctx), None)
             }
@@ -229,6 +247,9 @@ impl Gateway {
         };
         self.stats.record(resp.status().as_u16());
         hop.to_client(resp.headers_mut(), &self.request_id_header);
+        if let Some(s) = span.or_else(|| ctx.as_mut().and_then(|c| c.span.take())) {
+            otlp::finish(s, &resp, ctx.as_ref(), rejected.as_ref(), &self.deployment);
+        }
         self.telemetry
             .prometheus
             .observe(&observed(ctx.as_ref(), &resp, started, request_bytes));
@@ -570,6 +591,7 @@ fn admit(
         response_body: None,
         backend_time: Duration::ZERO,
         state,
+        span: None,
     })
 }
 

@@ -68,6 +68,8 @@ pub struct RequestCtx {
     pub backend_time: std::time::Duration,
     /// What policies see and change: the `context`, backend URL, CORS.
     pub state: State,
+    /// The request's OTLP span (`None`: export off or not sampled).
+    pub span: Option<Box<super::otlp::RequestSpan>>,
 }
 
 impl RequestCtx {
@@ -145,8 +147,7 @@ async fn run_sections(
     reads_response: bool,
 ) -> Result<(), PolicyError> {
     ctx.state.section = Section::Inbound;
-    if run_scope(ctx, snap, upstream, Section::Inbound, 3, reads_response).await?
-        == Outcome::Respond
+    if run_section(ctx, snap, upstream, Section::Inbound, reads_response).await? == Outcome::Respond
     {
         // A cache-lookup hit skips the backend; outbound still runs.
         if !ctx.state.cached.hit {
@@ -154,7 +155,7 @@ async fn run_sections(
         }
     } else {
         ctx.state.section = Section::Backend;
-        if run_scope(ctx, snap, upstream, Section::Backend, 3, reads_response).await?
+        if run_section(ctx, snap, upstream, Section::Backend, reads_response).await?
             == Outcome::Respond
         {
             return Ok(());
@@ -164,8 +165,25 @@ async fn run_sections(
     // on an empty 200.
     ctx.state.response_mut();
     ctx.state.section = Section::Outbound;
-    run_scope(ctx, snap, upstream, Section::Outbound, 3, reads_response).await?;
+    run_section(ctx, snap, upstream, Section::Outbound, reads_response).await?;
     Ok(())
+}
+
+/// Runs a whole section (operation scope down), in a span when the
+/// request is traced.
+async fn run_section(
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    upstream: &Upstream,
+    section: Section,
+    reads_response: bool,
+) -> Result<Outcome, PolicyError> {
+    let mark = super::otlp::section_start(ctx);
+    let result = run_scope(ctx, snap, upstream, section, 3, reads_response).await;
+    if let Some(mark) = mark {
+        super::otlp::section_end(ctx, mark, section, &result);
+    }
+    result
 }
 
 /// Runs `section` of the scope at `level`; `<base/>` descends to broader
@@ -640,6 +658,7 @@ async fn forward(
         if f.http_version == HttpVersion::Http2 && url.starts_with("https:") {
             *req.version_mut() = http::Version::HTTP_2;
         }
+        let client_span = super::otlp::client_start(ctx, &mut req);
         let sent = std::time::Instant::now();
         let resp = super::callout::forward_send(
             upstream,
@@ -651,6 +670,9 @@ async fn forward(
         )
         .await;
         ctx.backend_time += sent.elapsed();
+        if let Some(mark) = client_span {
+            super::otlp::client_end(ctx, mark, &url, &resp);
+        }
         if let Some(sel) = &selected {
             match &resp {
                 Ok(r) => sel.record(super::backends::Outcome::Status(
@@ -847,7 +869,7 @@ async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream)
     }
     ctx.state.section = Section::OnError;
     let snap = ctx.snapshot.clone();
-    match run_scope(ctx, &snap, upstream, Section::OnError, 3, true).await {
+    match run_section(ctx, &snap, upstream, Section::OnError, true).await {
         Ok(_) => finalize(ctx),
         Err(e2) => {
             // A failure inside on-error: the default response for it.

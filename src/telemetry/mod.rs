@@ -63,6 +63,7 @@ pub fn init(format: LogFormat) {
 
 pub mod access;
 pub mod loggers;
+pub mod otlp;
 pub mod prometheus;
 pub mod registry;
 
