@@ -31,6 +31,9 @@ pub struct RequestSpan {
     /// The client's span, when it sent a `traceparent`.
     parent_id: Option<[u8; 8]>,
     flags: u8,
+    /// The hop's `traceparent` (replaced for the backend only when
+    /// policies left it as it was).
+    traceparent: HeaderValue,
     start_ns: u64,
     method: String,
     path: String,
@@ -87,6 +90,7 @@ pub fn begin<B>(
         span_id: hop.trace.parent_id,
         parent_id,
         flags: hop.trace.flags,
+        traceparent: hop.traceparent.clone(),
         start_ns: now_ns(),
         method: req.method().as_str().to_string(),
         path: req.uri().path().to_string(),
@@ -164,11 +168,12 @@ pub struct ClientMark {
 }
 
 /// Opens the CLIENT span of a backend call and makes it the parent in
-/// the `traceparent` the backend receives (when policies left one).
+/// the `traceparent` the backend receives (unless policies removed or
+/// changed that header).
 pub fn client_start(ctx: &mut RequestCtx, req: &mut Request<Body>) -> Option<ClientMark> {
     let span = ctx.span.as_ref()?;
     let id = new_span_id();
-    if req.headers().contains_key(TRACEPARENT) {
+    if req.headers().get(TRACEPARENT) == Some(&span.traceparent) {
         let tp = TraceParent {
             trace_id: span.trace_id,
             parent_id: id,

@@ -93,13 +93,29 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// A new random span id (never all zero).
+/// A new random span id (never all zero): splitmix64 over a per-thread
+/// state seeded from the OS once (no system call per span).
 pub fn new_span_id() -> [u8; 8] {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() || b == [0; 8] {
-        b[7] = 1;
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut b = [0u8; 8];
+            let _ = getrandom::fill(&mut b);
+            u64::from_le_bytes(b) ^ now_ns()
+        });
     }
-    b
+    let mut z = STATE.with(|s| {
+        let v = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        s.set(v);
+        v
+    });
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    if z == 0 {
+        z = 1;
+    }
+    z.to_be_bytes()
 }
 
 /// Lowercase hex of `bytes`.
@@ -122,6 +138,8 @@ struct Target {
     endpoint: String,
     headers: http::HeaderMap,
     resource: Json,
+    /// `resource` as JSON text.
+    resource_text: String,
 }
 
 /// The handle the gateway holds: sampling and the non-blocking queue.
@@ -186,35 +204,101 @@ fn scope() -> Json {
     json!({"name": "turnpike", "version": env!("CARGO_PKG_VERSION")})
 }
 
-/// The `ExportTraceServiceRequest` JSON of `spans`.
-pub fn encode_spans(resource: &Json, spans: &[SpanData]) -> Vec<u8> {
-    let spans: Vec<Json> = spans
-        .iter()
-        .map(|s| {
-            let mut o = json!({
-                "traceId": hex(&s.trace_id),
-                "spanId": hex(&s.span_id),
-                "name": s.name,
-                "kind": s.kind as i32,
-                "startTimeUnixNano": s.start_ns.to_string(),
-                "endTimeUnixNano": s.end_ns.max(s.start_ns).to_string(),
-                "attributes": attributes(&s.attributes),
-                "status": match &s.error {
-                    Some(m) => json!({"code": 2, "message": m}),
-                    None => json!({"code": 0}),
-                },
-            });
-            if let (Some(p), Some(map)) = (s.parent_id, o.as_object_mut()) {
-                map.insert("parentSpanId".into(), Json::String(hex(&p)));
+/// Appends `s` as a JSON string.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            o
-        })
-        .collect();
-    let body = json!({"resourceSpans": [{
-        "resource": resource,
-        "scopeSpans": [{"scope": scope(), "spans": spans}],
-    }]});
-    serde_json::to_vec(&body).unwrap_or_default()
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+}
+
+/// The `ExportTraceServiceRequest` JSON of `spans`; `resource` is the
+/// resource object's JSON text. Written directly (no intermediate
+/// values): this runs for every exported span.
+pub fn encode_spans(resource: &str, spans: &[SpanData]) -> Vec<u8> {
+    let mut out = String::with_capacity(256 + spans.len() * 640);
+    out.push_str("{\"resourceSpans\":[{\"resource\":");
+    out.push_str(resource);
+    out.push_str(",\"scopeSpans\":[{\"scope\":{\"name\":\"turnpike\",\"version\":\"");
+    out.push_str(env!("CARGO_PKG_VERSION"));
+    out.push_str("\"},\"spans\":[");
+    for (i, s) in spans.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"traceId\":\"");
+        push_hex(&mut out, &s.trace_id);
+        out.push_str("\",\"spanId\":\"");
+        push_hex(&mut out, &s.span_id);
+        out.push('"');
+        if let Some(p) = s.parent_id {
+            out.push_str(",\"parentSpanId\":\"");
+            push_hex(&mut out, &p);
+            out.push('"');
+        }
+        out.push_str(",\"name\":");
+        push_json_str(&mut out, &s.name);
+        let _ = write!(
+            out,
+            ",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",\"attributes\":[",
+            s.kind as i32,
+            s.start_ns,
+            s.end_ns.max(s.start_ns)
+        );
+        for (j, (k, v)) in s.attributes.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"key\":");
+            push_json_str(&mut out, k);
+            out.push_str(",\"value\":{");
+            match v {
+                AttrValue::Str(v) => {
+                    out.push_str("\"stringValue\":");
+                    push_json_str(&mut out, v);
+                }
+                // int64 travels as a string in the JSON mapping.
+                AttrValue::Int(v) => {
+                    let _ = write!(out, "\"intValue\":\"{v}\"");
+                }
+                AttrValue::Bool(v) => {
+                    let _ = write!(out, "\"boolValue\":{v}");
+                }
+            }
+            out.push_str("}}");
+        }
+        out.push_str("],\"status\":");
+        match &s.error {
+            Some(m) => {
+                out.push_str("{\"code\":2,\"message\":");
+                push_json_str(&mut out, m);
+                out.push('}');
+            }
+            None => out.push_str("{\"code\":0}"),
+        }
+        out.push('}');
+    }
+    out.push_str("]}]}]}");
+    out.into_bytes()
 }
 
 impl Exporter {
@@ -245,6 +329,7 @@ impl Exporter {
             metrics,
             endpoint: base.to_string(),
             headers,
+            resource_text: resource(cfg, region, gateway_id).to_string(),
             resource: resource(cfg, region, gateway_id),
         };
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -432,7 +517,7 @@ impl Task {
     async fn send(&self, pending: &mut Pending, all: bool) {
         while !pending.spans.is_empty() {
             let n = pending.spans.len().min(BATCH);
-            let body = encode_spans(&self.target.resource, &pending.spans[..n]);
+            let body = encode_spans(&self.target.resource_text, &pending.spans[..n]);
             match self.post(&self.target.traces, body).await {
                 Ok(()) => {
                     pending.spans.drain(..n);
@@ -749,7 +834,7 @@ mod tests {
             trace_id: [0xab; 16],
             span_id: [1; 8],
             parent_id: Some([2; 8]),
-            name: "GET /echo/x".into(),
+            name: "GET /echo/\"x\"\n\u{1}".into(),
             kind: SpanKind::Server,
             start_ns: 10,
             end_ns: 20,
@@ -759,11 +844,13 @@ mod tests {
             ],
             error: Some("policy/Boom".into()),
         };
-        let body = encode_spans(&json!({}), &[s]);
+        let body = encode_spans("{}", &[s]);
         let v: Json = serde_json::from_slice(&body).unwrap();
         let span = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
         assert_eq!(span["traceId"], "abababababababababababababababab");
         assert_eq!(span["spanId"], "0101010101010101");
+        assert_eq!(span["name"], "GET /echo/\"x\"\n\u{1}");
+        assert!(span["attributes"][1]["value"]["stringValue"] == "echo");
         assert_eq!(span["parentSpanId"], "0202020202020202");
         assert_eq!(span["kind"], 2);
         assert_eq!(span["startTimeUnixNano"], "10");
@@ -799,6 +886,38 @@ mod tests {
         assert_eq!(h["bucketCounts"], json!(["1", "2", "1"]));
         assert_eq!(h["explicitBounds"], json!([0.1, 1.0]));
         assert_eq!(h["attributes"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        // The runtime is never driven: the task does not drain the queue.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let cfg = Config {
+            otlp_endpoint: Some("http://127.0.0.1:9".into()),
+            ..Config::default()
+        };
+        let e = Exporter::start(&cfg, "r", "g").unwrap();
+        let span = SpanData {
+            trace_id: [1; 16],
+            span_id: [1; 8],
+            parent_id: None,
+            name: "x".into(),
+            kind: SpanKind::Server,
+            start_ns: 0,
+            end_ns: 0,
+            attributes: Vec::new(),
+            error: None,
+        };
+        for _ in 0..QUEUE {
+            e.submit(vec![span.clone(), span.clone()]);
+        }
+        assert_eq!(e.dropped(), 0);
+        e.submit(vec![span.clone(), span.clone(), span]);
+        assert_eq!(e.dropped(), 3);
     }
 
     #[test]
