@@ -265,6 +265,36 @@ async fn access_log_query_keeps_the_query_string() {
     assert_eq!(v["path"], "/open/q?a=1&b=two");
     assert_eq!(v["api"], "open");
     assert_eq!(v["product"], "");
+
+    // A subscription key in the query is cut to a 4-character hint, on a
+    // served request and on a refused one.
+    let key = app.standard().await;
+    let r = app
+        .client
+        .get(format!("{}/echo/q?a=1&subscription-key={key}&b=2", app.gw))
+        .header("x-request-id", "req-query-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v = record(&app, "req-query-key").await;
+    assert_eq!(
+        v["path"],
+        format!("/echo/q?a=1&subscription-key={}…&b=2", &key[..4])
+    );
+    let wrong = "wrong-key-0123456789abcdef";
+    let r = app
+        .client
+        .get(format!("{}/echo/q?subscription-key={wrong}", app.gw))
+        .header("x-request-id", "req-query-wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v = record(&app, "req-query-wrong").await;
+    assert_eq!(v["path"], "/echo/q?subscription-key=wron…");
+    let text = log_text(&app);
+    assert!(!text.contains(&key) && !text.contains(wrong), "{text}");
 }
 
 #[tokio::test]

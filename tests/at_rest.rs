@@ -65,6 +65,7 @@ fn count_files(dir: &Path, n: &mut usize) {
 struct Served {
     child: Child,
     listeners: Vec<(String, String)>,
+    stderr: PathBuf,
 }
 
 impl Served {
@@ -83,6 +84,8 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let text = std::fs::read(&self.stderr).unwrap_or_default();
+        common::logscan::record("turnpike serve stderr", &text);
     }
 }
 
@@ -106,7 +109,9 @@ fn serve(dir: &Path, config: &Path, env_key: Option<&str>) -> Result<Served, (Ex
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap());
+    common::logscan::secret("master key", KEY_HEX);
     if let Some(k) = env_key {
+        common::logscan::secret("TURNPIKE_MASTER_KEY", k);
         cmd.env("TURNPIKE_MASTER_KEY", k);
     }
     let mut child = cmd.spawn().unwrap();
@@ -128,13 +133,19 @@ fn serve(dir: &Path, config: &Path, env_key: Option<&str>) -> Result<Served, (Ex
                     listeners.push((name.to_string(), addr.to_string()));
                     if name == "management" {
                         std::thread::spawn(move || for _ in rx {});
-                        return Ok(Served { child, listeners });
+                        return Ok(Served {
+                            child,
+                            listeners,
+                            stderr: stderr_path,
+                        });
                     }
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = child.wait().unwrap();
-                return Err((status, std::fs::read_to_string(&stderr_path).unwrap()));
+                let text = std::fs::read_to_string(&stderr_path).unwrap();
+                common::logscan::record("turnpike serve stderr", text.as_bytes());
+                return Err((status, text));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
@@ -145,6 +156,7 @@ fn serve(dir: &Path, config: &Path, env_key: Option<&str>) -> Result<Served, (Ex
 }
 
 fn config(dir: &Path, node_extra: &str) -> PathBuf {
+    common::logscan::secret("admin key", ADMIN);
     let path = dir.join("config.toml");
     std::fs::write(
         &path,
@@ -178,6 +190,7 @@ impl Admin {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        common::logscan::json(&format!("{method} {path}"), &body);
         let resp = self
             .client
             .request(method.clone(), format!("{}{path}", self.base))
@@ -189,7 +202,9 @@ impl Admin {
         let status = resp.status();
         let text = resp.text().await.unwrap();
         assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        let v = serde_json::from_str(&text).unwrap_or(Value::Null);
+        common::logscan::json(&format!("{method} {path}"), &v);
+        v
     }
 
     async fn put(&self, path: &str, body: Value) -> Value {
@@ -580,11 +595,12 @@ async fn a_secondary_backup_holds_no_secret_and_still_serves() {
 fn init_writes_a_private_master_key_file_outside_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("etc");
-    let out = Command::new(BIN)
-        .args(["init", "--dir", target.to_str().unwrap()])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = common::logscan::output(
+        "turnpike init",
+        Command::new(BIN)
+            .args(["init", "--dir", target.to_str().unwrap()])
+            .current_dir(dir.path()),
+    );
     assert!(out.status.success(), "{out:?}");
     let settings = turnpike::Settings::load(&target.join("config.toml")).unwrap();
     let file = settings.node.master_key_file.unwrap();
@@ -595,6 +611,7 @@ fn init_writes_a_private_master_key_file_outside_the_data_dir() {
     assert_eq!(mode & 0o777, 0o600);
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(turnpike::store::seal::MasterKey::parse(&text).is_ok());
+    common::logscan::secret("generated master key", &text);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains(text.trim()), "the key is never printed");
 }

@@ -612,3 +612,121 @@ async fn children_the_gateway_does_not_run_are_refused_when_written() {
         "{v}"
     );
 }
+
+/// A backend recording each request's `traceparent` and `x-request-id`.
+async fn trace_recorder() -> (SocketAddr, Arc<Mutex<Vec<(String, String)>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let addr = backend::spawn(move |req| {
+        let s = s.clone();
+        async move {
+            let h = |n: &str| {
+                req.headers()
+                    .get(n)
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_default()
+            };
+            s.lock()
+                .unwrap()
+                .push((h("traceparent"), h("x-request-id")));
+            hyper::Response::new(full("{}"))
+        }
+    })
+    .await;
+    (addr, seen)
+}
+
+/// `(trace id, span id)` of a `traceparent`.
+fn trace_parts(tp: &str) -> (String, String) {
+    let p: Vec<&str> = tp.split('-').collect();
+    assert_eq!(p.len(), 4, "traceparent {tp:?}");
+    assert_eq!(p[0], "00", "{tp}");
+    assert_eq!((p[1].len(), p[2].len()), (32, 16), "{tp}");
+    (p[1].to_string(), p[2].to_string())
+}
+
+#[tokio::test]
+async fn send_request_carries_the_request_id_and_a_child_traceparent() {
+    let app = TestApp::spawn().await;
+    let key = api_on(&app, "svc", &app.echo_url()).await;
+    let (target, seen) = trace_recorder().await;
+    policy(
+        &app,
+        "/apis/svc/policy",
+        &format!(
+            r#"<policies>
+  <inbound><base />
+    <send-request mode="new" response-variable-name="a" timeout="10">
+      <set-url>http://{target}/a</set-url>
+    </send-request>
+    <send-request mode="copy" response-variable-name="b" timeout="10">
+      <set-url>http://{target}/b</set-url>
+    </send-request>
+    <send-one-way-request mode="new">
+      <set-url>http://{target}/c</set-url>
+    </send-one-way-request>
+  </inbound>
+  <backend><base /></backend>
+  <outbound><base /></outbound>
+</policies>"#
+        ),
+    )
+    .await;
+    let client_trace = "0af7651916cd43dd8448eb211c80319c";
+    let client_span = "b7ad6b7169203331";
+    let r = app
+        .client
+        .get(format!("{}/svc/x", app.gw))
+        .header("Ocp-Apim-Subscription-Key", &key)
+        .header("x-request-id", "req-callout-7")
+        .header("traceparent", format!("00-{client_trace}-{client_span}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, hop_span) = trace_parts(&header(&r, "traceparent").unwrap());
+    let echoed: Value = r.json().await.unwrap();
+    let backend_tp = echoed["headers"]["traceparent"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| echoed["headers"]["traceparent"][0].as_str().unwrap().into());
+    let (_, backend_span) = trace_parts(&backend_tp);
+    for _ in 0..100 {
+        if seen.lock().unwrap().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let calls = seen.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    let mut spans = vec![client_span.to_string(), hop_span.clone(), backend_span];
+    for (tp, id) in &calls {
+        assert_eq!(id, "req-callout-7", "{calls:?}");
+        let (trace, span) = trace_parts(tp);
+        assert_eq!(trace, client_trace, "{calls:?}");
+        assert!(tp.ends_with("-01"), "sampled flag kept: {tp}");
+        assert!(!spans.contains(&span), "a new span id per call: {calls:?}");
+        spans.push(span);
+    }
+
+    // Without a client trace: the gateway's trace id, a generated request id.
+    seen.lock().unwrap().clear();
+    let r = app.call("/svc/y", Some(&key)).await;
+    assert_eq!(r.status(), 200);
+    let (trace, hop_span) = trace_parts(&header(&r, "traceparent").unwrap());
+    let request_id = header(&r, "x-request-id").unwrap();
+    for _ in 0..100 {
+        if seen.lock().unwrap().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let calls = seen.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for (tp, id) in &calls {
+        assert_eq!(id, &request_id);
+        let (t, s) = trace_parts(tp);
+        assert_eq!(t, trace);
+        assert_ne!(s, hop_span);
+    }
+}

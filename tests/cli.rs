@@ -14,24 +14,21 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_turnpike");
 
 fn turnpike(args: &[&str], cwd: &Path) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
+    common::logscan::output(
+        &format!("turnpike {}", args.first().unwrap_or(&"")),
+        Command::new(BIN).args(args).current_dir(cwd),
+    )
 }
 
 /// A config on loopback port 0 with a fixed admin key.
 fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
     let path = dir.join("c.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[gateway]\nhttp = \"127.0.0.1:0\"\n[management]\nlisten = \"127.0.0.1:0\"\nadmin_key = \"{}\"\n[portal]\nlisten = \"127.0.0.1:0\"\n[telemetry]\naccess_log = false\n{extra}",
-            common::ADMIN
-        ),
-    )
-    .unwrap();
+    let text = format!(
+        "[gateway]\nhttp = \"127.0.0.1:0\"\n[management]\nlisten = \"127.0.0.1:0\"\nadmin_key = \"{}\"\n[portal]\nlisten = \"127.0.0.1:0\"\n[telemetry]\naccess_log = false\n{extra}",
+        common::ADMIN
+    );
+    common::logscan::config("c.toml", &text);
+    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -48,13 +45,22 @@ impl Served {
             .args(args)
             .current_dir(dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let label = format!("turnpike {}", args.first().unwrap_or(&""));
+        let err_label = format!("{label} stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                common::logscan::record(&err_label, line.as_bytes());
+            }
+        });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                common::logscan::record(&label, line.as_bytes());
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -251,6 +257,7 @@ fn example_config_documents_the_defaults() {
         s.telemetry.otlp_metrics_interval,
         d.telemetry.otlp_metrics_interval
     );
+    assert_eq!(s.telemetry.trace_ring_size, d.telemetry.trace_ring_size);
     assert_eq!(
         s.gateway.negotiate_client_certificate,
         d.gateway.negotiate_client_certificate
@@ -304,6 +311,7 @@ fn example_config_documents_the_defaults() {
         "otlp_service_name",
         "otlp_export_interval",
         "otlp_metrics_interval",
+        "trace_ring_size",
     ] {
         assert!(
             text.contains(&format!("{key} =")),
@@ -818,4 +826,72 @@ fn serve_prints_the_https_listener_and_exits_2_on_a_bad_key() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("gateway.key"), "{err}");
     assert!(!err.contains("not a key at all"), "{err}");
+}
+
+/// Access records go to stdout, the diagnostic log to stderr (both in
+/// the JSON format here, so lines can be told apart by their target).
+#[tokio::test]
+async fn access_records_go_to_stdout_and_the_log_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    let text = format!(
+        "[gateway]\nhttp = \"127.0.0.1:0\"\n[management]\nlisten = \"127.0.0.1:0\"\nadmin_key = \"{}\"\n[portal]\nlisten = \"127.0.0.1:0\"\n[telemetry]\nlog_format = \"json\"\naccess_log = true\n",
+        common::ADMIN
+    );
+    common::logscan::config("c.toml", &text);
+    std::fs::write(&config, text).unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env("TURNPIKE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            common::logscan::record("turnpike serve stdout", line.as_bytes());
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut gw = None;
+    while gw.is_none() {
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        if let Some(a) = line.strip_prefix("listening gateway-http ") {
+            gw = Some(a.to_string());
+        }
+    }
+    let r = client()
+        .get(format!("http://{}/nothing-here", gw.unwrap()))
+        .header("x-request-id", "req-stdout-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let access = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("an access record on stdout");
+        if line.contains("req-stdout-1") {
+            break line;
+        }
+    };
+    let v: Value = serde_json::from_str(&access).unwrap();
+    assert_eq!(v["target"], "access", "{access}");
+    assert_eq!(v["status"], 404, "{access}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = std::fs::read_to_string(&stderr_path).unwrap();
+    common::logscan::record("turnpike serve stderr", err.as_bytes());
+    assert!(err.contains("turnpike started"), "{err}");
+    assert!(!err.contains("req-stdout-1"), "{err}");
+    for line in err.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_ne!(v["target"], "access", "{line}");
+    }
 }

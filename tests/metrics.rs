@@ -513,3 +513,109 @@ async fn metrics_listen_serves_a_secondary_with_its_cluster_ages() {
     drop(stop);
     drop(dir);
 }
+
+/// Scrapes until `done` holds for the samples (bodies end, and
+/// connections close, just after the client has read the last byte).
+async fn scrape_until(app: &TestApp, done: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
+    let mut last = vec![];
+    for _ in 0..200 {
+        last = scrape(app).await.1;
+        if done(&last) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    last
+}
+
+#[tokio::test]
+async fn streamed_bytes_client_duration_and_upstream_connections() {
+    use common::backend;
+    let app = TestApp::spawn().await;
+    // A body of unknown length (chunked), on a keep-alive connection.
+    let streaming =
+        backend::spawn(|_req| async move { hyper::Response::new(backend::generated(300_000)) })
+            .await;
+    // A backend that closes every connection after its response.
+    let closing = backend::spawn(|_req| async move {
+        let mut r = hyper::Response::new(backend::full("bye"));
+        r.headers_mut()
+            .insert("connection", "close".parse().unwrap());
+        r
+    })
+    .await;
+    app.api("stream", "stream", &format!("http://{streaming}"))
+        .await;
+    app.api("closing", "closing", &format!("http://{closing}"))
+        .await;
+    app.product("starter", &["stream", "closing"], true).await;
+    let key = app.subscription("s1", "/products/starter").await;
+
+    let (_, before) = scrape(&app).await;
+    let series = [
+        ("api", "stream"),
+        ("operation", "all"),
+        ("product", "starter"),
+        ("status_class", "2xx"),
+    ];
+    for _ in 0..2 {
+        let r = app.call("/stream/big", Some(&key)).await;
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("content-length").is_none());
+        assert_eq!(r.bytes().await.unwrap().len(), 300_000);
+    }
+    let delta = |after: &[Sample], name: &str, want: &[(&str, &str)]| -> f64 {
+        value(after, name, want) - value(&before, name, want)
+    };
+    let after = scrape_until(&app, |s| {
+        delta(s, "turnpike_client_duration_seconds_count", &series) >= 2.0
+    })
+    .await;
+    // Bytes of unknown length are counted as they flow.
+    assert_eq!(
+        delta(&after, "turnpike_response_bytes_total", &series),
+        600_000.0
+    );
+    assert_eq!(
+        delta(&after, "turnpike_client_duration_seconds_count", &series),
+        2.0
+    );
+    let mut inf = series.to_vec();
+    inf.push(("le", "+Inf"));
+    assert_eq!(
+        delta(&after, "turnpike_client_duration_seconds_bucket", &inf),
+        2.0
+    );
+    assert!(delta(&after, "turnpike_client_duration_seconds_sum", &series) > 0.0);
+    // The keep-alive backend's connection stays open in the pool.
+    let s_host = streaming.to_string();
+    let host = [("host", s_host.as_str())];
+    let opened = value(&after, "turnpike_upstream_connections_opened_total", &host);
+    let open = value(&after, "turnpike_upstream_connections", &host);
+    assert!((1.0..=2.0).contains(&opened), "opened {opened}");
+    assert!(open >= 1.0 && open <= opened, "open {open} of {opened}");
+
+    // Each call to the closing backend opens a connection, which closes.
+    let c_host = closing.to_string();
+    let host = [("host", c_host.as_str())];
+    for _ in 0..3 {
+        let r = app.call("/closing/x", Some(&key)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "bye");
+    }
+    let after = scrape_until(&app, |s| {
+        value(s, "turnpike_upstream_connections", &host) == 0.0
+    })
+    .await;
+    assert_eq!(
+        value(&after, "turnpike_upstream_connections_opened_total", &host),
+        3.0
+    );
+    assert_eq!(value(&after, "turnpike_upstream_connections", &host), 0.0);
+    // A known length is counted once, at header time.
+    let closing_series = [("api", "closing"), ("status_class", "2xx")];
+    assert_eq!(
+        value(&after, "turnpike_response_bytes_total", &closing_series),
+        9.0
+    );
+}

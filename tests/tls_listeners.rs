@@ -497,11 +497,12 @@ async fn a_bad_listener_key_stops_start_up_naming_the_file() {
 #[tokio::test]
 async fn init_ca_writes_a_ca_and_a_node_certificate_that_chains_to_it() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["init", "--ca", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = common::logscan::output(
+        "turnpike init --ca",
+        std::process::Command::new(BIN)
+            .args(["init", "--ca", "--dir"])
+            .arg(dir.path()),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(stdout.contains("ca.crt"), "{stdout}");
@@ -563,11 +564,12 @@ async fn init_ca_writes_a_ca_and_a_node_certificate_that_chains_to_it() {
     let again = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(again.path().join("data/tls")).unwrap();
     std::fs::copy(tls.join("ca.crt"), again.path().join("data/tls/ca.crt")).unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["init", "--ca", "--dir"])
-        .arg(again.path())
-        .output()
-        .unwrap();
+    let out = common::logscan::output(
+        "turnpike init --ca",
+        std::process::Command::new(BIN)
+            .args(["init", "--ca", "--dir"])
+            .arg(again.path()),
+    );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     assert!(!again.path().join("config.toml").exists());
@@ -695,7 +697,7 @@ async fn cluster_join_with_ca_cert_writes_a_trusting_secondary() {
             if let Some(ca) = ca {
                 cmd.arg("--ca-cert").arg(ca);
             }
-            cmd.output().unwrap()
+            common::logscan::output("turnpike cluster join", &mut cmd)
         })
     };
     // Without the CA the join refuses the primary's certificate.

@@ -442,6 +442,9 @@ async fn run_primary(
             )
             .with_plaintext_export(settings.cluster.allow_plaintext_export),
         ),
+        traces: Arc::new(crate::telemetry::inspector::TraceRing::new(
+            settings.telemetry.trace_ring_size,
+        )),
     };
 
     let (echo, demo) = if options.demo {
@@ -463,7 +466,9 @@ async fn run_primary(
     listeners.push(("gateway-http", local(&gw_listener, settings.gateway.http)));
     let https = bind_https(&settings, &snapshot).await?;
     let stats = Arc::new(crate::telemetry::RequestStats::default());
-    let gateway = Arc::new(Gateway::new(&settings, snapshot.clone(), stats));
+    let gateway = Arc::new(
+        Gateway::new(&settings, snapshot.clone(), stats).with_traces(mgmt_state.traces.clone()),
+    );
     let telemetry = gateway.telemetry();
     let breakers_of = gateway.clone();
     let otlp_of = Arc::downgrade(&gateway);

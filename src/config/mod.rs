@@ -342,6 +342,9 @@ pub struct Telemetry {
     /// How often the metrics are exported; `0s`: traces only.
     #[serde(deserialize_with = "duration")]
     pub otlp_metrics_interval: Duration,
+    /// How many API inspector traces the gateway keeps in memory (the
+    /// oldest go first; also capped at 16 MiB). 0 turns the inspector off.
+    pub trace_ring_size: usize,
 }
 
 impl Default for Telemetry {
@@ -359,6 +362,7 @@ impl Default for Telemetry {
             otlp_service_name: "turnpike".into(),
             otlp_export_interval: Duration::from_secs(5),
             otlp_metrics_interval: Duration::from_secs(60),
+            trace_ring_size: 100,
         }
     }
 }
@@ -541,6 +545,12 @@ impl Settings {
                     "management.admin_key must be at least 16 characters".into(),
                 ));
             }
+        }
+        if self.telemetry.trace_ring_size > 10_000 {
+            return Err(at(
+                find_key(text, "trace_ring_size"),
+                "telemetry.trace_ring_size must be at most 10000".into(),
+            ));
         }
         if self.cache.internal_max_bytes == 0 {
             return Err(at(
@@ -826,6 +836,18 @@ mod tests {
         assert_eq!(s.management.listen.to_string(), "127.0.0.1:8001");
         assert_eq!(s.cluster.poll_interval, Duration::from_secs(10));
         assert_eq!(*s.node.role.get_ref(), Role::Primary);
+    }
+
+    #[test]
+    fn trace_ring_size_is_checked() {
+        let s = Settings::parse("c.toml", "").unwrap();
+        assert_eq!(s.telemetry.trace_ring_size, 100);
+        let s = Settings::parse("c.toml", "[telemetry]\ntrace_ring_size = 0\n").unwrap();
+        assert_eq!(s.telemetry.trace_ring_size, 0);
+        let e = Settings::parse("c.toml", "[telemetry]\n\ntrace_ring_size = 10001\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = Settings::parse("c.toml", "[telemetry]\ntrace_ring_size = -1\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
     }
 
     #[test]

@@ -93,6 +93,17 @@ impl Start {
     ) -> Response<Body> {
         let mut r = self.record;
         r.status = resp.status().as_u16();
+        // A subscription key sent in the query never reaches the record.
+        let key_query = match (ctx, rejected) {
+            (Some(c), _) => Some(c.api().key_query.as_ref()),
+            (None, Some((_, snap))) => snap
+                .match_api(self.uri.path())
+                .map(|m| m.api.key_query.as_ref()),
+            _ => None,
+        };
+        if r.path.contains('?') {
+            r.path = mask_query_value(&r.path, key_query.unwrap_or("subscription-key"));
+        }
         if let Some(c) = ctx {
             r.api = c.api().id.to_string();
             r.operation = c.operation().id.to_string();
@@ -137,5 +148,45 @@ impl Start {
             }
         }
         resp.map(|b| CountOut::new(b, started, self.bytes_in, log.clone(), r).boxed_unsync())
+    }
+}
+
+/// `path_and_query` with the value of query parameter `name` cut to its
+/// first 4 characters and `…` (a hint, never the key).
+fn mask_query_value(path_and_query: &str, name: &str) -> String {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return path_and_query.to_string();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if k.eq_ignore_ascii_case(name) && v.chars().count() > 4 => {
+                format!("{k}={}…", v.chars().take(4).collect::<String>())
+            }
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", parts.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_query_value;
+
+    #[test]
+    fn the_key_in_the_query_is_cut_to_a_hint() {
+        assert_eq!(
+            mask_query_value(
+                "/a/b?x=1&subscription-key=0123456789abcdef&y=2",
+                "subscription-key"
+            ),
+            "/a/b?x=1&subscription-key=0123…&y=2"
+        );
+        assert_eq!(
+            mask_query_value("/a?code=abcdefgh", "code"),
+            "/a?code=abcd…"
+        );
+        assert_eq!(mask_query_value("/a?k=abc", "k"), "/a?k=abc");
+        assert_eq!(mask_query_value("/a?x=1", "k"), "/a?x=1");
     }
 }

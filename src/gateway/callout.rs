@@ -16,6 +16,7 @@ use super::error::GatewayError;
 use super::pipeline::{buffer_request, header_map, run_steps, scoped, RequestCtx, StepFuture};
 use super::pipeline::{read_capped, MAX_BUFFERED_BODY};
 use super::proxy::{strip_hop_by_hop, Upstream};
+use super::trace_context::{Hop, TraceParent, TRACEPARENT};
 use super::{empty_body, Body};
 use crate::expr::context::{Headers, Message, Response as CtxResponse};
 use crate::policy::builtin::proxy::ProxyTarget;
@@ -33,6 +34,46 @@ use std::time::Duration;
 /// How many `send-one-way-request`s may be in flight at once; more are
 /// dropped with a warning.
 pub const MAX_ONE_WAY_IN_FLIGHT: usize = 256;
+
+/// What a call made by a policy carries of its request's identity: the
+/// request id header and a `traceparent` with the request's trace id and
+/// a new span id per call. A header the policy set itself is kept; a
+/// `traceparent` copied from the request (`mode="copy"`) is replaced by a
+/// child of it.
+#[derive(Debug, Clone)]
+pub struct CallTrace {
+    trace: TraceParent,
+    /// The hop's own `traceparent` text (what `mode="copy"` copies).
+    hop: String,
+    request_id: String,
+    id_header: http::HeaderName,
+}
+
+impl CallTrace {
+    pub fn new(hop: &Hop, id_header: &http::HeaderName) -> CallTrace {
+        CallTrace {
+            trace: hop.trace,
+            hop: String::from_utf8_lossy(hop.traceparent.as_bytes()).into_owned(),
+            request_id: String::from_utf8_lossy(hop.request_id.as_bytes()).into_owned(),
+            id_header: id_header.clone(),
+        }
+    }
+
+    /// `out` with the request id and a child `traceparent`.
+    pub fn apply(&self, mut out: Outgoing) -> Outgoing {
+        let h = &mut out.headers;
+        let own = h
+            .joined(TRACEPARENT.as_str())
+            .is_some_and(|v| v.trim() != self.hop);
+        if !own {
+            h.set(TRACEPARENT.as_str(), self.trace.child().format());
+        }
+        if !h.contains(self.id_header.as_str()) {
+            h.set(self.id_header.as_str(), self.request_id.clone());
+        }
+        out
+    }
+}
 
 /// Fills in where an error happened: the step's name, path and id.
 pub(super) fn locate(mut e: PolicyError, step: &Step) -> PolicyError {
@@ -318,9 +359,10 @@ pub(super) fn run_wait<'a>(
         }
         let api = ctx.api().id.to_string();
         let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
-        let sends = calls
-            .iter()
-            .map(|(_, _, out)| Box::pin(exchange(upstream, &tls, out.clone(), api.as_str())));
+        let sends = calls.iter().map(|(_, _, out)| {
+            let out = ctx.call_trace.apply(out.clone());
+            Box::pin(exchange(upstream, &tls, out, api.as_str()))
+        });
         let results: Vec<(usize, Result<CtxResponse, PolicyError>)> = if any {
             let (first, at, _rest) = futures_util::future::select_all(sends).await;
             vec![(at, first)]

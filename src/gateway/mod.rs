@@ -15,9 +15,11 @@ pub mod callout;
 pub mod error;
 pub mod https;
 pub mod identity;
+pub mod inspector;
 pub mod oidc;
 pub mod otlp;
 pub mod pipeline;
+pub mod pool_gauge;
 pub mod proxy;
 pub mod tls;
 pub mod trace_context;
@@ -83,6 +85,9 @@ pub struct Gateway {
     cache: Arc<Cache>,
     /// OTLP export of spans (`None`: `[telemetry] otlp_endpoint` unset).
     otlp: Option<Arc<crate::telemetry::otlp::Exporter>>,
+    /// The API inspector's finished traces: owned by the gateway, like
+    /// `counters`; read by `GET /mgmt/traces/{id}`.
+    traces: Arc<crate::telemetry::inspector::TraceRing>,
 }
 
 impl Gateway {
@@ -93,9 +98,16 @@ impl Gateway {
         stats: Arc<crate::telemetry::RequestStats>,
     ) -> Gateway {
         let redis = redis_for(settings);
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new(
+            settings.node.data_dir.clone(),
+        ));
         Gateway {
             snapshot,
-            upstream: Upstream::new(&settings.gateway).with_identity(&settings.identity),
+            upstream: Upstream::counted(
+                &settings.gateway,
+                telemetry.prometheus.connections.clone(),
+            )
+            .with_identity(&settings.identity),
             region: settings.node.region.clone(),
             deployment: crate::expr::context::Deployment {
                 region: settings.node.region.clone(),
@@ -114,21 +126,34 @@ impl Gateway {
             .unwrap_or(http::HeaderName::from_static("x-request-id")),
             stats,
             counters: Arc::new(counters_for(redis.clone())),
-            telemetry: Arc::new(crate::telemetry::Telemetry::new(
-                settings.node.data_dir.clone(),
-            )),
+            telemetry,
             cache: Arc::new(cache_for(settings, redis)),
             otlp: crate::telemetry::otlp::Exporter::start(
                 &settings.telemetry,
                 &settings.node.region,
                 settings.cluster.gateway_id.as_deref().unwrap_or("managed"),
             ),
+            traces: Arc::new(crate::telemetry::inspector::TraceRing::new(
+                settings.telemetry.trace_ring_size,
+            )),
         }
     }
 
     /// The OTLP exporter, when `[telemetry] otlp_endpoint` is set.
     pub fn otlp(&self) -> Option<Arc<crate::telemetry::otlp::Exporter>> {
         self.otlp.clone()
+    }
+
+    /// The gateway keeping its traces in `ring` (shared with the
+    /// management API, which serves them).
+    pub fn with_traces(mut self, ring: Arc<crate::telemetry::inspector::TraceRing>) -> Gateway {
+        self.traces = ring;
+        self
+    }
+
+    /// The API inspector's trace ring.
+    pub fn traces(&self) -> Arc<crate::telemetry::inspector::TraceRing> {
+        self.traces.clone()
     }
 
     /// Backends with runtime state and whether their breaker is open (metrics).
@@ -240,7 +265,9 @@ impl Gateway {
         ) {
             Ok(mut ctx) => {
                 ctx.span = span.take();
-                let resp = pipeline::run(&mut ctx, &self.upstream).await;
+                inspector::begin(&mut ctx, &self.traces);
+                let mut resp = pipeline::run(&mut ctx, &self.upstream).await;
+                inspector::end(&mut ctx, &mut resp, &self.traces);
                 (resp, Some(ctx), None)
             }
             Err(err) => (err.into_response(), None, Some(err)),
@@ -250,9 +277,11 @@ impl Gateway {
         if let Some(s) = span.or_else(|| ctx.as_mut().and_then(|c| c.span.take())) {
             otlp::finish(s, &resp, ctx.as_ref(), rejected.as_ref(), &self.deployment);
         }
-        self.telemetry
-            .prometheus
-            .observe(&observed(ctx.as_ref(), &resp, started, request_bytes));
+        let flow = self.telemetry.prometheus.observe_flow(
+            &observed(ctx.as_ref(), &resp, started, request_bytes),
+            !response_length_known(&resp),
+        );
+        let resp = resp.map(|b| crate::telemetry::flow::Metered::new(b, flow).boxed_unsync());
         match (access, &self.access) {
             (Some(a), Some(log)) => {
                 let refused = rejected.as_ref().zip(refused_on.as_deref());
@@ -296,6 +325,14 @@ fn content_length(headers: &http::HeaderMap) -> u64 {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Whether the response body's length is known at header time (exact
+/// size or `Content-Length`); otherwise its bytes are counted as they flow.
+fn response_length_known(resp: &Response<Body>) -> bool {
+    use http_body::Body as _;
+    resp.body().size_hint().exact().is_some()
+        || resp.headers().contains_key(http::header::CONTENT_LENGTH)
 }
 
 /// What the metrics record of one answered request: configuration ids
@@ -575,6 +612,7 @@ fn admit(
         llm: Default::default(),
         cache: cache.clone(),
         cached: Default::default(),
+        trace_log: None,
         peer_cert,
     };
     state.update_url();
@@ -590,8 +628,10 @@ fn admit(
         body: Some(body),
         response_body: None,
         backend_time: Duration::ZERO,
+        call_trace: callout::CallTrace::new(hop, id_header),
         state,
         span: None,
+        inspector: None,
     })
 }
 

@@ -66,10 +66,14 @@ pub struct RequestCtx {
     pub response_body: Option<Body>,
     /// Time spent waiting for backends' response heads (access log).
     pub backend_time: std::time::Duration,
+    /// The request's id and trace context, carried by `send-request`.
+    pub call_trace: super::callout::CallTrace,
     /// What policies see and change: the `context`, backend URL, CORS.
     pub state: State,
     /// The request's OTLP span (`None`: export off or not sampled).
     pub span: Option<Box<super::otlp::RequestSpan>>,
+    /// The API inspector's trace, when a debug token asked for one.
+    pub inspector: Option<Box<super::inspector::Recorder>>,
 }
 
 impl RequestCtx {
@@ -231,6 +235,9 @@ pub(super) fn run_steps<'a>(
         // `Send` depend on a lifetime the checker cannot generalise.
         #[allow(clippy::needless_range_loop)]
         for i in 0..steps.len() {
+            if let Some(r) = ctx.inspector.as_deref_mut() {
+                r.enter(&steps[i], level, section, &ctx.state);
+            }
             let next = next_of(ctx, &steps[i], level, section)?;
             let outcome = match next {
                 Next::Done(o) => o,
@@ -265,6 +272,7 @@ pub(super) fn run_steps<'a>(
                 }
                 Next::Send(s, out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+                    let out = ctx.call_trace.apply(out);
                     let result =
                         super::callout::exchange(upstream, &tls, out, ctx.api().id.as_ref()).await;
                     s.store(&mut ctx.state, result)
@@ -272,6 +280,7 @@ pub(super) fn run_steps<'a>(
                 }
                 Next::Dapr(d, out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+                    let out = ctx.call_trace.apply(out);
                     let result =
                         super::callout::exchange(upstream, &tls, out, ctx.api().id.as_ref()).await;
                     d.store(&mut ctx.state, result)
@@ -279,6 +288,7 @@ pub(super) fn run_steps<'a>(
                 }
                 Next::OneWay(out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+                    let out = ctx.call_trace.apply(out);
                     super::callout::spawn_one_way(upstream, tls, out, ctx.api().id.as_ref());
                     Outcome::Continue
                 }
@@ -338,6 +348,9 @@ pub(super) fn run_steps<'a>(
                     Outcome::Continue
                 }
             };
+            if let Some(r) = ctx.inspector.as_deref_mut() {
+                r.leave(&mut ctx.state, outcome);
+            }
             if outcome == Outcome::Respond {
                 return Ok(Outcome::Respond);
             }
@@ -659,6 +672,10 @@ async fn forward(
             *req.version_mut() = http::Version::HTTP_2;
         }
         let client_span = super::otlp::client_start(ctx, &mut req);
+        if let Some(r) = ctx.inspector.as_deref_mut() {
+            let set = &ctx.state.ctx.request.message.headers;
+            r.backend_request(req.method().as_str(), &url, req.headers(), set);
+        }
         let sent = std::time::Instant::now();
         let resp = super::callout::forward_send(
             upstream,
@@ -672,6 +689,9 @@ async fn forward(
         ctx.backend_time += sent.elapsed();
         if let Some(mark) = client_span {
             super::otlp::client_end(ctx, mark, &url, &resp);
+        }
+        if let Some(r) = ctx.inspector.as_deref_mut() {
+            r.backend_response(&resp, sent.elapsed());
         }
         if let Some(sel) = &selected {
             match &resp {
@@ -839,6 +859,9 @@ async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream)
             e.message
         );
     }
+    if let Some(r) = ctx.inspector.as_deref_mut() {
+        r.failed(&e, &ctx.state);
+    }
     ctx.state.ctx.last_error = Some(LastError {
         source: e.source.clone(),
         reason: e.reason.clone(),
@@ -872,6 +895,9 @@ async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream)
     match run_section(ctx, &snap, upstream, Section::OnError, true).await {
         Ok(_) => finalize(ctx),
         Err(e2) => {
+            if let Some(r) = ctx.inspector.as_deref_mut() {
+                r.failed(&e2, &ctx.state);
+            }
             // A failure inside on-error: the default response for it.
             crate::policy::builtin::llm::settle(&mut ctx.state);
             counting::settle(&mut ctx.state);

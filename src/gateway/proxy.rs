@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<super::pool_gauge::Counting<HttpConnector>>;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -69,6 +69,14 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(cfg: &GatewayConfig) -> Upstream {
+        Upstream::counted(cfg, Arc::default())
+    }
+
+    /// The client, counting its open connections into `gauge`.
+    pub fn counted(
+        cfg: &GatewayConfig,
+        gauge: Arc<crate::telemetry::flow::Connections>,
+    ) -> Upstream {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(cfg.connect_timeout));
@@ -78,7 +86,7 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(http);
+            .wrap_connector(super::pool_gauge::Counting::new(http, gauge.clone()));
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -92,10 +100,10 @@ impl Upstream {
             one_way: Arc::new(tokio::sync::Semaphore::new(
                 super::callout::MAX_ONE_WAY_IN_FLIGHT,
             )),
-            tls: Arc::new(super::tls::Clients::new(
-                cfg.connect_timeout,
-                cfg.pool_max_idle_per_host,
-            )),
+            tls: Arc::new(
+                super::tls::Clients::new(cfg.connect_timeout, cfg.pool_max_idle_per_host)
+                    .counting(gauge),
+            ),
         }
     }
 

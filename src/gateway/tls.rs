@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<super::pool_gauge::Counting<HttpConnector>>;
 pub(super) type HttpClient = Client<Connector, Body>;
 
 /// Distinct clients kept at most (certificates replaced over time leave
@@ -124,15 +124,24 @@ pub struct Clients {
     building: Mutex<()>,
     connect_timeout: Duration,
     pool_max_idle_per_host: usize,
+    /// Where their connections are counted.
+    gauge: Arc<crate::telemetry::flow::Connections>,
 }
 
 impl Clients {
+    /// Counts the connections of these clients into `gauge`.
+    pub fn counting(mut self, gauge: Arc<crate::telemetry::flow::Connections>) -> Clients {
+        self.gauge = gauge;
+        self
+    }
+
     pub fn new(connect_timeout: Duration, pool_max_idle_per_host: usize) -> Clients {
         Clients {
             map: ArcSwap::from_pointee(HashMap::new()),
             building: Mutex::new(()),
             connect_timeout,
             pool_max_idle_per_host,
+            gauge: Arc::default(),
         }
     }
 
@@ -199,7 +208,10 @@ impl Clients {
                 .with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(n.clone())),
             None => builder,
         };
-        let https = builder.enable_http1().enable_http2().wrap_connector(http);
+        let https = builder
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(super::pool_gauge::Counting::new(http, self.gauge.clone()));
         Ok(Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(self.pool_max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))

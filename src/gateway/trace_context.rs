@@ -72,6 +72,16 @@ impl TraceParent {
         s
     }
 
+    /// A child of this context: the same trace id and flags, a new span
+    /// id (what a call made on behalf of the request carries).
+    pub fn child(&self) -> TraceParent {
+        TraceParent {
+            trace_id: self.trace_id,
+            parent_id: random(),
+            flags: self.flags,
+        }
+    }
+
     /// The trace id as 32 lowercase hex digits.
     pub fn trace_id_hex(&self) -> String {
         let mut s = String::with_capacity(32);

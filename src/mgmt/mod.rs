@@ -23,6 +23,7 @@ mod directory;
 pub mod gateways;
 mod hostnames;
 mod import;
+mod inspector;
 mod loggers;
 pub mod metrics;
 mod policies;
@@ -49,6 +50,8 @@ pub struct MgmtState {
     pub max_body: usize,
     /// The primary's side of the cluster protocol.
     pub cluster: Arc<cluster::ClusterSide>,
+    /// The gateway's API inspector traces (`GET /mgmt/traces/{id}`).
+    pub traces: Arc<crate::telemetry::inspector::TraceRing>,
 }
 
 impl IntoResponse for ApiError {
@@ -117,6 +120,8 @@ pub fn router(state: MgmtState) -> Router {
                 .delete(policies::delete_operation),
         )
         .route("/apis/{id}/products", get(products::products_of_api))
+        .route("/apis/{id}/debug-token", post(inspector::debug_token))
+        .route("/traces/{id}", get(inspector::get_trace))
         .route("/products", get(list::<Product>))
         .route(
             "/products/{id}",

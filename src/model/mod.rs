@@ -9,6 +9,7 @@
 
 mod certificate;
 pub mod credentials;
+pub mod debug_token;
 pub mod duration;
 pub mod export;
 mod gateway;
@@ -23,7 +24,7 @@ pub use hostname::*;
 pub use logger::*;
 pub use resources::*;
 
-use crate::error::Detail;
+use crate::error::{Detail, Secret};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -131,6 +132,11 @@ pub struct Catalog {
     /// user id → portal sign-in credentials (primary only, never exported).
     #[serde(skip)]
     pub user_credentials: BTreeMap<String, UserCredentials>,
+    /// The API inspector's token signing key (created by the first
+    /// `POST /mgmt/apis/{id}/debug-token`; exported, so secondaries verify
+    /// debug tokens too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_key: Option<Secret>,
 }
 
 /// One write to the configuration: `Some` puts, `None` (or `false` for a
@@ -158,6 +164,7 @@ pub enum Change {
     Logger(String, Option<Logger>),
     Certificate(String, Option<Certificate>),
     Hostname(String, Option<Hostname>),
+    DebugKey(Option<Secret>),
 }
 
 /// A persisted record could not be read back.
@@ -228,6 +235,7 @@ impl Change {
             Change::Logger(id, v) => (format!("logger/{id}"), opt(v)),
             Change::Certificate(id, v) => (format!("certificate/{id}"), opt(v)),
             Change::Hostname(host, v) => (format!("hostname/{host}"), opt(v)),
+            Change::DebugKey(v) => ("debug-key/signing".to_string(), opt(v)),
         }
     }
 }
@@ -293,6 +301,7 @@ impl Catalog {
             Change::Logger(id, v) => put_or_remove(&mut self.loggers, id, v),
             Change::Certificate(id, v) => put_or_remove(&mut self.certificates, id, v),
             Change::Hostname(host, v) => put_or_remove(&mut self.hostnames, host, v),
+            Change::DebugKey(v) => self.debug_key = v.clone(),
         }
     }
 
@@ -351,6 +360,7 @@ impl Catalog {
             "logger" => Change::Logger(id, de(bytes).map_err(err)?),
             "certificate" => Change::Certificate(id, de(bytes).map_err(err)?),
             "hostname" => Change::Hostname(id, de(bytes).map_err(err)?),
+            "debug-key" => Change::DebugKey(de(bytes).map_err(err)?),
             other => return Err(err(format!("unknown kind {other:?}"))),
         };
         self.apply(&change);
@@ -432,6 +442,9 @@ impl Catalog {
         }
         for (host, v) in &self.hostnames {
             changes.push(Change::Hostname(host.clone(), Some(v.clone())));
+        }
+        if let Some(k) = &self.debug_key {
+            changes.push(Change::DebugKey(Some(k.clone())));
         }
         changes
             .iter()

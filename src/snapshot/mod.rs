@@ -177,6 +177,11 @@ pub struct Snapshot {
     pub client_trust: Arc<crate::policy::builtin::validate_client_certificate::Trust>,
     /// Custom hostnames of the HTTPS listener (certificates by SNI).
     pub hostnames: Arc<crate::tls::sni::HostTable>,
+    /// The API inspector's debug-token key (`None` until a first token).
+    pub debug_key: Option<Arc<crate::model::debug_token::DebugKey>>,
+    /// Values of secret named values: a trace masks them wherever they
+    /// appear.
+    pub secret_values: Arc<Vec<String>>,
 }
 
 /// The API a request path selects, and the path after the API's path.
@@ -627,6 +632,18 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
     }
     snap.loggers = Arc::new(loggers);
     snap.hostnames = Arc::new(hostnames::compile(catalog, &certs, &mut problems));
+    snap.debug_key = catalog
+        .debug_key
+        .as_ref()
+        .map(|k| Arc::new(crate::model::debug_token::DebugKey::new(k)));
+    snap.secret_values = Arc::new(
+        catalog
+            .named_values
+            .values()
+            .filter(|nv| nv.secret)
+            .map(|nv| nv.value.expose().to_string())
+            .collect(),
+    );
     snap.disabled_regions = catalog
         .locations
         .iter()

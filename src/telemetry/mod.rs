@@ -1,7 +1,8 @@
 //! Logging setup and the shared log vocabulary.
 //!
 //! Owns: the `tracing` subscriber (pretty or JSON, `RUST_LOG`-style filters
-//! through `TURNPIKE_LOG` or `RUST_LOG`, default `info`), and the access-log
+//! through `TURNPIKE_LOG` or `RUST_LOG`, default `info`; access records on
+//! stdout, everything else on stderr), and the access-log
 //! target name, the build's version string, and the gateway's request
 //! counters. Fields first, then the message; never a secret.
 
@@ -54,14 +55,25 @@ pub fn init(format: LogFormat) {
         .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(split_writer());
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
 
+/// Where events go: access records (target [`ACCESS_TARGET`]) to stdout,
+/// the diagnostic log to stderr.
+fn split_writer() -> impl for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    std::io::stdout
+        .with_filter(|m: &tracing::Metadata<'_>| m.target() == ACCESS_TARGET)
+        .or_else(std::io::stderr)
+}
+
 pub mod access;
+pub mod flow;
+pub mod inspector;
 pub mod loggers;
 pub mod otlp;
 pub mod prometheus;

@@ -69,14 +69,17 @@ pub struct RequestCell {
     duration: Histogram,
     backend: Histogram,
     request_bytes: AtomicU64,
-    response_bytes: AtomicU64,
+    /// Shared with a streamed body's [`Metered`](super::flow::Metered).
+    response_bytes: Arc<AtomicU64>,
+    /// Response head to body end.
+    client: Arc<Histogram>,
 }
 
 /// One series: its label values and its cell.
 #[derive(Debug)]
-struct Entry<C> {
-    labels: Box<[Box<str>]>,
-    cell: C,
+pub(super) struct Entry<C> {
+    pub(super) labels: Box<[Box<str>]>,
+    pub(super) cell: C,
 }
 
 /// A metric family: label values → cell, lock-free to read.
@@ -158,7 +161,7 @@ impl<C: Default> Family<C> {
     }
 
     /// Every series, sorted by label values.
-    fn entries(&self) -> Vec<Arc<Entry<C>>> {
+    pub(super) fn entries(&self) -> Vec<Arc<Entry<C>>> {
         let mut out: Vec<_> = self.map.load().values().flatten().cloned().collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
@@ -197,6 +200,9 @@ pub struct Metrics {
     rejections: Family<AtomicU64>,
     /// `api`, `result`.
     cache: Family<AtomicU64>,
+    /// Open upstream connections by `host:port` (shared with the
+    /// gateway's connector).
+    pub connections: Arc<super::flow::Connections>,
 }
 
 /// `2xx` … for a status code.
@@ -214,7 +220,20 @@ pub fn status_class(status: u16) -> &'static str {
 impl Metrics {
     /// Records one answered request.
     pub fn observe(&self, o: &Observed<'_>) {
+        let _ = self.observe_flow(o, false);
+    }
+
+    /// Records one answered request like [`Metrics::observe`] and returns
+    /// where its body's late measurements go: the client duration, and
+    /// the bytes sent when `count_bytes` (the length was unknown at head
+    /// time). `None` past the family's series cap.
+    pub fn observe_flow(
+        &self,
+        o: &Observed<'_>,
+        count_bytes: bool,
+    ) -> Option<super::flow::FlowSink> {
         let labels = [o.api, o.operation, o.product, status_class(o.status)];
+        let mut sink = None;
         self.requests.with(&labels, |c| {
             c.requests.fetch_add(1, Relaxed);
             c.duration.observe(o.total);
@@ -223,7 +242,12 @@ impl Metrics {
             }
             c.request_bytes.fetch_add(o.request_bytes, Relaxed);
             c.response_bytes.fetch_add(o.response_bytes, Relaxed);
+            sink = Some(super::flow::FlowSink {
+                client: c.client.clone(),
+                bytes: count_bytes.then(|| c.response_bytes.clone()),
+            });
         });
+        sink
     }
 
     /// Counts a request refused by a limit policy (`rate-limit`, `quota`, …).
@@ -425,6 +449,22 @@ pub fn render(metrics: &Metrics, custom: &Registry, node: &NodeInfo<'_>) -> Stri
     }
     header(
         &mut out,
+        "turnpike_client_duration_seconds",
+        "histogram",
+        "Time from response headers to the end of the response body (sending to the client).",
+    );
+    for (e, l) in requests.iter().zip(&refs) {
+        if e.cell.client.count() > 0 {
+            histogram(
+                &mut out,
+                "turnpike_client_duration_seconds",
+                l,
+                &e.cell.client,
+            );
+        }
+    }
+    header(
+        &mut out,
         "turnpike_request_bytes_total",
         "counter",
         "Request body bytes declared by Content-Length.",
@@ -441,7 +481,7 @@ pub fn render(metrics: &Metrics, custom: &Registry, node: &NodeInfo<'_>) -> Stri
         &mut out,
         "turnpike_response_bytes_total",
         "counter",
-        "Response body bytes known at response header time.",
+        "Response body bytes: the length known at response header time, else the bytes sent.",
     );
     for (e, l) in requests.iter().zip(&refs) {
         sample(
@@ -494,6 +534,35 @@ pub fn render(metrics: &Metrics, custom: &Registry, node: &NodeInfo<'_>) -> Stri
             u8::from(*open),
         );
     }
+    let conns = metrics.connections.read();
+    header(
+        &mut out,
+        "turnpike_upstream_connections",
+        "gauge",
+        "Open upstream connections (in use or idle in the pool) by backend host:port.",
+    );
+    for (h, open, _) in &conns {
+        sample(
+            &mut out,
+            "turnpike_upstream_connections",
+            &[("host", h)],
+            open,
+        );
+    }
+    header(
+        &mut out,
+        "turnpike_upstream_connections_opened_total",
+        "counter",
+        "Upstream connections opened by backend host:port.",
+    );
+    for (h, _, opened) in &conns {
+        sample(
+            &mut out,
+            "turnpike_upstream_connections_opened_total",
+            &[("host", h)],
+            opened,
+        );
+    }
     for (name, help, v) in [
         (
             "turnpike_cluster_last_sync_age_seconds",
@@ -520,6 +589,7 @@ pub fn render(metrics: &Metrics, custom: &Registry, node: &NodeInfo<'_>) -> Stri
     let dropped = metrics.requests.dropped()
         + metrics.rejections.dropped()
         + metrics.cache.dropped()
+        + metrics.connections.family.dropped()
         + custom.dropped();
     sample(&mut out, "turnpike_series_dropped_total", &[], dropped);
 

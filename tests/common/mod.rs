@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod chrome;
 pub mod large_spec;
+pub mod logscan;
 pub mod portal;
 pub mod procs;
 pub mod redis;
@@ -26,6 +27,8 @@ pub struct TestApp {
     pub dir: Option<tempfile::TempDir>,
     running: Option<Running>,
     _echo_stop: Trigger,
+    /// The access-log file and logger files the scan reads at the end.
+    written_logs: Vec<std::path::PathBuf>,
 }
 
 pub fn test_settings(dir: &std::path::Path) -> Settings {
@@ -52,6 +55,10 @@ impl TestApp {
     }
 
     pub async fn start(dir: tempfile::TempDir, settings: Settings) -> TestApp {
+        logscan::install();
+        logscan::settings(&settings);
+        let key_files = logscan::key_files(&settings);
+        let written_logs = logscan::written_logs(&settings);
         let (_t, never) = shutdown::channel();
         std::mem::forget(_t);
         let running = turnpike::run(settings, Options::default(), never)
@@ -59,6 +66,7 @@ impl TestApp {
             .unwrap();
         let (echo_stop, echo_rx) = shutdown::channel();
         let echo = turnpike::app::echo::spawn(echo_rx).await.unwrap();
+        logscan::master_key(&key_files);
         TestApp {
             gw: format!("http://{}", running.addr("gateway-http").unwrap()),
             mgmt: format!("http://{}/mgmt", running.addr("management").unwrap()),
@@ -68,6 +76,7 @@ impl TestApp {
             dir: Some(dir),
             running: Some(running),
             _echo_stop: echo_stop,
+            written_logs,
         }
     }
 
@@ -77,6 +86,7 @@ impl TestApp {
             r.shutdown();
             r.wait().await;
         }
+        logscan::record_files(&std::mem::take(&mut self.written_logs));
         self.dir.take().unwrap()
     }
 
@@ -101,24 +111,31 @@ impl TestApp {
     }
 
     pub async fn put(&self, path: &str, body: Value) -> reqwest::Response {
-        self.req(reqwest::Method::PUT, path)
+        logscan::json(&format!("PUT {path}"), &body);
+        let r = self
+            .req(reqwest::Method::PUT, path)
             .json(&body)
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        logscan::response(&format!("PUT {path}"), r).await
     }
 
     pub async fn put_xml(&self, path: &str, xml: &str) -> reqwest::Response {
-        self.req(reqwest::Method::PUT, path)
+        logscan::policy_xml(&format!("PUT {path}"), xml);
+        let r = self
+            .req(reqwest::Method::PUT, path)
             .header("content-type", "application/xml")
             .body(xml.to_string())
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        logscan::response(&format!("PUT {path}"), r).await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.req(reqwest::Method::GET, path).send().await.unwrap()
+        let r = self.req(reqwest::Method::GET, path).send().await.unwrap();
+        logscan::response(&format!("GET {path}"), r).await
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
@@ -129,7 +146,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str) -> reqwest::Response {
-        self.req(reqwest::Method::POST, path).send().await.unwrap()
+        let r = self.req(reqwest::Method::POST, path).send().await.unwrap();
+        logscan::response(&format!("POST {path}"), r).await
     }
 
     /// PUT that must succeed; returns the body.
@@ -219,6 +237,7 @@ impl Drop for TestApp {
         if let Some(r) = &self.running {
             r.shutdown();
         }
+        logscan::record_files(&self.written_logs);
     }
 }
 

@@ -31,6 +31,7 @@ pub fn write_config(dir: &Path, name: &str, config: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap();
+    super::logscan::config(&format!("{name}.toml"), config);
     path
 }
 
@@ -46,7 +47,7 @@ fn command(prefix: &[&str], config: &Path, log: &Path) -> Command {
     cmd.arg("serve")
         .arg("--config")
         .arg(config)
-        .env("TURNPIKE_LOG", "info")
+        .env("TURNPIKE_LOG", "info,turnpike=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap());
@@ -73,8 +74,10 @@ impl Proc {
         let mut child = command(prefix, &path, &log).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let label = format!("{name} stdout");
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                super::logscan::record(&label, line.as_bytes());
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -130,7 +133,9 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        (status, std::fs::read_to_string(&log).unwrap_or_default())
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        super::logscan::record(&format!("{name} stderr"), text.as_bytes());
+        (status, text)
     }
 
     pub fn addr(&self, listener: &str) -> SocketAddr {
@@ -166,7 +171,13 @@ impl Proc {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            self.record_log();
         }
+    }
+
+    /// Appends what the process logged to the suite's capture.
+    fn record_log(&self) {
+        super::logscan::record(&format!("{} stderr", self.name), self.log_text().as_bytes());
     }
 
     /// SIGTERM and wait for the exit.
@@ -179,11 +190,14 @@ impl Proc {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(s)) = c.try_wait() {
+                self.record_log();
                 return Some(s);
             }
             if Instant::now() > deadline {
                 let _ = c.kill();
-                return c.wait().ok();
+                let s = c.wait().ok();
+                self.record_log();
+                return s;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

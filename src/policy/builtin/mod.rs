@@ -304,6 +304,9 @@ pub struct State {
     pub peer_cert: Option<Arc<crate::model::PeerCert>>,
     /// What `cache-lookup` found, for `cache-store` and the pipeline.
     pub cached: caching::Lookup,
+    /// `trace` messages for the API inspector: `Some` only while a debug
+    /// token traces the request.
+    pub trace_log: Option<Vec<trace::Message>>,
 }
 
 impl State {
@@ -1089,6 +1092,7 @@ pub fn test_state(section: Section) -> State {
         cache: shared_test_cache(),
         cached: caching::Lookup::default(),
         peer_cert: None,
+        trace_log: None,
     }
 }
 

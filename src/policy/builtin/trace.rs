@@ -2,13 +2,23 @@
 //! records a message for this request (`context` traces, and the debug
 //! log) and counts it in the gateway's metrics registry (namespace
 //! `turnpike`, metric `trace`, dimensions `source` and `severity`, default
-//! severity `verbose`). Sections: all.
+//! severity `verbose`). Sections: all. While the API inspector traces the
+//! request, the message also goes into the trace (`State::trace_log`).
 
 use super::{Compiler, Outcome, PolicyError, Section, State, Val};
 use crate::policy::xml::Element;
 
 /// The sections this policy may appear in.
 pub const SECTIONS: &[Section] = &Section::ALL;
+
+/// One `trace` message as the API inspector shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub source: String,
+    pub severity: String,
+    pub message: String,
+    pub metadata: Vec<(String, String)>,
+}
 
 #[derive(Debug)]
 pub struct Trace {
@@ -44,8 +54,22 @@ impl Trace {
 
     pub fn apply(&self, st: &mut State) -> Result<Outcome, PolicyError> {
         let mut text = self.message.text(st)?;
+        // Structured copies only while the inspector traces the request.
+        let mut inspected = st.trace_log.is_some().then(|| Message {
+            source: self.source.clone(),
+            severity: self.severity.clone(),
+            message: text.clone(),
+            metadata: Vec::with_capacity(self.metadata.len()),
+        });
         for (n, v) in &self.metadata {
-            text.push_str(&format!(" {n}={}", v.text(st)?));
+            let v = v.text(st)?;
+            text.push_str(&format!(" {n}={v}"));
+            if let Some(m) = inspected.as_mut() {
+                m.metadata.push((n.clone(), v));
+            }
+        }
+        if let (Some(log), Some(m)) = (st.trace_log.as_mut(), inspected) {
+            log.push(m);
         }
         tracing::debug!(source = %self.source, message = %text, "trace policy");
         st.ctx.traces.push((self.source.clone(), text));
@@ -78,5 +102,24 @@ mod tests {
             &[("source", "t"), ("severity", "information")],
         );
         assert_eq!(counted, (1, 1.0));
+        assert_eq!(st.trace_log, None, "nothing structured when not inspected");
+    }
+
+    #[test]
+    fn inspected_requests_get_structured_messages() {
+        let doc = test_doc(r#"<policies><inbound><trace source="t"><message>m</message><metadata name="k" value="@("v" + 1)" /></trace></inbound></policies>"#).unwrap();
+        let mut st = test_state(Section::Inbound);
+        st.trace_log = Some(Vec::new());
+        run_plain(doc.section(Section::Inbound).unwrap(), &mut st).unwrap();
+        assert_eq!(
+            st.trace_log,
+            Some(vec![trace::Message {
+                source: "t".into(),
+                severity: "verbose".into(),
+                message: "m".into(),
+                metadata: vec![("k".into(), "v1".into())],
+            }])
+        );
+        assert_eq!(st.ctx.traces, vec![("t".to_string(), "m k=v1".to_string())]);
     }
 }
