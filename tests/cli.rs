@@ -246,6 +246,17 @@ fn example_config_documents_the_defaults() {
     assert_eq!(s.telemetry.access_log, d.telemetry.access_log);
     assert_eq!(s.telemetry.access_log_query, d.telemetry.access_log_query);
     assert_eq!(s.telemetry.request_id_header, d.telemetry.request_id_header);
+    assert_eq!(s.telemetry.otlp_endpoint, d.telemetry.otlp_endpoint);
+    assert_eq!(s.telemetry.otlp_sample_ratio, d.telemetry.otlp_sample_ratio);
+    assert_eq!(s.telemetry.otlp_service_name, d.telemetry.otlp_service_name);
+    assert_eq!(
+        s.telemetry.otlp_export_interval,
+        d.telemetry.otlp_export_interval
+    );
+    assert_eq!(
+        s.telemetry.otlp_metrics_interval,
+        d.telemetry.otlp_metrics_interval
+    );
     assert_eq!(s.telemetry.trace_ring_size, d.telemetry.trace_ring_size);
     assert_eq!(
         s.gateway.negotiate_client_certificate,
@@ -306,6 +317,12 @@ fn example_config_documents_the_defaults() {
         "max_bytes",
         "flush_interval",
         "max_keys_per_minute",
+        "otlp_endpoint",
+        "otlp_headers",
+        "otlp_sample_ratio",
+        "otlp_service_name",
+        "otlp_export_interval",
+        "otlp_metrics_interval",
         "trace_ring_size",
     ] {
         assert!(

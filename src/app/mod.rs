@@ -367,6 +367,7 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
         breakers: Arc::new(move || breakers_of.breaker_states()),
         ages: Some(Arc::new(move || ages_of.ages())),
     };
+    otlp_metrics(&Arc::downgrade(&gateway), &scrape);
     metrics_listener(&settings, scrape, &internal, &mut listeners, &mut tasks).await?;
     if let Some((listener, addr, acceptor)) = https {
         listeners.push(("gateway-https", addr));
@@ -513,6 +514,7 @@ async fn run_primary(
     }
     let telemetry = gateway.telemetry();
     let breakers_of = gateway.clone();
+    let otlp_of = Arc::downgrade(&gateway);
     if let Some((listener, addr, acceptor)) = https {
         listeners.push(("gateway-https", addr));
         tasks.push(tokio::spawn(gateway.clone().serve_https(
@@ -553,6 +555,7 @@ async fn run_primary(
         breakers: Arc::new(move || breakers_of.breaker_states()),
         ages: None,
     };
+    otlp_metrics(&otlp_of, &scrape);
     metrics_listener(
         &settings,
         scrape.clone(),
@@ -669,6 +672,24 @@ async fn run_primary(
         trigger,
         grace,
     })
+}
+
+/// Exports the `/metrics` series over OTLP when `[telemetry]
+/// otlp_endpoint` is set.
+/// The exporter lives in the gateway: the render holds it weakly.
+fn otlp_metrics(gateway: &std::sync::Weak<Gateway>, scrape: &mgmt::metrics::Scrape) {
+    if let Some(otlp) = gateway.upgrade().and_then(|g| g.otlp()) {
+        let weak = gateway.clone();
+        let scrape = mgmt::metrics::Scrape {
+            breakers: Arc::new(move || {
+                weak.upgrade()
+                    .map(|g| g.breaker_states())
+                    .unwrap_or_default()
+            }),
+            ..scrape.clone()
+        };
+        otlp.export_metrics(Arc::new(move || mgmt::metrics::text(&scrape)));
+    }
 }
 
 /// Binds `[telemetry] metrics_listen` when set and serves `GET /metrics` on it.

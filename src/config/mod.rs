@@ -357,6 +357,23 @@ pub struct Telemetry {
     /// A listener of its own for `GET /metrics` (the management listener
     /// serves it too, on a primary); the only way a secondary exposes it.
     pub metrics_listen: Option<SocketAddr>,
+    /// OTLP/HTTP collector base URL (`/v1/traces`, `/v1/metrics` are
+    /// appended); absent: no OTLP export.
+    pub otlp_endpoint: Option<String>,
+    /// Headers sent with every export (e.g. a SaaS collector's API key).
+    /// Secrets: never logged.
+    pub otlp_headers: std::collections::BTreeMap<String, Secret>,
+    /// Share of new traces sampled (0..=1); a client's `traceparent`
+    /// decides for the traces it continues (parent-based).
+    pub otlp_sample_ratio: f64,
+    /// The resource's `service.name`.
+    pub otlp_service_name: String,
+    /// How often queued spans are sent (sooner when 512 are queued).
+    #[serde(deserialize_with = "duration")]
+    pub otlp_export_interval: Duration,
+    /// How often the metrics are exported; `0s`: traces only.
+    #[serde(deserialize_with = "duration")]
+    pub otlp_metrics_interval: Duration,
     /// How many API inspector traces the gateway keeps in memory (the
     /// oldest go first; also capped at 16 MiB). 0 turns the inspector off.
     pub trace_ring_size: usize,
@@ -371,6 +388,12 @@ impl Default for Telemetry {
             access_log_query: false,
             request_id_header: "x-request-id".into(),
             metrics_listen: None,
+            otlp_endpoint: None,
+            otlp_headers: Default::default(),
+            otlp_sample_ratio: 1.0,
+            otlp_service_name: "turnpike".into(),
+            otlp_export_interval: Duration::from_secs(5),
+            otlp_metrics_interval: Duration::from_secs(60),
             trace_ring_size: 100,
         }
     }
@@ -683,6 +706,9 @@ impl Settings {
                 "analytics.max_keys_per_minute must be at least 1".into(),
             ));
         }
+        if let Err((key, message)) = otlp_check(&self.telemetry) {
+            return Err(at(find_key_in(text, "telemetry", key), message));
+        }
         if self.management.max_body_bytes == 0 {
             return Err(at(
                 find_key(text, "max_body_bytes"),
@@ -696,6 +722,69 @@ impl Settings {
     pub fn defaults() -> Settings {
         Settings::default()
     }
+}
+
+/// Checks the `[telemetry] otlp_*` keys: `Err((key, message))`. A
+/// header's value is never quoted (it is a secret).
+fn otlp_check(t: &Telemetry) -> Result<(), (&'static str, String)> {
+    if let Some(e) = &t.otlp_endpoint {
+        let ok = e
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|u| {
+                matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.authority().is_some_and(|a| !a.as_str().contains('@'))
+                    && u.query().is_none()
+            })
+            .is_some();
+        if !ok {
+            return Err((
+                "otlp_endpoint",
+                format!(
+                    "telemetry.otlp_endpoint must be an http(s) URL without credentials or query \
+                     (got {e:?})"
+                ),
+            ));
+        }
+    }
+    if !(0.0..=1.0).contains(&t.otlp_sample_ratio) {
+        return Err((
+            "otlp_sample_ratio",
+            format!(
+                "telemetry.otlp_sample_ratio must be between 0 and 1 (got {})",
+                t.otlp_sample_ratio
+            ),
+        ));
+    }
+    if t.otlp_service_name.trim().is_empty() {
+        return Err((
+            "otlp_service_name",
+            "telemetry.otlp_service_name must not be empty".into(),
+        ));
+    }
+    if t.otlp_export_interval.is_zero() {
+        return Err((
+            "otlp_export_interval",
+            "telemetry.otlp_export_interval must be greater than 0".into(),
+        ));
+    }
+    for (name, value) in &t.otlp_headers {
+        if http::HeaderName::try_from(name.as_str()).is_err() {
+            return Err((
+                "otlp_headers",
+                format!("telemetry.otlp_headers: {name:?} is not an HTTP header name"),
+            ));
+        }
+        if http::HeaderValue::try_from(value.expose()).is_err() {
+            return Err((
+                "otlp_headers",
+                format!(
+                    "telemetry.otlp_headers: the value of {name:?} is not a valid header value"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// 1-based line number of byte `offset` in `text`.
@@ -877,6 +966,81 @@ mod tests {
         let e = Settings::parse("c.toml", "[telemetry]\n\nmetrics_listen = 9464\n").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         assert!(Settings::defaults().telemetry.metrics_listen.is_none());
+    }
+
+    #[test]
+    fn otlp_keys_are_checked() {
+        let d = Settings::defaults().telemetry;
+        assert!(d.otlp_endpoint.is_none());
+        assert_eq!(d.otlp_sample_ratio, 1.0);
+        assert_eq!(d.otlp_service_name, "turnpike");
+        let s = Settings::parse(
+            "c.toml",
+            "[telemetry]\notlp_endpoint = \"http://collector:4318\"\notlp_sample_ratio = 0.25\n\
+             otlp_metrics_interval = \"0s\"\notlp_headers = { \"x-api-key\" = \"hunter2\" }\n",
+        )
+        .unwrap();
+        assert_eq!(s.telemetry.otlp_sample_ratio, 0.25);
+        assert!(!format!("{s:?}").contains("hunter2"));
+        for (text, line, needle) in [
+            (
+                "[telemetry]\n\notlp_endpoint = \"collector:4318\"\n",
+                3,
+                "otlp_endpoint",
+            ),
+            (
+                "[telemetry]\notlp_endpoint = \"ftp://c\"\n",
+                2,
+                "otlp_endpoint",
+            ),
+            (
+                "[telemetry]\notlp_endpoint = \"http://u:p@c\"\n",
+                2,
+                "otlp_endpoint",
+            ),
+            (
+                "[telemetry]\n\notlp_sample_ratio = 1.5\n",
+                3,
+                "between 0 and 1",
+            ),
+            (
+                "[telemetry]\notlp_sample_ratio = -0.1\n",
+                2,
+                "between 0 and 1",
+            ),
+            ("[telemetry]\notlp_sample_ratio = \"all\"\n", 2, ""),
+            (
+                "[telemetry]\notlp_service_name = \" \"\n",
+                2,
+                "otlp_service_name",
+            ),
+            (
+                "[telemetry]\notlp_export_interval = \"0s\"\n",
+                2,
+                "otlp_export_interval",
+            ),
+            (
+                "[telemetry]\notlp_metrics_interval = \"soon\"\n",
+                2,
+                "invalid duration",
+            ),
+            (
+                "[telemetry]\notlp_headers = { \"x-key\" = \"a\\nb\" }\n",
+                2,
+                "x-key",
+            ),
+        ] {
+            let e = Settings::parse("c.toml", text).unwrap_err();
+            assert_eq!(e.line, line, "{text}: {e}");
+            assert!(e.to_string().contains(needle), "{e}");
+            assert!(e.to_string().starts_with("c.toml:"), "{e}");
+        }
+        let e = Settings::parse(
+            "c.toml",
+            "[telemetry]\notlp_headers = { \"bad name\" = \"s3cret\" }\n",
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod https;
 pub mod identity;
 pub mod inspector;
 pub mod oidc;
+pub mod otlp;
 pub mod pipeline;
 pub mod pool_gauge;
 pub mod proxy;
@@ -86,6 +87,8 @@ pub struct Gateway {
     /// Per-minute traffic aggregates (`None`: `[analytics] enabled = false`):
     /// owned by the gateway, like `counters`.
     analytics: Option<Arc<crate::analytics::Recorder>>,
+    /// OTLP export of spans (`None`: `[telemetry] otlp_endpoint` unset).
+    otlp: Option<Arc<crate::telemetry::otlp::Exporter>>,
     /// The API inspector's finished traces: owned by the gateway, like
     /// `counters`; read by `GET /mgmt/traces/{id}`.
     traces: Arc<crate::telemetry::inspector::TraceRing>,
@@ -135,6 +138,11 @@ impl Gateway {
                     settings.analytics.max_keys_per_minute,
                 ))
             }),
+            otlp: crate::telemetry::otlp::Exporter::start(
+                &settings.telemetry,
+                &settings.node.region,
+                settings.cluster.gateway_id.as_deref().unwrap_or("managed"),
+            ),
             traces: Arc::new(crate::telemetry::inspector::TraceRing::new(
                 settings.telemetry.trace_ring_size,
             )),
@@ -144,6 +152,11 @@ impl Gateway {
     /// The gateway's traffic aggregates (`None`: analytics is off).
     pub fn analytics(&self) -> Option<Arc<crate::analytics::Recorder>> {
         self.analytics.clone()
+    }
+
+    /// The OTLP exporter, when `[telemetry] otlp_endpoint` is set.
+    pub fn otlp(&self) -> Option<Arc<crate::telemetry::otlp::Exporter>> {
+        self.otlp.clone()
     }
 
     /// The gateway keeping its traces in `ring` (shared with the
@@ -219,6 +232,9 @@ impl Gateway {
         }
         // Loggers write what they hold before the process stops.
         self.telemetry.loggers.close(grace).await;
+        if let Some(otlp) = &self.otlp {
+            otlp.flush(grace).await;
+        }
     }
 
     /// Serves one request.
@@ -242,7 +258,8 @@ impl Gateway {
         }
         let snapshot = self.snapshot.load();
         self.telemetry.loggers.sync(&snapshot.loggers);
-        let hop = trace_context::Hop::of(req.headers(), &self.request_id_header);
+        let mut hop = trace_context::Hop::of(req.headers(), &self.request_id_header);
+        let mut span = otlp::begin(self.otlp.as_ref(), &mut hop, &req, client, scheme);
         let request_bytes = content_length(req.headers());
         let access = self
             .access
@@ -254,7 +271,7 @@ impl Gateway {
             .analytics
             .as_ref()
             .map(|_| (req.uri().clone(), req.method().clone()));
-        let (mut resp, ctx, rejected) = match admit(
+        let (mut resp, mut ctx, rejected) = match admit(
             snapshot,
             req,
             client,
@@ -266,6 +283,7 @@ impl Gateway {
             (&hop, &self.request_id_header),
         ) {
             Ok(mut ctx) => {
+                ctx.span = span.take();
                 inspector::begin(&mut ctx, &self.traces);
                 let mut resp = pipeline::run(&mut ctx, &self.upstream).await;
                 inspector::end(&mut ctx, &mut resp, &self.traces);
@@ -280,6 +298,9 @@ impl Gateway {
             let refused = rejected.as_ref().zip(snap.as_deref());
             let refused = refused.map(|(e, s)| (e, s, uri, method));
             analytics::record(rec, ctx.as_ref(), refused, &resp, started, request_bytes);
+        }
+        if let Some(s) = span.or_else(|| ctx.as_mut().and_then(|c| c.span.take())) {
+            otlp::finish(s, &resp, ctx.as_ref(), rejected.as_ref(), &self.deployment);
         }
         let flow = self.telemetry.prometheus.observe_flow(
             &observed(ctx.as_ref(), &resp, started, request_bytes),
@@ -634,6 +655,7 @@ fn admit(
         backend_time: Duration::ZERO,
         call_trace: callout::CallTrace::new(hop, id_header),
         state,
+        span: None,
         inspector: None,
     })
 }

@@ -70,6 +70,8 @@ pub struct RequestCtx {
     pub call_trace: super::callout::CallTrace,
     /// What policies see and change: the `context`, backend URL, CORS.
     pub state: State,
+    /// The request's OTLP span (`None`: export off or not sampled).
+    pub span: Option<Box<super::otlp::RequestSpan>>,
     /// The API inspector's trace, when a debug token asked for one.
     pub inspector: Option<Box<super::inspector::Recorder>>,
 }
@@ -149,8 +151,7 @@ async fn run_sections(
     reads_response: bool,
 ) -> Result<(), PolicyError> {
     ctx.state.section = Section::Inbound;
-    if run_scope(ctx, snap, upstream, Section::Inbound, 3, reads_response).await?
-        == Outcome::Respond
+    if run_section(ctx, snap, upstream, Section::Inbound, reads_response).await? == Outcome::Respond
     {
         // A cache-lookup hit skips the backend; outbound still runs.
         if !ctx.state.cached.hit {
@@ -158,7 +159,7 @@ async fn run_sections(
         }
     } else {
         ctx.state.section = Section::Backend;
-        if run_scope(ctx, snap, upstream, Section::Backend, 3, reads_response).await?
+        if run_section(ctx, snap, upstream, Section::Backend, reads_response).await?
             == Outcome::Respond
         {
             return Ok(());
@@ -168,8 +169,25 @@ async fn run_sections(
     // on an empty 200.
     ctx.state.response_mut();
     ctx.state.section = Section::Outbound;
-    run_scope(ctx, snap, upstream, Section::Outbound, 3, reads_response).await?;
+    run_section(ctx, snap, upstream, Section::Outbound, reads_response).await?;
     Ok(())
+}
+
+/// Runs a whole section (operation scope down), in a span when the
+/// request is traced.
+async fn run_section(
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    upstream: &Upstream,
+    section: Section,
+    reads_response: bool,
+) -> Result<Outcome, PolicyError> {
+    let mark = super::otlp::section_start(ctx);
+    let result = run_scope(ctx, snap, upstream, section, 3, reads_response).await;
+    if let Some(mark) = mark {
+        super::otlp::section_end(ctx, mark, section, &result);
+    }
+    result
 }
 
 /// Runs `section` of the scope at `level`; `<base/>` descends to broader
@@ -653,6 +671,7 @@ async fn forward(
         if f.http_version == HttpVersion::Http2 && url.starts_with("https:") {
             *req.version_mut() = http::Version::HTTP_2;
         }
+        let client_span = super::otlp::client_start(ctx, &mut req);
         if let Some(r) = ctx.inspector.as_deref_mut() {
             let set = &ctx.state.ctx.request.message.headers;
             r.backend_request(req.method().as_str(), &url, req.headers(), set);
@@ -668,6 +687,9 @@ async fn forward(
         )
         .await;
         ctx.backend_time += sent.elapsed();
+        if let Some(mark) = client_span {
+            super::otlp::client_end(ctx, mark, &url, &resp);
+        }
         if let Some(r) = ctx.inspector.as_deref_mut() {
             r.backend_response(&resp, sent.elapsed());
         }
@@ -870,7 +892,7 @@ async fn finish_error(ctx: &mut RequestCtx, e: PolicyError, upstream: &Upstream)
     }
     ctx.state.section = Section::OnError;
     let snap = ctx.snapshot.clone();
-    match run_scope(ctx, &snap, upstream, Section::OnError, 3, true).await {
+    match run_section(ctx, &snap, upstream, Section::OnError, true).await {
         Ok(_) => finalize(ctx),
         Err(e2) => {
             if let Some(r) = ctx.inspector.as_deref_mut() {

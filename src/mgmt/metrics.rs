@@ -72,3 +72,19 @@ async fn metrics(State(s): State<Arc<Scrape>>) -> Response {
     let body = render(&s.telemetry.prometheus, &s.telemetry.metrics, &node);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
+
+/// The exposition as a scrape would read it now (for the OTLP metrics
+/// export, which sends the same series).
+pub fn text(s: &Scrape) -> String {
+    let mut node = NodeInfo {
+        region: &s.region,
+        revision: s.snapshot.load().revision,
+        breakers: (s.breakers)(),
+        sync_age: None,
+        heartbeat_age: None,
+    };
+    if let Some(ages) = &s.ages {
+        (node.sync_age, node.heartbeat_age) = ages();
+    }
+    render(&s.telemetry.prometheus, &s.telemetry.metrics, &node)
+}

@@ -75,6 +75,7 @@ pub mod access;
 pub mod flow;
 pub mod inspector;
 pub mod loggers;
+pub mod otlp;
 pub mod prometheus;
 pub mod registry;
 
