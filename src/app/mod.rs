@@ -346,7 +346,7 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
         crate::snapshot::Options::from_settings(&settings),
     ));
     let (trigger, internal, relay_task) = relay(shutdown);
-    let mut tasks = vec![relay_task];
+    let mut tasks = Started(vec![relay_task]);
     let grace = settings.node.shutdown_timeout;
     let stats = Arc::new(crate::telemetry::RequestStats::default());
 
@@ -368,7 +368,7 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
         ages: Some(Arc::new(move || ages_of.ages())),
     };
     otlp_metrics(&Arc::downgrade(&gateway), &scrape);
-    metrics_listener(&settings, scrape, &internal, &mut listeners, &mut tasks).await?;
+    metrics_listener(&settings, scrape, &internal, &mut listeners, &mut tasks.0).await?;
     if let Some((listener, addr, acceptor)) = https {
         listeners.push(("gateway-https", addr));
         tasks.push(tokio::spawn(gateway.clone().serve_https(
@@ -408,7 +408,7 @@ async fn run_secondary(settings: Settings, shutdown: Shutdown) -> Result<Running
         store: None,
         analytics: None,
         telemetry,
-        tasks,
+        tasks: tasks.keep(),
         trigger,
         grace,
     })
@@ -461,7 +461,7 @@ async fn run_primary(
 
     // One internal trigger fans the outside signal out to every service.
     let (trigger, internal, relay_task) = relay(shutdown);
-    let mut tasks = vec![relay_task];
+    let mut tasks = Started(vec![relay_task]);
 
     let mgmt_state = MgmtState {
         store: store.clone(),
@@ -496,6 +496,14 @@ async fn run_primary(
     let grace = settings.node.shutdown_timeout;
     let mut listeners = Vec::new();
 
+    // Listener keys are checked before anything is bound or spawned.
+    let mgmt_tls = listener_tls(
+        &settings,
+        "management.tls",
+        &settings.management.tls_cert,
+        &settings.management.tls_key,
+    )?;
+
     let gw_listener = bind("gateway-http", settings.gateway.http).await?;
     listeners.push(("gateway-http", local(&gw_listener, settings.gateway.http)));
     let https = bind_https(&settings, &snapshot).await?;
@@ -504,14 +512,6 @@ async fn run_primary(
         Gateway::new(&settings, snapshot.clone(), stats).with_traces(mgmt_state.traces.clone()),
     );
     let analytics = gateway.analytics().zip(analytics_db);
-    if let Some((recorder, db)) = analytics.clone() {
-        tasks.push(tokio::spawn(analytics::run(
-            recorder,
-            db,
-            settings.analytics.clone(),
-            internal.clone(),
-        )));
-    }
     let telemetry = gateway.telemetry();
     let breakers_of = gateway.clone();
     let otlp_of = Arc::downgrade(&gateway);
@@ -536,12 +536,6 @@ async fn run_primary(
              secrets) goes over plain HTTP to any secondary"
         );
     }
-    let mgmt_tls = listener_tls(
-        &settings,
-        "management.tls",
-        &settings.management.tls_cert,
-        &settings.management.tls_key,
-    )?;
     let mgmt_listener = bind("management", settings.management.listen).await?;
     listeners.push((
         "management",
@@ -561,7 +555,7 @@ async fn run_primary(
         scrape.clone(),
         &internal,
         &mut listeners,
-        &mut tasks,
+        &mut tasks.0,
     )
     .await?;
     let router = mgmt::router(mgmt_state).merge(mgmt::metrics::router(scrape));
@@ -652,6 +646,16 @@ async fn run_primary(
         }
     }
 
+    // Last, once nothing else can fail: the flush task holds the store.
+    if let Some((recorder, db)) = analytics.clone() {
+        tasks.push(tokio::spawn(analytics::run(
+            recorder,
+            db,
+            settings.analytics.clone(),
+            internal.clone(),
+        )));
+    }
+
     tracing::info!(
         revision = store.revision(),
         apis = store.catalog().apis.len(),
@@ -668,7 +672,7 @@ async fn run_primary(
         store: Some(store),
         analytics,
         telemetry,
-        tasks,
+        tasks: tasks.keep(),
         trigger,
         grace,
     })
@@ -693,6 +697,31 @@ fn otlp_metrics(gateway: &std::sync::Weak<Gateway>, scrape: &mgmt::metrics::Scra
 }
 
 /// Binds `[telemetry] metrics_listen` when set and serves `GET /metrics` on it.
+/// The tasks a start has spawned so far. A start that fails after spawning
+/// some (a listener that cannot bind, a bad listener key) must not leave
+/// them running: they hold the store (its lock) and bound sockets, so an
+/// in-process caller could not start again. Dropping this aborts them;
+/// [`Started::keep`] hands them to [`Running`].
+struct Started(Vec<JoinHandle<()>>);
+
+impl Started {
+    fn push(&mut self, task: JoinHandle<()>) {
+        self.0.push(task);
+    }
+
+    fn keep(mut self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 async fn metrics_listener(
     settings: &Settings,
     scrape: mgmt::metrics::Scrape,
