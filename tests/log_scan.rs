@@ -121,3 +121,22 @@ async fn the_scanner_flags_a_value_logged_through_the_gateway() {
         "key not registered"
     );
 }
+
+/// A gateway or debug token (`{id}&{expiry}&{signature}`) is found by its
+/// signature (whole or its prefix), not by its public id, which logs name
+/// on purpose.
+#[test]
+fn a_token_is_found_by_its_signature_not_its_id() {
+    let token = "netns-west-1&202612240358&c2lnbmF0dXJlLXRoYXQtaXMtc2VjcmV0";
+    let needles = logscan::Needles::new([("token", token)]);
+    let file = std::path::Path::new("capture.log");
+    let public = b"heartbeat gateway=netns-west-1 revision=4";
+    assert!(needles.scan(file, public).is_empty());
+    for leak in [
+        format!("token={token}"),
+        "sig=c2lnbmF0dXJlLXRoYXQtaXMtc2VjcmV0".to_string(),
+        "sig=c2lnbmF0dXJl…".to_string(),
+    ] {
+        assert_eq!(needles.scan(file, leak.as_bytes()).len(), 1, "{leak}");
+    }
+}
