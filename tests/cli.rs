@@ -273,6 +273,7 @@ fn example_config_documents_the_defaults() {
     assert_eq!(s.cluster.heartbeat_interval, d.cluster.heartbeat_interval);
     assert_eq!(s.cluster.backup, d.cluster.backup);
     assert_eq!(s.telemetry.log_format, d.telemetry.log_format);
+    assert_eq!(s.telemetry.log_level, d.telemetry.log_level);
     assert_eq!(s.telemetry.access_log, d.telemetry.access_log);
     assert_eq!(s.telemetry.access_log_query, d.telemetry.access_log_query);
     assert_eq!(s.telemetry.request_id_header, d.telemetry.request_id_header);
