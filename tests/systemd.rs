@@ -45,6 +45,12 @@ struct Notified {
 
 impl Notified {
     fn start(dir: &Path) -> Notified {
+        Notified::start_with(dir, None)
+    }
+
+    /// With `stdout_file`, stdout goes to that file (written before any
+    /// notification is sent, so readable in order) instead of the channel.
+    fn start_with(dir: &Path, stdout_file: Option<&Path>) -> Notified {
         let sock_dir = tempfile::tempdir().unwrap();
         let sock_path = sock_dir.path().join("notify.sock");
         let socket = UnixDatagram::bind(&sock_path).unwrap();
@@ -58,18 +64,20 @@ impl Notified {
             .env_remove("TURNPIKE_LOG")
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
+            .stdout(match stdout_file {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::piped(),
+            })
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let (tx, rx) = mpsc::channel();
-        for (tag, stream) in [
-            (
-                "stdout",
-                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            ),
-            ("stderr", Box::new(child.stderr.take().unwrap())),
-        ] {
+        let mut streams: Vec<(&'static str, Box<dyn std::io::Read + Send>)> =
+            vec![("stderr", Box::new(child.stderr.take().unwrap()))];
+        if let Some(out) = child.stdout.take() {
+            streams.push(("stdout", Box::new(out)));
+        }
+        for (tag, stream) in streams {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -202,11 +210,22 @@ fn register_keys(dir: &Path) {
 async fn ready_comes_after_the_listeners_and_stopping_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "");
-    let mut served = Notified::start(dir.path());
+    let out = dir.path().join("stdout.txt");
+    let mut served = Notified::start_with(dir.path(), Some(&out));
     let ready = served.wait_message("READY=1");
-    // Printed before READY=1 was sent: already in the pipe.
-    let gw = addr_of(&served.wait_line("stdout", "listening gateway-http "));
-    served.wait_line("stdout", "listening management ");
+    // Written before READY=1 was sent: in the file when it arrives.
+    let printed = std::fs::read_to_string(&out).unwrap();
+    common::logscan::record("turnpike serve stdout", printed.as_bytes());
+    let listening = |name: &str| {
+        printed
+            .lines()
+            .find(|l| l.starts_with(&format!("listening {name} ")))
+            .map(addr_of)
+            .unwrap_or_else(|| panic!("READY=1 before `listening {name}`: {printed:?}"))
+    };
+    let gw = listening("gateway-http");
+    listening("management");
+    listening("portal");
     assert!(
         ready
             .lines()
