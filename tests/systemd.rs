@@ -1,6 +1,6 @@
 //! The binary under a service manager: the `sd_notify` protocol
-//! (`READY=1` after the listeners and the configuration, `STOPPING=1` on
-//! SIGTERM), SIGHUP re-reading the configuration, and the unit files in
+//! (`READY=1` after the listeners and the configuration, on a primary and
+//! on a secondary, `STOPPING=1` on SIGTERM, `WATCHDOG=1` pings), SIGHUP re-reading the configuration, and the unit files in
 //! `packaging/` (checked by `systemd-analyze verify` and for the directives
 //! the packaging relies on).
 
@@ -45,12 +45,12 @@ struct Notified {
 
 impl Notified {
     fn start(dir: &Path) -> Notified {
-        Notified::start_with(dir, None)
+        Notified::start_with(dir, None, &[])
     }
 
     /// With `stdout_file`, stdout goes to that file (written before any
     /// notification is sent, so readable in order) instead of the channel.
-    fn start_with(dir: &Path, stdout_file: Option<&Path>) -> Notified {
+    fn start_with(dir: &Path, stdout_file: Option<&Path>, envs: &[(&str, &str)]) -> Notified {
         let sock_dir = tempfile::tempdir().unwrap();
         let sock_path = sock_dir.path().join("notify.sock");
         let socket = UnixDatagram::bind(&sock_path).unwrap();
@@ -64,6 +64,9 @@ impl Notified {
             .env_remove("TURNPIKE_LOG")
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .envs(envs.iter().copied())
             .stdout(match stdout_file {
                 Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
                 None => Stdio::piped(),
@@ -211,7 +214,7 @@ async fn ready_comes_after_the_listeners_and_stopping_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), "");
     let out = dir.path().join("stdout.txt");
-    let mut served = Notified::start_with(dir.path(), Some(&out));
+    let mut served = Notified::start_with(dir.path(), Some(&out), &[]);
     let ready = served.wait_message("READY=1");
     // Written before READY=1 was sent: in the file when it arrives.
     let printed = std::fs::read_to_string(&out).unwrap();
@@ -249,6 +252,61 @@ async fn ready_comes_after_the_listeners_and_stopping_on_sigterm() {
     let exit = served.exit_status();
     assert!(exit.success(), "{exit}");
     register_keys(dir.path());
+}
+
+#[tokio::test]
+async fn watchdog_pings_when_the_unit_sets_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "");
+    // WatchdogSec=1s: pings every 0.5 s.
+    let mut served = Notified::start_with(dir.path(), None, &[("WATCHDOG_USEC", "1000000")]);
+    served.wait_message("READY=1");
+    for _ in 0..3 {
+        let ping = served.wait_message("WATCHDOG=1");
+        assert_eq!(ping.trim(), "WATCHDOG=1");
+    }
+    served.signal("TERM");
+    served.wait_message("STOPPING=1");
+    assert!(served.exit_status().success());
+    register_keys(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secondary_is_ready_once_it_has_its_primarys_configuration() {
+    let app = common::TestApp::spawn().await;
+    let primary = app.mgmt.trim_end_matches("/mgmt").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        common::logscan::output(
+            "turnpike cluster",
+            Command::new(BIN)
+                .args(["cluster", "join", "--primary", &primary, "--admin-key"])
+                .arg(common::ADMIN)
+                .args(["--gateway-id", "west", "--region", "West Europe"])
+                .args(["--http", "127.0.0.1:0", "--output", "c.toml"])
+                .current_dir(&d),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("c.toml")).unwrap();
+    common::logscan::config("c.toml", &text);
+
+    let mut served = Notified::start(dir.path());
+    let ready = served.wait_message("READY=1");
+    let gw = addr_of(&served.wait_line("stdout", "listening gateway-http "));
+    assert!(ready.contains(&format!("gateway-http {gw}")), "{ready}");
+    assert!(!served.saw("stdout", "listening management"));
+    assert_eq!(status(&gw).await, 200);
+    served.signal("TERM");
+    served.wait_message("STOPPING=1");
+    assert!(served.exit_status().success());
 }
 
 #[tokio::test]
