@@ -508,6 +508,10 @@ fn load(config: Option<PathBuf>) -> Result<Settings, ConfigError> {
 }
 
 fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, demo: bool) -> ExitCode {
+    // The text read at start-up is what SIGHUP compares the file with.
+    let started_with = config
+        .as_ref()
+        .map(|p| (p.clone(), std::fs::read_to_string(p).unwrap_or_default()));
     let mut settings = match load(config) {
         Ok(s) => s,
         Err(e) => return fail(e, 2),
@@ -515,7 +519,7 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, demo: bool) -> Exit
     if let Some(dir) = data_dir {
         settings.node.data_dir = dir;
     }
-    crate::telemetry::init(settings.telemetry.log_format);
+    crate::telemetry::init_with(settings.telemetry.log_format, &settings.telemetry.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -525,11 +529,14 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, demo: bool) -> Exit
     };
     runtime.block_on(async move {
         let (trigger, shutdown) = crate::shutdown::channel();
+        let watchdog = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown signal received; draining");
+            app::systemd::stopping();
             trigger.fire();
         });
+        spawn_reload_on_hangup(started_with, shutdown.clone());
         let running = match app::run(settings, Options { demo }, shutdown).await {
             Ok(r) => r,
             // An unusable certificate is a configuration mistake: exit 2.
@@ -540,9 +547,68 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, demo: bool) -> Exit
             Err(e) => return fail(e, 1),
         };
         announce(&running);
+        app::systemd::ready(&ready_status(&running));
+        tokio::spawn(app::systemd::watchdog(watchdog));
         running.wait().await;
         ExitCode::SUCCESS
     })
+}
+
+/// The `STATUS=` sent with `READY=1`: the listeners.
+fn ready_status(running: &app::Running) -> String {
+    let listeners: Vec<String> = running
+        .listeners
+        .iter()
+        .map(|(name, addr)| format!("{name} {addr}"))
+        .collect();
+    format!("serving; listening {}", listeners.join(", "))
+}
+
+/// SIGHUP re-reads the configuration file (`app::reload`) until shutdown;
+/// without a file there is nothing to re-read.
+fn spawn_reload_on_hangup(
+    started_with: Option<(PathBuf, String)>,
+    mut shutdown: crate::shutdown::Shutdown,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload is off");
+                return;
+            }
+        };
+        let mut reloader =
+            started_with.map(|(path, text)| app::reload::Reloader::new(&path, &text));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    got = hangup.recv() => if got.is_none() { return },
+                    _ = shutdown.wait() => return,
+                }
+                let Some(reloader) = reloader.as_mut() else {
+                    tracing::warn!("SIGHUP: started without --config; nothing to re-read");
+                    continue;
+                };
+                tracing::info!("SIGHUP: re-reading the configuration");
+                app::systemd::reloading();
+                let outcome = reloader.reload();
+                app::systemd::reloaded(if outcome.refused.is_some() {
+                    "serving; the last reload was refused (see the log)"
+                } else if outcome.restart.is_empty() {
+                    "serving; configuration reloaded"
+                } else {
+                    "serving; reloaded, some changes need a restart (see the log)"
+                });
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (started_with, shutdown);
+    }
 }
 
 /// Prints the listener lines (the contract: `listening <name> <addr>`),

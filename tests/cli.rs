@@ -143,6 +143,36 @@ fn version_prints_the_version() {
     assert!(out.status.success());
 }
 
+/// `--version` and `version` name the version and, built in a checkout,
+/// the 12-hex git commit (build.rs; `TURNPIKE_GIT_COMMIT` overrides it).
+#[test]
+fn version_names_the_git_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let in_checkout = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    for args in [&["--version"][..], &["version"][..]] {
+        let out = turnpike(args, dir.path());
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = text.trim();
+        let rest = line
+            .strip_prefix(&format!("turnpike {} (", env!("CARGO_PKG_VERSION")))
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("{args:?}: {line}"));
+        if in_checkout && std::env::var_os("TURNPIKE_GIT_COMMIT").is_none() {
+            assert!(
+                rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{args:?}: {line}"
+            );
+        } else {
+            assert!(!rest.is_empty(), "{args:?}: {line}");
+        }
+    }
+}
+
 #[test]
 fn init_writes_a_private_config_with_a_fresh_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -243,6 +273,7 @@ fn example_config_documents_the_defaults() {
     assert_eq!(s.cluster.heartbeat_interval, d.cluster.heartbeat_interval);
     assert_eq!(s.cluster.backup, d.cluster.backup);
     assert_eq!(s.telemetry.log_format, d.telemetry.log_format);
+    assert_eq!(s.telemetry.log_level, d.telemetry.log_level);
     assert_eq!(s.telemetry.access_log, d.telemetry.access_log);
     assert_eq!(s.telemetry.access_log_query, d.telemetry.access_log_query);
     assert_eq!(s.telemetry.request_id_header, d.telemetry.request_id_header);

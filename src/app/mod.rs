@@ -13,6 +13,8 @@ pub mod analytics;
 pub mod cert_expiry;
 pub mod demo;
 pub mod echo;
+pub mod reload;
+pub mod systemd;
 
 use crate::config::{Role, Settings};
 use crate::error::{random_hex, Secret};

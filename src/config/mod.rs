@@ -344,6 +344,10 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct Telemetry {
     pub log_format: LogFormat,
+    /// The log filter (`RUST_LOG` syntax: a level, or `level,target=level`
+    /// directives); `TURNPIKE_LOG` / `RUST_LOG` override it. Applied live
+    /// on SIGHUP.
+    pub log_level: String,
     /// One log event per gateway request (target `access`).
     pub access_log: bool,
     /// Access events as JSON lines in this file (relative: under
@@ -383,6 +387,7 @@ impl Default for Telemetry {
     fn default() -> Self {
         Telemetry {
             log_format: LogFormat::Pretty,
+            log_level: "info".into(),
             access_log: true,
             access_log_file: None,
             access_log_query: false,
@@ -709,6 +714,9 @@ impl Settings {
         if let Err((key, message)) = otlp_check(&self.telemetry) {
             return Err(at(find_key_in(text, "telemetry", key), message));
         }
+        if let Err(message) = log_filter_check(&self.telemetry.log_level) {
+            return Err(at(find_key_in(text, "telemetry", "log_level"), message));
+        }
         if self.management.max_body_bytes == 0 {
             return Err(at(
                 find_key(text, "max_body_bytes"),
@@ -722,6 +730,26 @@ impl Settings {
     pub fn defaults() -> Settings {
         Settings::default()
     }
+}
+
+/// Checks `[telemetry] log_level`: a valid filter whose bare words are
+/// levels (a bare `debg` would otherwise silently name a target).
+pub fn log_filter_check(spec: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if !directive.contains('=')
+            && !directive.contains('[')
+            && !LEVELS.contains(&directive.to_ascii_lowercase().as_str())
+        {
+            return Err(format!(
+                "telemetry.log_level: {directive:?} is not a level (trace, debug, info, warn, \
+                 error, off) nor a target=level directive"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(spec)
+        .map(|_| ())
+        .map_err(|e| format!("telemetry.log_level: {e}"))
 }
 
 /// Checks the `[telemetry] otlp_*` keys: `Err((key, message))`. A
@@ -1069,6 +1097,32 @@ mod tests {
         assert!(e.to_string().starts_with("c.toml:2: "), "{e}");
         let e = Settings::parse("c.toml", "[telemetry]\naccess_log_query = \"yes\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn log_level_is_a_checked_filter() {
+        assert_eq!(
+            Settings::parse("c.toml", "").unwrap().telemetry.log_level,
+            "info"
+        );
+        for ok in [
+            "debug",
+            "warn,turnpike::gateway=debug",
+            "info,access=off",
+            "TRACE",
+        ] {
+            let s = Settings::parse("c.toml", &format!("[telemetry]\nlog_level = {ok:?}\n"))
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(s.telemetry.log_level, ok);
+        }
+        for bad in ["debg", "info,x=loud"] {
+            let e = Settings::parse("c.toml", &format!("[telemetry]\n\nlog_level = {bad:?}\n"))
+                .unwrap_err();
+            assert!(
+                e.to_string().starts_with("c.toml:3: telemetry.log_level"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

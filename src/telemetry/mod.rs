@@ -48,18 +48,63 @@ impl RequestStats {
 /// Installs the global subscriber. Calling it twice is harmless (the second
 /// call does nothing), so tests may start several appliances.
 pub fn init(format: LogFormat) {
-    let filter = std::env::var("TURNPIKE_LOG")
+    init_with(format, "info");
+}
+
+/// Swaps the installed subscriber's filter (see [`set_log_filter`]).
+type FilterSetter = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+
+static FILTER: std::sync::OnceLock<FilterSetter> = std::sync::OnceLock::new();
+
+/// The log filter from the environment (`TURNPIKE_LOG`, else `RUST_LOG`),
+/// which takes precedence over `[telemetry] log_level`.
+pub fn env_log_filter() -> Option<String> {
+    std::env::var("TURNPIKE_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
+        .filter(|f| !f.trim().is_empty())
+}
+
+/// [`init`] with `[telemetry] log_level` as the filter when the environment
+/// sets none. The filter stays reloadable ([`set_log_filter`]).
+pub fn init_with(format: LogFormat, level: &str) {
+    let filter = env_log_filter()
         .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_new(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(split_writer());
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+    match format {
+        LogFormat::Pretty => {
+            let builder = builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_ok() {
+                let _ = FILTER.set(Box::new(move |f| {
+                    handle.reload(f).map_err(|e| e.to_string())
+                }));
+            }
+        }
+        LogFormat::Json => {
+            let builder = builder.json().flatten_event(true).with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_ok() {
+                let _ = FILTER.set(Box::new(move |f| {
+                    handle.reload(f).map_err(|e| e.to_string())
+                }));
+            }
+        }
+    }
+}
+
+/// Replaces the log filter of the subscriber [`init_with`] installed
+/// (`RUST_LOG` syntax). An invalid filter changes nothing.
+pub fn set_log_filter(spec: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(spec).map_err(|e| e.to_string())?;
+    let set = FILTER
+        .get()
+        .ok_or_else(|| "the log subscriber is not reloadable".to_string())?;
+    set(filter)
 }
 
 /// Where events go: access records (target [`ACCESS_TARGET`]) to stdout,
