@@ -10,7 +10,7 @@ use super::pipeline::RequestCtx;
 use super::trace_context::Hop;
 use super::Body;
 use crate::snapshot::Snapshot;
-use crate::telemetry::access::{AccessLog, AccessRecord, CountIn, CountOut};
+use crate::telemetry::access::{tally_in, tally_out, AccessLog, AccessRecord};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -71,7 +71,7 @@ pub fn start(
 pub fn count_in(req: Request<Incoming>, start: Option<&Start>) -> Request<Body> {
     match start {
         Some(s) => req.map(|b| {
-            CountIn::new(b, s.bytes_in.clone())
+            tally_in(b, s.bytes_in.clone())
                 .map_err(Into::into)
                 .boxed_unsync()
         }),
@@ -147,7 +147,7 @@ impl Start {
                 }
             }
         }
-        resp.map(|b| CountOut::new(b, started, self.bytes_in, log.clone(), r).boxed_unsync())
+        resp.map(|b| tally_out(b, started, self.bytes_in, log.clone(), r).boxed_unsync())
     }
 }
 

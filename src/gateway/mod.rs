@@ -306,7 +306,7 @@ impl Gateway {
             &observed(ctx.as_ref(), &resp, started, request_bytes),
             !response_length_known(&resp),
         );
-        let resp = resp.map(|b| crate::telemetry::flow::Metered::new(b, flow).boxed_unsync());
+        let resp = resp.map(|b| crate::telemetry::flow::metered(b, flow).boxed_unsync());
         match (access, &self.access) {
             (Some(a), Some(log)) => {
                 let refused = rejected.as_ref().zip(refused_on.as_deref());

@@ -9,16 +9,13 @@
 //!
 //! Records carry ids, never keys or tokens.
 
-use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
+use super::tally::{AtEnd, Tally};
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Records a file writer may hold before new ones are dropped.
@@ -161,107 +158,63 @@ fn write_lines(file: std::fs::File, rx: Receiver<Vec<u8>>) {
     let _ = out.flush();
 }
 
-/// Counts the bytes of a request body as the pipeline reads it.
-pub struct CountIn<B> {
-    inner: B,
-    count: Arc<AtomicU64>,
-}
+/// Counts the bytes of a request body as the pipeline reads it, into a
+/// cell the access record reads at the end.
+pub type CountIn<B> = Tally<B, InCount>;
 
-impl<B> CountIn<B> {
-    pub fn new(inner: B, count: Arc<AtomicU64>) -> CountIn<B> {
-        CountIn { inner, count }
+/// [`CountIn`]'s end action: the count is shared while the body streams.
+pub struct InCount(Arc<AtomicU64>);
+
+impl AtEnd for InCount {
+    fn end(self, _bytes: u64) {}
+
+    fn frame(&mut self, bytes: u64) {
+        self.0.fetch_add(bytes, Relaxed);
     }
 }
 
-impl<B: Body<Data = Bytes> + Unpin> Body for CountIn<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &polled {
-            if let Some(d) = f.data_ref() {
-                self.count.fetch_add(d.len() as u64, Relaxed);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+/// Wraps a request body so its bytes are added to `count` as they stream.
+pub fn tally_in<B>(inner: B, count: Arc<AtomicU64>) -> CountIn<B> {
+    Tally::new(inner, InCount(count))
 }
 
 /// A response body that counts what it sends and writes the access record
 /// when it is dropped (fully sent, or the client went away).
-pub struct CountOut<B> {
-    inner: B,
-    sent: u64,
+pub type CountOut<B> = Tally<B, WriteRecord>;
+
+/// [`CountOut`]'s end action: complete the record and write it.
+pub struct WriteRecord {
     started: Instant,
     bytes_in: Arc<AtomicU64>,
-    record: Option<(AccessLog, AccessRecord)>,
+    log: AccessLog,
+    record: AccessRecord,
 }
 
-impl<B> CountOut<B> {
-    /// Wraps `inner`; `record` is completed with the byte counts and the
-    /// total duration since `started`.
-    pub fn new(
-        inner: B,
-        started: Instant,
-        bytes_in: Arc<AtomicU64>,
-        log: AccessLog,
-        record: AccessRecord,
-    ) -> CountOut<B> {
-        CountOut {
-            inner,
-            sent: 0,
+impl AtEnd for WriteRecord {
+    fn end(mut self, bytes: u64) {
+        self.record.bytes_out = bytes;
+        self.record.bytes_in = self.bytes_in.load(Relaxed);
+        self.record.duration_us = self.started.elapsed().as_micros() as u64;
+        self.log.write(&self.record);
+    }
+}
+
+/// Wraps `inner`; `record` is completed with the byte counts and the
+/// total duration since `started`.
+pub fn tally_out<B>(
+    inner: B,
+    started: Instant,
+    bytes_in: Arc<AtomicU64>,
+    log: AccessLog,
+    record: AccessRecord,
+) -> CountOut<B> {
+    Tally::new(
+        inner,
+        WriteRecord {
             started,
             bytes_in,
-            record: Some((log, record)),
-        }
-    }
-}
-
-impl<B: Body<Data = Bytes> + Unpin> Body for CountOut<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &polled {
-            if let Some(d) = f.data_ref() {
-                self.sent += d.len() as u64;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl<B> Drop for CountOut<B> {
-    fn drop(&mut self) {
-        if let Some((log, mut r)) = self.record.take() {
-            r.bytes_out = self.sent;
-            r.bytes_in = self.bytes_in.load(Relaxed);
-            r.duration_us = self.started.elapsed().as_micros() as u64;
-            log.write(&r);
-        }
-    }
+            log,
+            record,
+        },
+    )
 }

@@ -12,12 +12,9 @@
 //! here locks on the hot path.
 
 use super::prometheus::{Family, Histogram};
-use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
-use std::pin::Pin;
+use super::tally::{AtEnd, Tally};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Where a response's late measurements go: cells of its series.
@@ -30,61 +27,35 @@ pub struct FlowSink {
 
 /// A response body that records, when dropped, the time since the
 /// response head and (when asked) the bytes it sent.
-pub struct Metered<B> {
-    inner: B,
+pub type Metered<B> = Tally<B, Observe>;
+
+/// [`Metered`]'s end action.
+pub struct Observe {
     started: Instant,
-    sent: u64,
     sink: Option<FlowSink>,
 }
 
-impl<B> Metered<B> {
-    /// Wraps `inner`; `sink` is `None` when the series was not recorded
-    /// (past the family's cap).
-    pub fn new(inner: B, sink: Option<FlowSink>) -> Metered<B> {
-        Metered {
-            inner,
-            started: Instant::now(),
-            sent: 0,
-            sink,
-        }
-    }
-}
-
-impl<B: Body<Data = Bytes> + Unpin> Body for Metered<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &polled {
-            if let Some(d) = f.data_ref() {
-                self.sent += d.len() as u64;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl<B> Drop for Metered<B> {
-    fn drop(&mut self) {
-        if let Some(s) = self.sink.take() {
+impl AtEnd for Observe {
+    fn end(self, bytes: u64) {
+        if let Some(s) = self.sink {
             s.client.observe(self.started.elapsed());
             if let Some(b) = s.bytes {
-                b.fetch_add(self.sent, Relaxed);
+                b.fetch_add(bytes, Relaxed);
             }
         }
     }
+}
+
+/// Wraps `inner`; `sink` is `None` when the series was not recorded (past
+/// the family's cap).
+pub fn metered<B>(inner: B, sink: Option<FlowSink>) -> Metered<B> {
+    Tally::new(
+        inner,
+        Observe {
+            started: Instant::now(),
+            sink,
+        },
+    )
 }
 
 /// One upstream `host:port`'s connections.

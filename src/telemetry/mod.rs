@@ -123,6 +123,7 @@ pub mod loggers;
 pub mod otlp;
 pub mod prometheus;
 pub mod registry;
+pub mod tally;
 
 /// What policies record into at run time: custom metrics and loggers.
 /// Owned by the gateway (not the snapshot), so it survives configuration
