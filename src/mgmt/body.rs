@@ -72,6 +72,18 @@ pub fn parse<T: DeserializeOwned>(
     from_value(value)
 }
 
+/// [`parse`] for a body that may be left out: an empty (or all-blank) body
+/// is `T::default()`.
+pub fn parse_optional<T: DeserializeOwned + Default>(
+    bytes: &[u8],
+    id: &str,
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse(bytes, id, &[])
+}
+
 /// Deserializes a JSON value into `T`; an error names the property.
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {

@@ -164,11 +164,7 @@ pub async fn token(
     req: Body,
 ) -> Result<Response, ApiError> {
     let bytes = body::read(req, &headers, s.max_body).await?;
-    let ask: TokenRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        TokenRequest::default()
-    } else {
-        body::parse(&bytes, &id, &[])?
-    };
+    let ask: TokenRequest = body::parse_optional(&bytes, &id)?;
     let c = s.store.catalog();
     if !c.gateways.contains_key(&id) {
         return Err(not_found(&id));

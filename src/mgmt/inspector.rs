@@ -41,11 +41,7 @@ pub async fn debug_token(
     req: Body,
 ) -> Result<Response, ApiError> {
     let bytes = body::read(req, &headers, s.max_body).await?;
-    let ask: TokenRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        TokenRequest::default()
-    } else {
-        body::parse(&bytes, &id, &[])?
-    };
+    let ask: TokenRequest = body::parse_optional(&bytes, &id)?;
     if ask.api_id.as_deref().is_some_and(|a| a != id) {
         return Err(ApiError::invalid(
             "apiId",
