@@ -96,8 +96,11 @@ build_static() {
     *"statically linked"* | *"static-pie linked"*) ;;
     *) echo "build.sh: $bin is not static" >&2; exit 1 ;;
   esac
-  if ldd "$bin" >/dev/null 2>&1; then
-    echo "build.sh: ldd lists shared libraries for $bin" >&2
+  # glibc's ldd: "not a dynamic executable" (static) or "statically
+  # linked" (static-pie); a dynamic binary lists its libraries.
+  if ! ldd "$bin" 2>&1 | grep -Eq 'not a dynamic executable|statically linked'; then
+    echo "build.sh: ldd lists shared libraries for $bin:" >&2
+    ldd "$bin" >&2 || true
     exit 1
   fi
   case "$kind" in

@@ -148,11 +148,11 @@ fi
 check ".deb: /usr/bin/turnpike is 0755" \
   sh -c "dpkg-deb -c '$deb' | grep -q '^-rwxr-xr-x .* ./usr/bin/turnpike\$'"
 check ".deb: config.toml is its conffile" \
-  sh -c "dpkg-deb --ctrl-tarfile '$deb' | tar -xO ./conffiles | grep -qx /etc/turnpike/config.toml"
+  sh -c "dpkg-deb -I '$deb' conffiles | grep -qx /etc/turnpike/config.toml"
 check ".deb: no dependencies (static binary)" \
   sh -c "[ -z \"\$(dpkg-deb -f '$deb' Depends)\" ]"
 check ".deb: postinst, prerm, postrm" \
-  sh -c "dpkg-deb --ctrl-tarfile '$deb' | tar -t | grep -c -E '^./(postinst|prerm|postrm)\$' | grep -qx 3"
+  sh -c "dpkg-deb --ctrl-tarfile '$deb' | tar -t | grep -c -E '^(\./)?(postinst|prerm|postrm)\$' | grep -qx 3"
 expected_rpm="/etc/turnpike/config.toml
 /usr/bin/turnpike
 /usr/lib/systemd/system/turnpike.service
