@@ -317,6 +317,7 @@ fn example_config_documents_the_defaults() {
         "pool_max_idle_per_host",
         "listen",
         "admin_key",
+        "admin_key_file",
         "max_body_bytes",
         "enabled",
         "primary",

@@ -425,7 +425,10 @@ async fn run_primary(
     let (admin_key, admin_key_file_path, generated) = match &settings.management.admin_key {
         Some(k) => (k.clone(), None, false),
         None => {
-            let path = data_dir.join("admin.key");
+            let path = match &settings.management.admin_key_file {
+                Some(file) => data_dir.join(file),
+                None => data_dir.join("admin.key"),
+            };
             let (k, generated) = admin_key_file(&path)?;
             (k, Some(path), generated)
         }

@@ -128,6 +128,11 @@ pub struct Management {
     /// Bearer token for `/mgmt`. When absent, a primary generates one into
     /// `data_dir/admin.key` on first start.
     pub admin_key: Option<Secret>,
+    /// Where the admin key is read from (generated on first start when
+    /// missing) when `admin_key` is absent; relative paths: under
+    /// `node.data_dir`. Default `admin.key`. Packages keep it in
+    /// `/etc/turnpike/admin.key`.
+    pub admin_key_file: Option<PathBuf>,
     /// Largest request body the management API reads, in bytes.
     pub max_body_bytes: usize,
     /// Longest expiry `POST /mgmt/gateways/{gid}/token` grants (the
@@ -147,6 +152,7 @@ impl Default for Management {
         Management {
             listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
             admin_key: None,
+            admin_key_file: None,
             max_body_bytes: 4 * 1024 * 1024,
             gateway_token_max_lifetime: Duration::from_secs(30 * 24 * 3600),
             tls_cert: None,
@@ -652,6 +658,17 @@ impl Settings {
             return Err(at(
                 find_key(text, "timeout"),
                 "redis.timeout must be at least 1ms".into(),
+            ));
+        }
+        if self
+            .management
+            .admin_key_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(at(
+                find_key(text, "admin_key_file"),
+                "management.admin_key_file must name a file (or be left out)".into(),
             ));
         }
         if self
@@ -1262,6 +1279,24 @@ mod tests {
         assert_eq!(e.line, 2, "{e}");
         let e = Settings::parse("c.toml", "[node]\nmaster_key = \"x\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn admin_key_file_is_checked() {
+        let s = Settings::parse(
+            "c.toml",
+            "[management]\nadmin_key_file = \"/etc/turnpike/admin.key\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.management.admin_key_file,
+            Some(PathBuf::from("/etc/turnpike/admin.key"))
+        );
+        assert!(Settings::default().management.admin_key_file.is_none());
+        let e = Settings::parse("c.toml", "[management]\n\nadmin_key_file = \"\"\n").unwrap_err();
+        assert!(e.to_string().contains("c.toml:3:"), "{e}");
+        let e = Settings::parse("c.toml", "[management]\nadmin_key_file = 5\n").unwrap_err();
+        assert!(e.to_string().contains("c.toml:2"), "{e}");
     }
 
     #[test]
