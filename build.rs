@@ -18,6 +18,20 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=TURNPIKE_GIT_COMMIT={commit}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Rebuild when the checked-out commit changes. Ask git where HEAD and
+    // the branch refs live: in a worktree `.git` is a file, and a path that
+    // does not exist would make cargo rerun this script on every build.
+    println!("cargo:rerun-if-changed=build.rs");
+    for name in ["HEAD", "refs/heads", "packed-refs"] {
+        let path = std::process::Command::new("git")
+            .args(["rev-parse", "--git-path", name])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string());
+        if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
 }

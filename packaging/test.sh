@@ -151,6 +151,8 @@ check ".deb: config.toml is its conffile" \
   sh -c "dpkg-deb -I '$deb' conffiles | grep -qx /etc/turnpike/config.toml"
 check ".deb: no dependencies (static binary)" \
   sh -c "[ -z \"\$(dpkg-deb -f '$deb' Depends)\" ]"
+check ".deb: its summary line is under 80 characters" \
+  sh -c "[ \$(dpkg-deb -f '$deb' Description | head -n 1 | wc -c) -le 80 ]"
 check ".deb: postinst, prerm, postrm" \
   sh -c "dpkg-deb --ctrl-tarfile '$deb' | tar -t | grep -c -E '^(\./)?(postinst|prerm|postrm)\$' | grep -qx 3"
 expected_rpm="/etc/turnpike/config.toml
