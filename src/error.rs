@@ -168,7 +168,8 @@ impl std::error::Error for ApiError {}
 
 /// A secret string (admin key, subscription key, token). Its `Debug` and
 /// `Display` never show the value; read it with [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
+/// Equality is constant-time ([`Secret::matches`]).
+#[derive(Clone, Default, serde::Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -184,7 +185,30 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `presented` is this secret, in time independent of where
+    /// they differ and of either length: both are hashed (SHA-256) and the
+    /// digests compared with `subtle`.
+    pub fn matches(&self, presented: &str) -> bool {
+        ct_eq_str(&self.0, presented)
+    }
 }
+
+/// Constant-time string equality (see [`Secret::matches`]).
+pub fn ct_eq_str(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let da = ring::digest::digest(&ring::digest::SHA256, a.as_bytes());
+    let db = ring::digest::digest(&ring::digest::SHA256, b.as_bytes());
+    bool::from(da.as_ref().ct_eq(db.as_ref()))
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.matches(&other.0)
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -226,6 +250,18 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn secrets_compare_by_value() {
+        let s = Secret::new("hunter2");
+        assert!(s.matches("hunter2"));
+        for other in ["hunter3", "hunter", "hunter22", "", "HUNTER2"] {
+            assert!(!s.matches(other), "{other:?}");
+        }
+        assert_eq!(s, Secret::new("hunter2"));
+        assert_ne!(s, Secret::new("hunter1"));
+        assert!(ct_eq_str("", ""));
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Admin authentication: `Authorization: Bearer <admin_key>`, compared in
-//! constant time.
+//! constant time (`Secret::matches`: SHA-256 of both, digests compared
+//! with `subtle`, so neither the position of a difference nor the key's
+//! length shows in the timing).
 
 use super::MgmtState;
 use crate::error::{ApiError, Code};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use subtle::ConstantTimeEq;
 
 pub async fn require_admin(State(state): State<MgmtState>, req: Request, next: Next) -> Response {
     let presented = req
@@ -16,8 +17,7 @@ pub async fn require_admin(State(state): State<MgmtState>, req: Request, next: N
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    let ok = presented
-        .is_some_and(|p| bool::from(p.as_bytes().ct_eq(state.admin_key.expose().as_bytes())));
+    let ok = presented.is_some_and(|p| state.admin_key.matches(p));
     if ok {
         next.run(req).await
     } else {

@@ -39,7 +39,17 @@ pub struct Scrape {
 pub fn router(scrape: Scrape) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::map_response(nosniff))
         .with_state(Arc::new(scrape))
+}
+
+/// `X-Content-Type-Options: nosniff` on the scrape (a text body).
+async fn nosniff(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    resp
 }
 
 /// Serves `GET /metrics` alone on `listener` until `shutdown` (`[telemetry]

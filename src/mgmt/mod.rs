@@ -30,6 +30,7 @@ mod policies;
 mod products;
 mod reports;
 mod resource;
+pub mod routes;
 mod subscriptions;
 
 use crate::error::{ApiError, Code, Secret};
@@ -296,4 +297,20 @@ pub fn router(state: MgmtState) -> Router {
         .nest("/mgmt", mgmt)
         .nest("/cluster/v1", cluster)
         .fallback(not_found)
+        .layer(axum::middleware::map_response(response_headers))
+}
+
+/// Headers on every management and cluster response: `nosniff`, and
+/// `Cache-Control: no-store` unless the handler chose one (responses carry
+/// keys, tokens and configuration; no cache, shared or private, keeps
+/// them).
+async fn response_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    h.entry(http::header::CACHE_CONTROL)
+        .or_insert(http::HeaderValue::from_static("no-store"));
+    resp
 }

@@ -499,11 +499,12 @@ impl Catalog {
             .count()
     }
 
-    /// The subscription (id) that holds `key` as primary or secondary key.
+    /// The subscription (id) that holds `key` as primary or secondary key
+    /// (compared in constant time, both keys of each).
     pub fn subscription_with_key(&self, key: &str) -> Option<&str> {
         self.subscriptions
             .iter()
-            .find(|(_, s)| s.primary_key.expose() == key || s.secondary_key.expose() == key)
+            .find(|(_, s)| s.primary_key.matches(key) | s.secondary_key.matches(key))
             .map(|(id, _)| id.as_str())
     }
 }

@@ -189,7 +189,9 @@ async fn visitor_layer(State(s): State<PortalState>, mut req: Request, next: Nex
         None => match crate::error::random_hex(16) {
             Ok(v) => (v, true),
             Err(_) => {
-                return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
+                let mut r = (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
+                finish(&s, &mut r, None);
+                return r;
             }
         },
     };

@@ -159,7 +159,10 @@ pub struct Snapshot {
     by_path: HashMap<String, usize>,
     pub products: Vec<ProductEntry>,
     pub users: Vec<UserEntry>,
-    keys: HashMap<String, KeyEntry>,
+    /// SHA-256 of each key → its subscription: a lookup's timing depends
+    /// on the digest of the presented key, never on how much of a stored
+    /// key it shares, and the index holds no key in clear.
+    keys: HashMap<[u8; 32], KeyEntry>,
     pub backends: HashMap<String, BaseUrl>,
     /// The same backends as `context` URLs (for `set-backend-service`).
     pub backend_urls: Arc<HashMap<String, crate::expr::context::Url>>,
@@ -224,7 +227,7 @@ impl Snapshot {
 
     /// The active subscription holding `key`.
     pub fn key(&self, key: &str) -> Option<&KeyEntry> {
-        self.keys.get(key)
+        self.keys.get(&key_digest(key))
     }
 
     /// Whether `key_scope` covers API `api_index`.
@@ -245,6 +248,13 @@ impl Snapshot {
     pub fn key_count(&self) -> usize {
         self.keys.len()
     }
+}
+
+/// The index key of a subscription key: its SHA-256.
+fn key_digest(key: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, key.as_bytes()).as_ref());
+    out
 }
 
 /// Compiles the policy document of `scope`, if there is one: named values
@@ -578,7 +588,7 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
                 user,
                 primary,
             };
-            if snap.keys.insert(key.expose().to_string(), entry).is_some() {
+            if snap.keys.insert(key_digest(key.expose()), entry).is_some() {
                 problems.push(Detail::new(
                     format!("subscriptions/{id}"),
                     "a key of this subscription is already used by another subscription",

@@ -73,10 +73,11 @@ impl CheckHeader {
         }
         let ok = present.iter().any(|p| {
             allowed.iter().any(|a| {
+                // Constant-time: the header often carries a shared secret.
                 if self.ignore_case {
-                    a.eq_ignore_ascii_case(p)
+                    crate::error::ct_eq_str(&a.to_ascii_lowercase(), &p.to_ascii_lowercase())
                 } else {
-                    a == p
+                    crate::error::ct_eq_str(a, p)
                 }
             })
         });
