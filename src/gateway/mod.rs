@@ -61,7 +61,8 @@ pub fn empty_body() -> Body {
 /// The path APIM's health probes use.
 pub const STATUS_PATH: &str = "/status-0123456789abcdef";
 
-/// How long a client may take to send a request's headers.
+/// How long a client may take to send a request's headers: the default
+/// of `[gateway] header_read_timeout`.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared state of all gateway connections.
