@@ -261,6 +261,17 @@ fn example_config_documents_the_defaults() {
         s.gateway.pool_max_idle_per_host,
         d.gateway.pool_max_idle_per_host
     );
+    assert_eq!(s.gateway.max_header_bytes, d.gateway.max_header_bytes);
+    assert_eq!(s.gateway.max_headers, d.gateway.max_headers);
+    assert_eq!(s.gateway.header_read_timeout, d.gateway.header_read_timeout);
+    assert_eq!(
+        s.gateway.max_concurrent_streams,
+        d.gateway.max_concurrent_streams
+    );
+    assert_eq!(
+        s.gateway.max_pending_reset_streams,
+        d.gateway.max_pending_reset_streams
+    );
     assert_eq!(s.management.listen, d.management.listen);
     assert_eq!(s.management.max_body_bytes, d.management.max_body_bytes);
     assert_eq!(s.portal.listen, d.portal.listen);
@@ -315,6 +326,11 @@ fn example_config_documents_the_defaults() {
         "connect_timeout",
         "backend_timeout",
         "pool_max_idle_per_host",
+        "max_header_bytes",
+        "max_headers",
+        "header_read_timeout",
+        "max_concurrent_streams",
+        "max_pending_reset_streams",
         "listen",
         "admin_key",
         "admin_key_file",

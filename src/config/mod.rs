@@ -103,6 +103,20 @@ pub struct Gateway {
     pub backend_timeout: Duration,
     /// Idle keep-alive connections kept per backend host.
     pub pool_max_idle_per_host: usize,
+    /// Largest HTTP/1.1 request line plus headers, and largest HTTP/2
+    /// header list, in bytes (at least 8192); more is answered with 431.
+    pub max_header_bytes: usize,
+    /// Most header fields in an HTTP/1.1 request; more is answered with 431.
+    pub max_headers: usize,
+    /// Time a client gets to send a request's headers (and, on the plain
+    /// listener, its first bytes); then the connection is closed.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Concurrent streams one HTTP/2 client connection may open.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 streams a client may reset before the gateway served them
+    /// (rapid reset); past it the connection gets GOAWAY.
+    pub max_pending_reset_streams: usize,
 }
 
 impl Default for Gateway {
@@ -116,6 +130,11 @@ impl Default for Gateway {
             connect_timeout: Duration::from_secs(10),
             backend_timeout: Duration::from_secs(300),
             pool_max_idle_per_host: 256,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(30),
+            max_concurrent_streams: 200,
+            max_pending_reset_streams: 20,
         }
     }
 }
@@ -547,6 +566,28 @@ impl Settings {
                     format!("{key} must be at least {}", humantime::format_duration(min)),
                 ));
             }
+        }
+        for (key, value, min) in [
+            ("max_header_bytes", self.gateway.max_header_bytes, 8192),
+            ("max_headers", self.gateway.max_headers, 1),
+            (
+                "max_concurrent_streams",
+                self.gateway.max_concurrent_streams as usize,
+                1,
+            ),
+        ] {
+            if value < min {
+                return Err(at(
+                    find_key_in(text, "gateway", key),
+                    format!("gateway.{key} must be at least {min}"),
+                ));
+            }
+        }
+        if self.gateway.header_read_timeout < Duration::from_millis(10) {
+            return Err(at(
+                find_key_in(text, "gateway", "header_read_timeout"),
+                "gateway.header_read_timeout must be at least 10ms".into(),
+            ));
         }
         if self.gateway.tls_cert.is_some() != self.gateway.tls_key.is_some() {
             let key = if self.gateway.tls_cert.is_some() {
@@ -1159,6 +1200,31 @@ mod tests {
         assert!(e.message.contains("duration"), "{e}");
         let e = Settings::parse("c.toml", "[node]\nrole = \"leader\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn gateway_limits_are_checked() {
+        let s = Settings::parse(
+            "c.toml",
+            "[gateway]\nmax_header_bytes = 16384\nmax_headers = 20\nheader_read_timeout = \"2s\"\nmax_concurrent_streams = 8\nmax_pending_reset_streams = 4\n",
+        )
+        .unwrap();
+        assert_eq!(s.gateway.max_header_bytes, 16384);
+        assert_eq!(s.gateway.max_headers, 20);
+        assert_eq!(s.gateway.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(s.gateway.max_concurrent_streams, 8);
+        assert_eq!(s.gateway.max_pending_reset_streams, 4);
+        for (bad, needle) in [
+            ("max_header_bytes = 100", "at least 8192"),
+            ("max_headers = 0", "at least 1"),
+            ("max_concurrent_streams = 0", "at least 1"),
+            ("header_read_timeout = \"1ms\"", "at least 10ms"),
+            ("max_headers = \"many\"", "invalid type"),
+        ] {
+            let e = Settings::parse("c.toml", &format!("[gateway]\n\n{bad}\n")).unwrap_err();
+            assert_eq!(e.line, 3, "{bad}: {e}");
+            assert!(e.message.contains(needle), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -58,6 +58,29 @@ impl GatewayError {
         }
     }
 
+    /// A request path with a `.` or `..` segment (also `%2e`-encoded or
+    /// behind an encoded slash): refused rather than resolved, so no
+    /// request leaves its API's path or its backend's base path.
+    pub fn dot_segment() -> Self {
+        GatewayError {
+            status: StatusCode::BAD_REQUEST,
+            source: ErrorSource::Configuration,
+            reason: "InvalidPath",
+            message: "Bad request: the path has a '.' or '..' segment.",
+        }
+    }
+
+    /// The client's request body could not be read while forwarding it
+    /// (malformed chunked encoding, the client went away).
+    pub fn client_body() -> Self {
+        GatewayError {
+            status: StatusCode::BAD_REQUEST,
+            source: ErrorSource::Backend,
+            reason: "ClientConnectionFailure",
+            message: "Bad request: the request body could not be read.",
+        }
+    }
+
     pub fn missing_key() -> Self {
         GatewayError {
             status: StatusCode::UNAUTHORIZED,

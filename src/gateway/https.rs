@@ -7,7 +7,9 @@
 //! https), on the accept loop it shares with the other TLS listeners
 //! ([`accept::accept_loop`]), then
 //! serves HTTP/1.1 or HTTP/2 (by ALPN)
-//! with the same service as the plain listener, `scheme` = `https`. A
+//! with the same service and connection limits (`[gateway]`
+//! `max_header_bytes`, `max_headers`, `header_read_timeout`, HTTP/2
+//! settings) as the plain listener, `scheme` = `https`. A
 //! client certificate presented in the handshake rides in each request's
 //! extensions as an `Arc<PeerCert>`.
 
@@ -36,7 +38,7 @@ impl Gateway {
         mut shutdown: Shutdown,
         grace: Duration,
     ) {
-        let builder = accept::http_builder();
+        let builder = self.connection_builder();
         let shutdown = async move { shutdown.wait().await };
         accept::accept_loop(NAME, listener, shutdown, grace, move |stream, client, watcher| {
             let gw = self.clone();

@@ -61,7 +61,8 @@ pub fn empty_body() -> Body {
 /// The path APIM's health probes use.
 pub const STATUS_PATH: &str = "/status-0123456789abcdef";
 
-/// How long a client may take to send a request's headers.
+/// How long a client may take to send a request's headers: the default
+/// of `[gateway] header_read_timeout`.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared state of all gateway connections.
@@ -92,6 +93,72 @@ pub struct Gateway {
     /// The API inspector's finished traces: owned by the gateway, like
     /// `counters`; read by `GET /mgmt/traces/{id}`.
     traces: Arc<crate::telemetry::inspector::TraceRing>,
+    /// The client connection builder of both listeners, with the
+    /// `[gateway]` header, timeout and HTTP/2 limits.
+    conn: Arc<auto::Builder<TokioExecutor>>,
+    /// `[gateway] header_read_timeout`: also bounds the wait for a plain
+    /// connection's first bytes.
+    header_read_timeout: Duration,
+}
+
+/// The HTTP/1.1 + HTTP/2 connection builder of the gateway's listeners:
+/// request line and headers capped at `max_header_bytes` and `max_headers`
+/// (431), headers due within `header_read_timeout` (slowloris), HTTP/2
+/// streams, header lists and early resets (rapid reset) bounded.
+pub fn client_builder(g: &crate::config::Gateway) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's floor for its read buffer is 8 KiB (config validation keeps
+    // the key at or above it).
+    let max_header_bytes = g.max_header_bytes.max(8192);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(g.header_read_timeout)
+        .max_headers(g.max_headers)
+        .max_buf_size(max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(g.max_concurrent_streams)
+        .max_pending_accept_reset_streams(g.max_pending_reset_streams)
+        .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// HTTP/2's connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits until a plain connection has sent enough to tell HTTP/1.1 from
+/// HTTP/2 (the connection builder would wait for that forever), for at
+/// most `limit`. False: the client sent nothing in time, or closed.
+async fn first_bytes(stream: &tokio::net::TcpStream, limit: Duration) -> bool {
+    let wait = async {
+        let mut buf = [0u8; 24];
+        loop {
+            let n = match stream.peek(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => n,
+            };
+            if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] {
+                return true;
+            }
+            // Part of the preface: let the rest arrive.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(limit, wait).await.unwrap_or(false)
+}
+
+/// Whether a request path has a `.` or `..` segment, also when spelled
+/// with `%2e` or hidden behind an encoded `/` or `\` (`..%2f`): such a
+/// path could leave its API's path or its backend's base path.
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|raw| {
+        let decoded = percent_encoding::percent_decode_str(raw).collect::<Vec<u8>>();
+        decoded
+            .split(|b| *b == b'/' || *b == b'\\')
+            .any(|part| part == b"." || part == b"..")
+    })
 }
 
 impl Gateway {
@@ -146,7 +213,14 @@ impl Gateway {
             traces: Arc::new(crate::telemetry::inspector::TraceRing::new(
                 settings.telemetry.trace_ring_size,
             )),
+            conn: Arc::new(client_builder(&settings.gateway)),
+            header_read_timeout: settings.gateway.header_read_timeout,
         }
+    }
+
+    /// The client connection builder of the gateway's listeners.
+    pub fn connection_builder(&self) -> Arc<auto::Builder<TokioExecutor>> {
+        self.conn.clone()
     }
 
     /// The gateway's traffic aggregates (`None`: analytics is off).
@@ -189,12 +263,7 @@ impl Gateway {
         mut shutdown: Shutdown,
         grace: Duration,
     ) {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        // A client gets this long to send its request headers (slowloris guard).
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let builder = self.conn.clone();
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let (stream, client) = tokio::select! {
@@ -215,10 +284,17 @@ impl Gateway {
                 let gw = gw.clone();
                 async move { Ok::<_, Infallible>(gw.handle(req, client, "http").await) }
             });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let limit = self.header_read_timeout;
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                // A client that sends nothing is let go after the header
+                // read timeout (hyper waits for the first bytes forever).
+                if !first_bytes(&stream, limit).await {
+                    return;
+                }
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!(error = %e, "client connection ended with an error");
                 }
             });
@@ -439,6 +515,14 @@ fn admit(
     (hop, id_header): (&trace_context::Hop, &http::HeaderName),
 ) -> Result<RequestCtx, GatewayError> {
     let (parts, body) = req.into_parts();
+    // No tunnels: CONNECT matches no operation (hyper would otherwise
+    // turn a 2xx answer into a raw tunnel to the client).
+    if parts.method == Method::CONNECT {
+        return Err(GatewayError::not_found());
+    }
+    if has_dot_segment(parts.uri.path()) {
+        return Err(GatewayError::dot_segment());
+    }
     let m = snapshot
         .match_api(parts.uri.path())
         .ok_or_else(GatewayError::not_found)?;
@@ -689,7 +773,38 @@ fn hex_val(b: u8) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::{has_dot_segment, percent_decode};
+
+    #[test]
+    fn dot_segments_are_found_however_spelled() {
+        for bad in [
+            "/a/../b",
+            "/a/./b",
+            "/a/..",
+            "/a/%2e%2e/b",
+            "/a/%2E%2e/b",
+            "/a/.%2e/b",
+            "/a/..%2fb",
+            "/a/..%2Fb",
+            "/a/..%5cb",
+            "/a/x%2f..%2fb",
+            "/..",
+        ] {
+            assert!(has_dot_segment(bad), "{bad}");
+        }
+        for ok in [
+            "/a/b",
+            "/a/...",
+            "/a/.b",
+            "/a/b..",
+            "/a/%2e%2ex",
+            "/",
+            "",
+            "/a//b",
+        ] {
+            assert!(!has_dot_segment(ok), "{ok}");
+        }
+    }
 
     #[test]
     fn decodes_query_values() {

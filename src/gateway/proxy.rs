@@ -175,6 +175,12 @@ impl Upstream {
         let wait = timeout.unwrap_or(self.response_timeout);
         let resp = match tokio::time::timeout(wait, client.request(req)).await {
             Err(_) => return Err(GatewayError::backend_timeout()),
+            Ok(Err(e)) if client_body_failed(&e) => {
+                // The client's own body broke (bad chunked encoding, the
+                // client went away): its fault, not the backend's.
+                tracing::debug!(api, error = %error_chain(&e), "the request body failed");
+                return Err(GatewayError::client_body());
+            }
             Ok(Err(e)) => {
                 tracing::warn!(api, error = %error_chain(&e), "backend request failed");
                 return Err(GatewayError::backend_unreachable());
@@ -188,6 +194,22 @@ impl Upstream {
             body.map_err(Into::into).boxed_unsync(),
         ))
     }
+}
+
+/// Whether an upstream error is the request body's stream failing (hyper
+/// reports it as a "user" error with the body's error as its cause).
+fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_user())
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// An error and its causes on one line, for logs.

@@ -12,6 +12,10 @@ use crate::expr::Span;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
+/// How deep elements may nest in a policy document (APIM's documents
+/// nest a dozen levels at most).
+pub const MAX_DEPTH: usize = 100;
+
 /// An attribute: name, value (entities decoded), and where the value is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
@@ -182,6 +186,15 @@ pub fn parse(xml: &str) -> Result<Element, Diagnostic> {
                     return Err(diag(xml, start, "more than one root element".into()));
                 }
                 if matches!(event, Event::Start(_)) {
+                    if stack.len() >= MAX_DEPTH {
+                        // Compiling and dropping the tree recurse: a
+                        // deeper document could exhaust the stack.
+                        return Err(diag(
+                            xml,
+                            start,
+                            format!("elements are nested too deep (more than {MAX_DEPTH} levels)"),
+                        ));
+                    }
                     stack.push(element);
                 } else {
                     match stack.last_mut() {
@@ -200,7 +213,16 @@ pub fn parse(xml: &str) -> Result<Element, Diagnostic> {
                 }
             }
             Event::Eof => break,
-            // Comments, the XML declaration, processing instructions, DOCTYPE.
+            // Entity declarations (billion laughs, external entities) are
+            // never expanded: a DOCTYPE is refused outright.
+            Event::DocType(_) => {
+                return Err(diag(
+                    xml,
+                    start,
+                    "a DOCTYPE declaration is not allowed in a policy document".into(),
+                ))
+            }
+            // Comments, the XML declaration, processing instructions.
             _ => flush_text(&mut text, &mut stack),
         }
     }
@@ -323,6 +345,22 @@ mod tests {
 #[cfg(test)]
 mod bom {
     use super::*;
+
+    #[test]
+    fn doctype_declarations_are_refused() {
+        let e = parse("<!DOCTYPE p [<!ENTITY x \"y\">]><p>&x;</p>").unwrap_err();
+        assert!(e.message.contains("DOCTYPE"), "{}", e.message);
+    }
+
+    #[test]
+    fn deep_documents_are_refused_at_the_limit() {
+        let at = |depth: usize| format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+        assert!(parse(&at(MAX_DEPTH)).is_ok());
+        let e = parse(&at(MAX_DEPTH + 1)).unwrap_err();
+        assert!(e.message.contains("too deep"), "{}", e.message);
+        let e = parse(&at(1_000_000)).unwrap_err();
+        assert!(e.message.contains("too deep"), "{}", e.message);
+    }
 
     #[test]
     fn a_byte_order_mark_shifts_nothing() {

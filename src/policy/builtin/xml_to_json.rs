@@ -83,6 +83,9 @@ impl XmlToJson {
     }
 }
 
+/// How deep a converted body's elements may nest.
+const MAX_DEPTH: usize = 256;
+
 struct Node {
     name: String,
     attrs: Vec<(String, String)>,
@@ -113,7 +116,16 @@ fn convert(xml: &str, direct: bool) -> Result<J, String> {
     };
     loop {
         match reader.read_event().map_err(|e| e.to_string())? {
-            Event::Start(e) => stack.push(open(&e)?),
+            Event::Start(e) => {
+                // The conversion below recurses: bound the depth a
+                // client's body can ask for.
+                if stack.len() >= MAX_DEPTH {
+                    return Err(format!(
+                        "elements are nested too deep (more than {MAX_DEPTH} levels)"
+                    ));
+                }
+                stack.push(open(&e)?)
+            }
             Event::Empty(e) => {
                 let n = open(&e)?;
                 match stack.last_mut() {
@@ -233,6 +245,21 @@ mod tests {
             r.message.headers.get_all("content-type"),
             vec!["application/json"]
         );
+    }
+
+    #[test]
+    fn deep_bodies_fail_without_exhausting_the_stack() {
+        let doc = test_doc(r#"<policies><outbound><xml-to-json kind="direct" apply="always" consider-accept-header="false" /></outbound></policies>"#).unwrap();
+        let mut st = test_state(Section::Outbound);
+        let deep = format!("{}{}", "<a>".repeat(500_000), "</a>".repeat(500_000));
+        st.response_mut().message.body = Some(bytes::Bytes::from(deep));
+        let e = run_plain(doc.section(Section::Outbound).unwrap(), &mut st).unwrap_err();
+        assert_eq!(e.reason, "XmlToJsonConversionFailure");
+        assert!(e.message.contains("too deep"), "{}", e.message);
+        // 256 levels still convert.
+        let ok = format!("{}{}", "<a>".repeat(256), "</a>".repeat(256));
+        st.response_mut().message.body = Some(bytes::Bytes::from(ok));
+        run_plain(doc.section(Section::Outbound).unwrap(), &mut st).unwrap();
     }
 
     #[test]
