@@ -282,3 +282,38 @@ async fn https_asks_for_but_does_not_require_a_client_certificate() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(version, http::Version::HTTP_2);
 }
+
+/// A client that completes the handshake and then sends nothing is
+/// dropped after `header_read_timeout`, over HTTP/1.1 and over HTTP/2;
+/// one that sends its request in time is served.
+#[tokio::test]
+async fn https_drops_clients_that_send_nothing_after_the_handshake() {
+    use tokio::io::AsyncReadExt;
+    let app = TestApp::spawn_with(|s| {
+        s.gateway.https = Some(toml::Spanned::new(0..0, "127.0.0.1:0".parse().unwrap()));
+        s.gateway.header_read_timeout = std::time::Duration::from_millis(400);
+    })
+    .await;
+    let addr = app.running_addr("gateway-https").unwrap();
+    let key = app.standard().await;
+    for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+        let config = client_config(&app, &[alpn]);
+        let mut tls = connect(&config, addr).await;
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
+        let mut buf = [0u8; 256];
+        // Closed by the server: EOF (or a reset), long before 10 s.
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue, // HTTP/2 SETTINGS, GOAWAY
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "{alpn:?}: an idle connection was held open");
+        // A prompt client on the same listener is served.
+        let (status, _, body) = get(connect(&config, addr).await, "/echo/a", &key).await;
+        assert_eq!(status, 200, "{alpn:?}: {body}");
+    }
+}

@@ -15,6 +15,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -23,6 +24,35 @@ use tokio_rustls::TlsAcceptor;
 
 /// Time a client gets to send its first byte and complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the management and portal TLS listeners wait, once a
+/// handshake is done, for the connection's first request.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Drives `conn` (a connection being served) to its end, unless no request
+/// has arrived on it (`seen` still false) within `limit`: then it is
+/// dropped, closing the connection, and `None` is returned. hyper's
+/// connection builder would otherwise wait unbounded, after the TLS
+/// handshake, for the bytes that tell HTTP/1.1 from HTTP/2.
+pub async fn drive_unless_idle<F, E>(
+    conn: F,
+    seen: &AtomicBool,
+    limit: Duration,
+) -> Option<Result<(), E>>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        r = &mut conn => Some(r),
+        _ = tokio::time::sleep(limit) => {
+            if !seen.load(Ordering::Relaxed) {
+                return None;
+            }
+            Some(conn.await)
+        }
+    }
+}
 
 /// Time a client gets to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -161,7 +191,10 @@ pub async fn serve(
                     return;
                 };
                 let transport = Transport { peer, tls: true };
+                let seen = Arc::new(AtomicBool::new(false));
+                let seen_in_service = seen.clone();
                 let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+                    seen_in_service.store(true, Ordering::Relaxed);
                     req.extensions_mut().insert(transport);
                     req.extensions_mut().insert(ConnectInfo(peer));
                     let mut router = router.clone();
@@ -170,8 +203,12 @@ pub async fn serve(
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
                 let conn = watcher.watch(conn.into_owned());
-                if let Err(e) = conn.await {
-                    tracing::debug!(listener = name, error = %e, "connection ended with an error");
+                match drive_unless_idle(conn, &seen, FIRST_REQUEST_TIMEOUT).await {
+                    None => tracing::debug!(listener = name, "client sent no request in time; closed"),
+                    Some(Err(e)) => {
+                        tracing::debug!(listener = name, error = %e, "connection ended with an error")
+                    }
+                    Some(Ok(())) => {}
                 }
             }
         },
