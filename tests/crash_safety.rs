@@ -100,6 +100,27 @@ async fn kill9(mut p: Proc) -> Proc {
     .unwrap()
 }
 
+/// Starts the binary on `config` and SIGKILLs it `after` the spawn,
+/// whatever it is doing by then.
+async fn kill_during_startup(dir: &Path, config: &str, after: Duration) {
+    let path = common::procs::write_config(dir, "startup", config);
+    let log = std::fs::File::create(dir.join("startup.log")).unwrap();
+    let mut child = std::process::Command::new(common::procs::BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(after).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(dir.join("startup.log")).unwrap_or_default();
+    common::logscan::record("startup stderr", text.as_bytes());
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -432,6 +453,13 @@ async fn acknowledged_writes_survive_kill_9() {
         }
         drop(proc);
 
+        // Now and then, also a kill during start-up (store recovery,
+        // key files, listeners), before the verified restart.
+        let early = (rng.below(3) == 0).then(|| Duration::from_millis(rng.below(300)));
+        if let Some(after) = early {
+            kill_during_startup(&dir, &config, after).await;
+        }
+
         // Restart on the same data directory.
         proc = start(
             dir.clone(),
@@ -488,9 +516,12 @@ async fn acknowledged_writes_survive_kill_9() {
             "cycle {cycle}: revision {rev0} -> {rev1} after {acked} acknowledged writes \
              ({unsure} in flight)"
         );
+        let early = early
+            .map(|d| format!(", then {} ms into a start", d.as_millis()))
+            .unwrap_or_default();
         println!(
-            "  cycle {cycle}: killed after {} ms, {acked} writes acknowledged, all present; \
-             {unsure} in flight ({landed} landed); revision {rev0} -> {rev1}",
+            "  cycle {cycle}: killed after {} ms{early}; {acked} writes acknowledged, all \
+             present; {unsure} in flight ({landed} landed); revision {rev0} -> {rev1}",
             delay.as_millis()
         );
         total_acked += acked;
