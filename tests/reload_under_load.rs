@@ -1,4 +1,5 @@
-//! Zero-drop configuration changes: constant traffic on loopback while the
+//! Zero-drop configuration changes: constant traffic on loopback (new
+//! connections, kept-alive HTTP/1.1 and HTTP/2) while the
 //! configuration changes every 100 ms, a slow event stream that outlives
 //! several changes, and a SIGTERM that lets an in-flight request finish.
 //!
@@ -26,7 +27,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// One test at a time, so the load test's figures are its own.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const CLIENTS: usize = 4;
+const WARM_UP: Duration = Duration::from_secs(1);
 const BASELINE: Duration = Duration::from_secs(3);
 const CHURN: Duration = Duration::from_secs(10);
 const EVERY: Duration = Duration::from_millis(100);
@@ -93,8 +98,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 #[derive(Default)]
 struct Tally {
-    /// Latencies in µs, by phase (0 before the changes, 1 during).
-    latencies: [Vec<u64>; 2],
+    /// Latencies in µs, by phase (0 warm-up, 1 before the changes, 2
+    /// during).
+    latencies: [Vec<u64>; 3],
     failures: Vec<String>,
 }
 
@@ -106,7 +112,7 @@ async fn traffic(
     stop: Arc<AtomicBool>,
     tally: Arc<Mutex<Tally>>,
 ) {
-    let mut mine: [Vec<u64>; 2] = Default::default();
+    let mut mine: [Vec<u64>; 3] = Default::default();
     let mut failures = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let p = phase.load(Ordering::Relaxed) as usize;
@@ -140,6 +146,7 @@ async fn traffic(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn constant_traffic_survives_a_change_every_100_ms() {
+    let _serial = SERIAL.lock().await;
     let app = TestApp::spawn().await;
     app.put_ok(
         "/apis/steady",
@@ -174,11 +181,14 @@ async fn constant_traffic_survives_a_change_every_100_ms() {
     let url = format!("{}/steady/ping", app.gw);
     let mut clients = Vec::new();
     for i in 0..CLIENTS {
-        // One client opens a new connection per request; the others keep
-        // theirs alive across every change.
+        // One client opens a new connection per request, one speaks
+        // HTTP/2; the others keep HTTP/1.1 connections alive across every
+        // change.
         let mut b = reqwest::Client::builder().no_proxy();
         if i == 0 {
             b = b.pool_max_idle_per_host(0);
+        } else if i == 1 {
+            b = b.http2_prior_knowledge();
         }
         clients.push(tokio::spawn(traffic(
             b.build().unwrap(),
@@ -188,12 +198,14 @@ async fn constant_traffic_survives_a_change_every_100_ms() {
             tally.clone(),
         )));
     }
+    tokio::time::sleep(WARM_UP).await;
+    phase.store(1, Ordering::Relaxed);
     tokio::time::sleep(BASELINE).await;
 
     // Every 100 ms one change, in turn: add an API, remove an older one,
     // edit another API's policy, edit the unchanged API's policy without
     // changing its responses.
-    phase.store(1, Ordering::Relaxed);
+    phase.store(2, Ordering::Relaxed);
     let started = Instant::now();
     let mut tick = tokio::time::interval(EVERY);
     let (mut changes, mut added, mut removed, mut version) = (0u64, 0u64, 0u64, 0u64);
@@ -257,7 +269,7 @@ async fn constant_traffic_survives_a_change_every_100_ms() {
     for l in t.latencies.iter_mut() {
         l.sort_unstable();
     }
-    let [before, during] = &t.latencies;
+    let [_, before, during] = &t.latencies;
     println!(
         "reload under load: {CLIENTS} clients on loopback, {changes} changes in {churn_secs:.1} s \
          ({added} APIs added, {removed} removed, {version} policy edits on another API, \
@@ -315,6 +327,7 @@ async fn event_source(n: usize, gap: Duration) -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn an_event_stream_survives_configuration_changes() {
+    let _serial = SERIAL.lock().await;
     const EVENTS: usize = 8;
     let app = TestApp::spawn().await;
     let source = event_source(EVENTS, Duration::from_millis(150)).await;
@@ -395,6 +408,7 @@ async fn an_event_stream_survives_configuration_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_request_finish() {
+    let _serial = SERIAL.lock().await;
     const ADMIN: &str = "drain-admin-key-0123456789abcdef";
     let slow = backend::spawn(|_req| async {
         tokio::time::sleep(Duration::from_millis(1000)).await;
