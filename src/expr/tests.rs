@@ -777,3 +777,29 @@ fn message_bodies_read_as_xml() {
     let e = c.eval(&bad, Limits::default()).unwrap_err();
     assert_eq!(e.kind, "XmlException");
 }
+
+/// Found while fuzzing `expr_eval`: the indented text of a deep element
+/// grows with the square of its depth (two spaces a level on every line),
+/// so `ToString()` of a 1.4 MB document 200,000 levels deep built some
+/// 40 GB before the string limit was checked. The writer now stops at the
+/// limit: a limit error; unindented text is linear and still fine.
+#[test]
+fn fuzz_expr_eval_deep_xml_to_string() {
+    let deep = "XElement.Parse(string.Concat(Enumerable.Repeat(\"<a>\", 200000)) + string.Concat(Enumerable.Repeat(\"</a>\", 200000)))";
+    let e = err(&format!("@({deep}.ToString().Length)"));
+    assert!(e.starts_with("LimitExceeded"), "{e}");
+    let e = err(&format!(
+        "@(XDocument.Parse({deep}.ToString(SaveOptions.DisableFormatting)).ToString().Length)"
+    ));
+    assert!(e.starts_with("LimitExceeded"), "{e}");
+    // Where no limit is at hand (the element used as a string), the text
+    // stops at the allocation limit, which the result then exceeds.
+    let e = err(&format!("@(\"\" + {deep})"));
+    assert!(e.starts_with("LimitExceeded"), "{e}");
+    assert_eq!(
+        ev(&format!(
+            "@({deep}.ToString(SaveOptions.DisableFormatting).Length)"
+        )),
+        "1400000"
+    );
+}
