@@ -803,3 +803,20 @@ fn fuzz_expr_eval_deep_xml_to_string() {
         "1400000"
     );
 }
+
+/// Found while fuzzing `expr_eval`: a loop that wraps a list in a list
+/// (or a dictionary in a dictionary) builds a value nested 100,000 deep in
+/// a few hundred thousand steps; dropping it recursed once per level and
+/// overflowed the stack, aborting the process. Containers now unnest their
+/// contents when dropped.
+#[test]
+fn fuzz_expr_eval_deep_nesting_drop() {
+    for program in [
+        "@{ object o = null; for (int i = 0; i < 100000; i++) { var n = new List<object>(); n.Add(o); o = n; } return 1; }",
+        "@{ object o = null; for (int i = 0; i < 100000; i++) { o = new List<object> { o }; } o = null; return 2; }",
+        "@{ object o = 1; for (int i = 0; i < 100000; i++) { var d = new Dictionary<string, object>(); d[\"k\"] = o; o = d; } return 3; }",
+    ] {
+        let out = try_ev(program).unwrap_or_else(|e| e);
+        assert!(out.len() == 1 || out.starts_with("LimitExceeded"), "{program}: {out}");
+    }
+}
