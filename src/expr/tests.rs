@@ -778,7 +778,9 @@ fn message_bodies_read_as_xml() {
     assert_eq!(e.kind, "XmlException");
 }
 
-/// Found while fuzzing `expr_eval`: the indented text of a deep element
+/// Found probing the input class of the `expr_eval` fuzz target (programs
+/// that build large values; the fuzzer's short runs did not reach these
+/// sizes): the indented text of a deep element
 /// grows with the square of its depth (two spaces a level on every line),
 /// so `ToString()` of a 1.4 MB document 200,000 levels deep built some
 /// 40 GB before the string limit was checked. The writer now stops at the
@@ -804,7 +806,8 @@ fn fuzz_expr_eval_deep_xml_to_string() {
     );
 }
 
-/// Found while fuzzing `expr_eval`: a loop that wraps a list in a list
+/// Found probing the input class of the `expr_eval` fuzz target: a loop
+/// that wraps a list in a list
 /// (or a dictionary in a dictionary) builds a value nested 100,000 deep in
 /// a few hundred thousand steps; dropping it recursed once per level and
 /// overflowed the stack, aborting the process. Containers now unnest their
