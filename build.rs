@@ -18,20 +18,30 @@ fn main() {
         })
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=TURNPIKE_GIT_COMMIT={commit}");
-    // Rebuild when the checked-out commit changes. Ask git where HEAD and
-    // the branch refs live: in a worktree `.git` is a file, and a path that
-    // does not exist would make cargo rerun this script on every build.
-    println!("cargo:rerun-if-changed=build.rs");
-    for name in ["HEAD", "refs/heads", "packed-refs"] {
-        let path = std::process::Command::new("git")
-            .args(["rev-parse", "--git-path", name])
+    // Watch the files git really uses, this checkout's HEAD and its branch:
+    // in a worktree `.git` is a file and HEAD lives elsewhere, and a path
+    // that does not exist would make cargo rerun this script, and rebuild
+    // the crate, on every build; other worktrees' commits change nothing.
+    let rev_parse = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("rev-parse")
+            .args(args)
             .output()
             .ok()
             .filter(|o| o.status.success())
             .and_then(|o| String::from_utf8(o.stdout).ok())
-            .map(|s| s.trim().to_string());
-        if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {
-            println!("cargo:rerun-if-changed={path}");
-        }
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let dir =
+        |what: &str| rev_parse(&["--path-format=absolute", what]).map(std::path::PathBuf::from);
+    let branch = rev_parse(&["--symbolic-full-name", "HEAD"]).filter(|r| r.starts_with("refs/"));
+    let watched = [
+        dir("--git-dir").map(|d| d.join("HEAD")),
+        dir("--git-common-dir").zip(branch).map(|(d, r)| d.join(r)),
+    ];
+    println!("cargo:rerun-if-changed=build.rs");
+    for path in watched.into_iter().flatten().filter(|p| p.exists()) {
+        println!("cargo:rerun-if-changed={}", path.display());
     }
 }

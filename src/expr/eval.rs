@@ -207,6 +207,11 @@ impl<'c> Interp<'c> {
         Ok(())
     }
 
+    /// The longest string or array allowed ([`Limits::max_string`]).
+    pub fn max_string(&self) -> usize {
+        self.limits.max_string
+    }
+
     /// Makes a string value, charging its size.
     pub fn string(&mut self, s: String) -> EResult<Value> {
         self.charge(s.len())?;

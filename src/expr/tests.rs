@@ -777,3 +777,49 @@ fn message_bodies_read_as_xml() {
     let e = c.eval(&bad, Limits::default()).unwrap_err();
     assert_eq!(e.kind, "XmlException");
 }
+
+/// Found probing the input class of the `expr_eval` fuzz target (programs
+/// that build large values; the fuzzer's short runs did not reach these
+/// sizes): the indented text of a deep element
+/// grows with the square of its depth (two spaces a level on every line),
+/// so `ToString()` of a 1.4 MB document 200,000 levels deep built some
+/// 40 GB before the string limit was checked. The writer now stops at the
+/// limit: a limit error; unindented text is linear and still fine.
+#[test]
+fn fuzz_expr_eval_deep_xml_to_string() {
+    let deep = "XElement.Parse(string.Concat(Enumerable.Repeat(\"<a>\", 200000)) + string.Concat(Enumerable.Repeat(\"</a>\", 200000)))";
+    let e = err(&format!("@({deep}.ToString().Length)"));
+    assert!(e.starts_with("LimitExceeded"), "{e}");
+    let e = err(&format!(
+        "@(XDocument.Parse({deep}.ToString(SaveOptions.DisableFormatting)).ToString().Length)"
+    ));
+    assert!(e.starts_with("LimitExceeded"), "{e}");
+    // Where no limit is at hand (the element used as a string), the text
+    // stops at the allocation limit, which the result then exceeds.
+    let e = err(&format!("@(\"\" + {deep})"));
+    assert!(e.starts_with("LimitExceeded"), "{e}");
+    assert_eq!(
+        ev(&format!(
+            "@({deep}.ToString(SaveOptions.DisableFormatting).Length)"
+        )),
+        "1400000"
+    );
+}
+
+/// Found probing the input class of the `expr_eval` fuzz target: a loop
+/// that wraps a list in a list
+/// (or a dictionary in a dictionary) builds a value nested 100,000 deep in
+/// a few hundred thousand steps; dropping it recursed once per level and
+/// overflowed the stack, aborting the process. Containers now unnest their
+/// contents when dropped.
+#[test]
+fn fuzz_expr_eval_deep_nesting_drop() {
+    for program in [
+        "@{ object o = null; for (int i = 0; i < 100000; i++) { var n = new List<object>(); n.Add(o); o = n; } return 1; }",
+        "@{ object o = null; for (int i = 0; i < 100000; i++) { o = new List<object> { o }; } o = null; return 2; }",
+        "@{ object o = 1; for (int i = 0; i < 100000; i++) { var d = new Dictionary<string, object>(); d[\"k\"] = o; o = d; } return 3; }",
+    ] {
+        let out = try_ev(program).unwrap_or_else(|e| e);
+        assert!(out.len() == 1 || out.starts_with("LimitExceeded"), "{program}: {out}");
+    }
+}

@@ -14,7 +14,58 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A shared, mutable cell (C# reference semantics).
 #[derive(Debug, Default)]
-pub struct Shared<T>(Arc<Mutex<T>>);
+pub struct Shared<T: 'static>(Arc<Mutex<T>>);
+
+impl<T: 'static> Shared<T> {
+    /// Moves out the values this cell holds when it is the last reference
+    /// to a list, a dictionary or a JSON container (empty otherwise).
+    fn take_children(&mut self, out: &mut Vec<Value>) {
+        let Some(cell) = Arc::get_mut(&mut self.0) else {
+            return;
+        };
+        let inner: &mut dyn std::any::Any = cell.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(items) = inner.downcast_mut::<Vec<Value>>() {
+            out.append(items);
+        } else if let Some(pairs) = inner.downcast_mut::<Vec<(Value, Value)>>() {
+            for (k, v) in pairs.drain(..) {
+                out.push(k);
+                out.push(v);
+            }
+        } else if let Some(node) = inner.downcast_mut::<JNode>() {
+            match node {
+                JNode::Array(items) => out.extend(items.drain(..).map(Value::Json)),
+                JNode::Object(props) => out.extend(props.drain(..).map(|(_, v)| Value::Json(v))),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Values nested a million deep (a loop wrapping a list in a list) would
+/// drop recursively, a stack frame per level, and overflow the stack: the
+/// last reference to a container unnests its contents onto a heap stack
+/// instead.
+impl<T: 'static> Drop for Shared<T> {
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        self.take_children(&mut pending);
+        while let Some(v) = pending.pop() {
+            match v {
+                Value::List(mut s, _) => s.take_children(&mut pending),
+                Value::Dict(mut s) => s.take_children(&mut pending),
+                Value::Json(mut s) => s.take_children(&mut pending),
+                Value::JProperty(_, mut s) => s.take_children(&mut pending),
+                Value::Pair(p) => {
+                    if let Ok((k, v)) = Arc::try_unwrap(p) {
+                        pending.push(k);
+                        pending.push(v);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
 
 impl<T> Clone for Shared<T> {
     fn clone(&self) -> Self {

@@ -255,8 +255,8 @@ impl Xml {
     /// `ToString()`.
     pub fn to_display(&self) -> String {
         match self {
-            Xml::Document(t) => write_document(t, true),
-            Xml::Element(t, id) => write_element(t, *id, true),
+            Xml::Document(t) => write_document(t, true, DISPLAY_CAP),
+            Xml::Element(t, id) => write_element(t, *id, true, DISPLAY_CAP),
             Xml::Attribute(t, e, i) => attr_of(t, *e, *i)
                 .map(|a| {
                     let mut s = a.name.qualified();
@@ -818,6 +818,10 @@ fn escape_attr(out: &mut String, s: &str) {
 /// written in that element (mixed content is left as it is).
 struct Writer {
     out: String,
+    /// Writing stops once `out` is longer: indentation makes the text grow
+    /// with the square of the depth, so a small deep document could
+    /// otherwise expand to gigabytes before any limit is checked.
+    cap: usize,
     indent: bool,
     level: usize,
     mixed: bool,
@@ -838,9 +842,10 @@ enum Step {
 }
 
 impl Writer {
-    fn new(indent: bool) -> Writer {
+    fn new(indent: bool, cap: usize) -> Writer {
         Writer {
             out: String::new(),
+            cap,
             indent,
             level: 0,
             mixed: false,
@@ -993,6 +998,9 @@ impl Writer {
     fn node(&mut self, t: &Tree, id: usize) {
         let mut steps = vec![Step::Open(id)];
         while let Some(step) = steps.pop() {
+            if self.out.len() > self.cap {
+                return;
+            }
             match step {
                 Step::Open(n) => match t.nodes.get(n).map(|n| &n.kind) {
                     Some(Kind::Element(e)) => {
@@ -1028,17 +1036,28 @@ impl Writer {
     }
 }
 
+/// The most [`Xml::to_display`] writes (the text of an element used as a
+/// string, where no [`Interp`] is at hand): the default allocation limit,
+/// past every string the default limits let through.
+const DISPLAY_CAP: usize = 64 << 20;
+
 /// `XElement.ToString()` (`indent`: not `SaveOptions.DisableFormatting`).
-fn write_element(t: &Tree, id: usize, indent: bool) -> String {
-    let mut w = Writer::new(indent);
+/// Stops soon after `cap` bytes: a result longer than `cap` is cut short,
+/// so callers refuse any result over it.
+fn write_element(t: &Tree, id: usize, indent: bool, cap: usize) -> String {
+    let mut w = Writer::new(indent, cap);
     w.node(t, id);
     w.out
 }
 
 /// `XDocument.ToString()`: the document's nodes, without the declaration.
-fn write_document(t: &Tree, indent: bool) -> String {
-    let mut w = Writer::new(indent);
+/// Bounded by `cap` as [`write_element`] is.
+fn write_document(t: &Tree, indent: bool, cap: usize) -> String {
+    let mut w = Writer::new(indent, cap);
     for n in &t.top {
+        if w.out.len() > cap {
+            break;
+        }
         w.node(t, *n);
     }
     w.out
@@ -1133,11 +1152,11 @@ pub fn call(it: &mut Interp, x: &Xml, name: &str, args: &[Value]) -> EResult<Val
     let a0 = arg(args, 0);
     match (x, name) {
         (Xml::Document(t), "ToString") => {
-            let s = write_document(t, save_options_indent(args.first()));
+            let s = write_document(t, save_options_indent(args.first()), it.max_string());
             it.string(s)
         }
         (Xml::Element(t, id), "ToString") => {
-            let s = write_element(t, *id, save_options_indent(args.first()));
+            let s = write_element(t, *id, save_options_indent(args.first()), it.max_string());
             it.string(s)
         }
         (Xml::Document(t), "Elements" | "Element" | "Descendants") => {
@@ -1427,18 +1446,18 @@ mod tests {
     fn writes_as_xml_writer_indents() {
         let (t, r) = root("<a x=\"1 &lt; 2\"><b>t</b><c/><d></d><e>m<f>n</f></e><!--k--></a>");
         assert_eq!(
-            write_element(&t, r, true),
+            write_element(&t, r, true, usize::MAX),
             "<a x=\"1 &lt; 2\">\n  <b>t</b>\n  <c />\n  <d></d>\n  <e>m<f>n</f></e>\n  <!--k-->\n</a>"
         );
         assert_eq!(
-            write_element(&t, r, false),
+            write_element(&t, r, false, usize::MAX),
             "<a x=\"1 &lt; 2\"><b>t</b><c /><d></d><e>m<f>n</f></e><!--k--></a>"
         );
         // A sub-element takes the declarations it needs along.
         let (t, r) = root("<r xmlns=\"urn:d\" xmlns:p=\"urn:p\"><p:a p:k=\"v\"><b/></p:a></r>");
         let a = t.child_elements(r).next().unwrap();
         assert_eq!(
-            write_element(&t, a, true),
+            write_element(&t, a, true, usize::MAX),
             "<p:a p:k=\"v\" xmlns:p=\"urn:p\">\n  <b xmlns=\"urn:d\" />\n</p:a>"
         );
     }
@@ -1455,6 +1474,9 @@ mod tests {
         let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
         let t = parse(&deep, true, false).unwrap();
         assert_eq!(t.descendants(t.root).len(), 99_999);
-        assert_eq!(write_element(&t, t.root, false).len(), deep.len());
+        assert_eq!(
+            write_element(&t, t.root, false, usize::MAX).len(),
+            deep.len()
+        );
     }
 }
