@@ -813,6 +813,41 @@ fn fuzz_expr_eval_deep_xml_to_string() {
 /// overflowed the stack, aborting the process. Containers now unnest their
 /// contents when dropped.
 #[test]
+fn fuzz_expr_eval_deep_json_add() {
+    // Each Add copies the token: nesting 50,000 JArrays used to recurse
+    // 50,000 deep (a stack overflow) and take quadratic time.
+    let e = err("@{ var a = new JArray(); for (int i = 0; i < 50000; i++) { var b = new JArray(); b.Add(a); a = b; } return a.Count; }");
+    assert!(e.starts_with("InvalidOperationException"), "{e}");
+    assert!(e.contains("deeper than 256"), "{e}");
+    // Deepened in place through indexer references (no copy of a deep
+    // tree): printing it is refused, dropping it is fine.
+    let e = err("@{ var root = new JArray(); var cur = root; for (int i = 0; i < 20000; i++) { cur.Add(new JArray()); cur = (JArray)cur[0]; } return root.ToString(); }");
+    assert!(e.starts_with("InvalidOperationException"), "{e}");
+    let e = err("@{ var root = new JObject(); var cur = root; for (int i = 0; i < 20000; i++) { cur[\"k\"] = new JObject(); cur = (JObject)cur[\"k\"]; } return root.DeepClone().ToString(); }");
+    assert!(e.starts_with("InvalidOperationException"), "{e}");
+    // Copied or serialised without a check of its own (JsonConvert, a
+    // string concatenation): cut at the limit, never a crash.
+    let out = try_ev("@{ var root = new JArray(); var cur = root; for (int i = 0; i < 20000; i++) { cur.Add(new JArray()); cur = (JArray)cur[0]; } return JsonConvert.SerializeObject(root).Length > 0; }")
+        .unwrap_or_else(|e| e);
+    assert!(out == "true" || out.starts_with("LimitExceeded"), "{out}");
+    let out = try_ev("@{ var root = new JArray(); var cur = root; for (int i = 0; i < 20000; i++) { cur.Add(new JArray()); cur = (JArray)cur[0]; } return (\"x\" + root).Length > 0; }")
+        .unwrap_or_else(|e| e);
+    assert!(out == "true" || out.starts_with("LimitExceeded"), "{out}");
+    // A list holding itself is infinitely deep: refused, not recursed.
+    let e =
+        err("@{ var l = new List<object>(); l.Add(l); return JToken.FromObject(l).ToString(); }");
+    assert!(e.starts_with("InvalidOperationException"), "{e}");
+    // Lists sharing sublists stand for 2^40 values: refused, not copied.
+    let e = err("@{ object o = 1; for (int i = 0; i < 40; i++) { o = new List<object> { o, o }; } return JToken.FromObject(o).Type; }");
+    assert!(e.starts_with("InvalidOperationException"), "{e}");
+    // Within the limit, nothing changes.
+    assert_eq!(
+        ev("@{ var a = new JArray(); for (int i = 0; i < 200; i++) { var b = new JArray(); b.Add(a); a = b; } return a.ToString(Formatting.None).Length; }"),
+        "402"
+    );
+}
+
+#[test]
 fn fuzz_expr_eval_deep_nesting_drop() {
     for program in [
         "@{ object o = null; for (int i = 0; i < 100000; i++) { var n = new List<object>(); n.Add(o); o = n; } return 1; }",

@@ -339,8 +339,26 @@ impl JNode {
     }
 }
 
-/// Converts a token to serde_json (a deep copy).
+/// How deep a JSON token (or a list or dictionary made into one) may nest
+/// for the conversions that recurse: copying (`Add`, `DeepClone`,
+/// `FromObject`), serialising (`ToString()`, `JsonConvert`, a body).
+/// Expressions that would copy or print a deeper one get an
+/// `InvalidOperationException` (`lib::json::refuse_deep`); the conversions
+/// themselves stop there too (deeper parts become null), so no tree an
+/// expression builds (in place, through indexer references, or a list
+/// holding itself) can overflow the stack.
+pub const MAX_JSON_DEPTH: usize = 256;
+
+/// Converts a token to serde_json (a deep copy; parts deeper than
+/// [`MAX_JSON_DEPTH`] become null).
 pub fn json_to_serde(j: &JRef) -> serde_json::Value {
+    json_to_serde_at(j, 0)
+}
+
+fn json_to_serde_at(j: &JRef, depth: usize) -> serde_json::Value {
+    if depth > MAX_JSON_DEPTH {
+        return serde_json::Value::Null;
+    }
     // Children are cloned out before recursing so only one lock is held.
     let node = j.lock().clone();
     match node {
@@ -351,10 +369,12 @@ pub fn json_to_serde(j: &JRef) -> serde_json::Value {
             .map(serde_json::Value::Number)
             .unwrap_or(serde_json::Value::Null),
         JNode::Str(s) => serde_json::Value::String(s),
-        JNode::Array(a) => serde_json::Value::Array(a.iter().map(json_to_serde).collect()),
+        JNode::Array(a) => {
+            serde_json::Value::Array(a.iter().map(|c| json_to_serde_at(c, depth + 1)).collect())
+        }
         JNode::Object(o) => serde_json::Value::Object(
             o.iter()
-                .map(|(k, v)| (k.clone(), json_to_serde(v)))
+                .map(|(k, v)| (k.clone(), json_to_serde_at(v, depth + 1)))
                 .collect(),
         ),
     }
@@ -390,13 +410,21 @@ pub fn json_to_string(j: &JRef, indented: bool) -> String {
 /// A value as a JSON token (what `JToken.FromObject`, `new JObject(...)`
 /// and indexer assignment do with plain values).
 pub fn to_json(v: &Value) -> JRef {
+    to_json_at(v, 0)
+}
+
+fn to_json_at(v: &Value, depth: usize) -> JRef {
     match v {
         Value::Json(j) => json_deep_clone(j),
-        other => Shared::new(to_jnode(other)),
+        other => Shared::new(to_jnode(other, depth)),
     }
 }
 
-fn to_jnode(v: &Value) -> JNode {
+/// Parts deeper than [`MAX_JSON_DEPTH`] (a list holding itself) become null.
+fn to_jnode(v: &Value, depth: usize) -> JNode {
+    if depth > MAX_JSON_DEPTH {
+        return JNode::Null;
+    }
     match v {
         Value::Null => JNode::Null,
         Value::Bool(b) => JNode::Bool(*b),
@@ -405,14 +433,14 @@ fn to_jnode(v: &Value) -> JNode {
         Value::Json(j) => j.lock().clone(),
         Value::List(items, _) => {
             let items = items.lock().clone();
-            JNode::Array(items.iter().map(to_json).collect())
+            JNode::Array(items.iter().map(|x| to_json_at(x, depth + 1)).collect())
         }
         Value::Dict(entries) => {
             let entries = entries.lock().clone();
             JNode::Object(
                 entries
                     .iter()
-                    .map(|(k, v)| (k.to_display(), to_json(v)))
+                    .map(|(k, v)| (k.to_display(), to_json_at(v, depth + 1)))
                     .collect(),
             )
         }

@@ -8,6 +8,7 @@ use crate::expr::ast::TypeRef;
 use crate::expr::eval::{EResult, EvalError, Interp};
 use crate::expr::value::{
     format_double, json_deep_clone, json_to_string, to_json, JNode, JRef, Shared, Value,
+    MAX_JSON_DEPTH,
 };
 
 pub const INSTANCE: &[&str] = &[
@@ -131,7 +132,7 @@ pub fn call_static(
             parse(&text, if ty == "JValue" { "JToken" } else { ty })
         }
         (_, "FromObject") => {
-            let j = to_json(a0);
+            let j = checked_json(a0)?;
             let want = if ty == "JToken" { "JToken" } else { ty };
             let v = Value::Json(j);
             if want != "JToken" && !super::is_type(&v, &simple_type(want)) {
@@ -200,13 +201,15 @@ pub fn construct(it: &mut Interp, ty: &str, args: Vec<Value>) -> EResult<Value> 
                 match a {
                     Value::List(..) => {
                         for x in iterate(it, a)? {
-                            items.push(to_json(&x));
+                            items.push(checked_json(&x)?);
                         }
                     }
                     Value::Json(j) if matches!(&*j.lock(), JNode::Array(_)) && args.len() == 1 => {
-                        items.extend(children(j).iter().map(to_json));
+                        for c in children(j) {
+                            items.push(checked_json(&c)?);
+                        }
                     }
-                    other => items.push(to_json(other)),
+                    other => items.push(checked_json(other)?),
                 }
             }
             Ok(Value::json(JNode::Array(items)))
@@ -215,12 +218,14 @@ pub fn construct(it: &mut Interp, ty: &str, args: Vec<Value>) -> EResult<Value> 
             let name = req_str(arg(&args, 0), "name")?;
             let value = match args.len() {
                 0 | 1 => Shared::new(JNode::Null),
-                2 => to_json(&args[1]),
-                _ => Shared::new(JNode::Array(args[1..].iter().map(to_json).collect())),
+                2 => checked_json(&args[1])?,
+                _ => Shared::new(JNode::Array(
+                    args[1..].iter().map(checked_json).collect::<EResult<_>>()?,
+                )),
             };
             Ok(Value::JProperty(name.into(), value))
         }
-        _ => Ok(Value::Json(to_json(arg(&args, 0)))),
+        _ => Ok(Value::Json(checked_json(arg(&args, 0))?)),
     }
 }
 
@@ -339,12 +344,59 @@ pub fn index_get(v: &Value, key: &Value) -> EResult<Value> {
     }
 }
 
+/// How many values [`refuse_deep`] looks at before it calls a value too
+/// large to copy (lists sharing sublists could stand for exponentially
+/// many nodes).
+const MAX_JSON_NODES: usize = 4_000_000;
+
+/// An `InvalidOperationException` when `v` nests deeper than
+/// [`MAX_JSON_DEPTH`] or copying it would make more than a few million
+/// values. Iterative, so safe on any depth.
+pub fn refuse_deep(v: &Value) -> EResult<()> {
+    let mut stack: Vec<(Value, usize)> = vec![(v.clone(), 0)];
+    let mut seen = 0usize;
+    while let Some((v, depth)) = stack.pop() {
+        seen += 1;
+        if depth > MAX_JSON_DEPTH || seen > MAX_JSON_NODES {
+            return Err(EvalError::invalid_op(format!(
+                "The value nests deeper than {MAX_JSON_DEPTH} levels or holds too many values to copy or serialize as JSON."
+            )));
+        }
+        match &v {
+            Value::Json(j) | Value::JProperty(_, j) => {
+                let children: Vec<JRef> = match &*j.lock() {
+                    JNode::Array(a) => a.clone(),
+                    JNode::Object(o) => o.iter().map(|(_, c)| c.clone()).collect(),
+                    _ => Vec::new(),
+                };
+                stack.extend(children.into_iter().map(|c| (Value::Json(c), depth + 1)));
+            }
+            Value::List(items, _) => {
+                let items = items.lock().clone();
+                stack.extend(items.into_iter().map(|x| (x, depth + 1)));
+            }
+            Value::Dict(entries) => {
+                let values: Vec<Value> = entries.lock().iter().map(|(_, x)| x.clone()).collect();
+                stack.extend(values.into_iter().map(|x| (x, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// [`to_json`] of a value [`refuse_deep`] accepts.
+fn checked_json(v: &Value) -> EResult<JRef> {
+    refuse_deep(v)?;
+    Ok(to_json(v))
+}
+
 /// `token[key] = value`.
 pub fn index_set(v: &Value, idx: &[Value], x: Value) -> EResult<()> {
     let Value::Json(j) = v else {
         return Err(EvalError::invalid_op("not a JSON token"));
     };
-    let value = to_json(&x);
+    let value = checked_json(&x)?;
     let key = arg(idx, 0);
     let mut node = j.lock();
     match &mut *node {
@@ -378,9 +430,12 @@ fn add(v: &Value, args: &[Value]) -> EResult<()> {
         return Err(EvalError::invalid_op("not a JSON token"));
     };
     let (name, value) = match args {
-        [Value::JProperty(n, val)] => (Some(n.to_string()), json_deep_clone(val)),
-        [n, val] => (Some(req_str(n, "propertyName")?), to_json(val)),
-        [val] => (None, to_json(val)),
+        [Value::JProperty(n, val)] => {
+            refuse_deep(&Value::Json(val.clone()))?;
+            (Some(n.to_string()), json_deep_clone(val))
+        }
+        [n, val] => (Some(req_str(n, "propertyName")?), checked_json(val)?),
+        [val] => (None, checked_json(val)?),
         _ => {
             return Err(EvalError::argument(
                 "Add takes a value, or a name and a value",
@@ -536,6 +591,7 @@ pub fn call(
     match name {
         "ToString" => {
             let indented = !matches!(a0, Value::Enum(_, "None"));
+            refuse_deep(v)?;
             it.string(json_to_string(j, indented))
         }
         "Properties" => Ok(super::list_of(children(j))),
@@ -576,6 +632,11 @@ pub fn call(
         }
         "RemoveAt" | "Insert" => {
             let i = to_i64(a0)?;
+            let inserted = if name == "Insert" {
+                Some(checked_json(arg(args, 1))?)
+            } else {
+                None
+            };
             let mut node = j.lock();
             let JNode::Array(items) = &mut *node else {
                 return Err(EvalError::invalid_op(format!("{name} needs a JArray")));
@@ -587,7 +648,7 @@ pub fn call(
             if name == "RemoveAt" {
                 items.remove(i);
             } else {
-                items.insert(i, to_json(arg(args, 1)));
+                items.insert(i, inserted.unwrap_or_else(|| Shared::new(JNode::Null)));
             }
             Ok(Value::Null)
         }
@@ -664,11 +725,15 @@ pub fn call(
             ))
         }
         "ToObject" => convert_to(it, v.clone(), targs),
-        "DeepClone" => Ok(Value::Json(json_deep_clone(j))),
+        "DeepClone" => {
+            refuse_deep(v)?;
+            Ok(Value::Json(json_deep_clone(j)))
+        }
         "Merge" => {
             let Value::Json(other) = a0 else {
                 return Ok(Value::Null);
             };
+            refuse_deep(a0)?;
             let other = json_deep_clone(other);
             let incoming = match &*other.lock() {
                 JNode::Object(p) => p.clone(),
