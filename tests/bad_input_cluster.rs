@@ -149,19 +149,6 @@ async fn start(settings: Settings) -> Result<(Running, Trigger), String> {
         .map_err(|e| e.to_string())
 }
 
-async fn status_of(gw: SocketAddr, path: &str) -> u16 {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("http://{gw}{path}"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 async fn keyless_api(app: &TestApp, id: &str) {
     app.put_ok(
         &format!("/apis/{id}"),
@@ -192,7 +179,7 @@ async fn corrupted_exports_keep_the_last_configuration() {
     .await
     .unwrap();
     let gw = secondary.addr("gateway-http").unwrap();
-    assert_eq!(status_of(gw, "/echo/x").await, 200);
+    assert_eq!(common::gateway_status(gw, "/echo/x").await, 200);
     let backup = dir.path().join("config-backup.gz");
     let saved = std::fs::read(&backup).expect("a backup after the first sync");
 
@@ -209,11 +196,14 @@ async fn corrupted_exports_keep_the_last_configuration() {
         "the secondary kept polling"
     );
     assert_eq!(
-        status_of(gw, "/echo/x").await,
+        common::gateway_status(gw, "/echo/x").await,
         200,
         "still the last configuration"
     );
-    assert_eq!(status_of(gw, "/status-0123456789abcdef").await, 200);
+    assert_eq!(
+        common::gateway_status(gw, "/status-0123456789abcdef").await,
+        200
+    );
     assert_eq!(
         std::fs::read(&backup).unwrap(),
         saved,
@@ -225,7 +215,7 @@ async fn corrupted_exports_keep_the_last_configuration() {
     corrupt.store(false, Ordering::SeqCst);
     let mut late = 0;
     for _ in 0..200 {
-        late = status_of(gw, "/late/x").await;
+        late = common::gateway_status(gw, "/late/x").await;
         if late == 200 {
             break;
         }

@@ -211,20 +211,6 @@ fn secondary_settings(dir: &Path, primary: &str, token: &str, ca_cert: &str) -> 
     s
 }
 
-/// The status of a keyless GET through a gateway's plain listener.
-async fn gateway_status(gw: SocketAddr, path: &str) -> u16 {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("http://{gw}{path}"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test]
 async fn management_over_tls_answers_and_refuses_plain_http_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -368,16 +354,16 @@ async fn a_secondary_trusting_the_ca_follows_a_tls_primary() {
     );
     let gw = secondary.addr("gateway-http");
     assert_eq!(
-        gateway_status(gw, "/first/x").await,
+        common::gateway_status(gw, "/first/x").await,
         401,
         "first API served"
     );
-    assert_eq!(gateway_status(gw, "/second/x").await, 404);
+    assert_eq!(common::gateway_status(gw, "/second/x").await, 404);
 
     // A change on the primary arrives over TLS.
     mgmt.api("second").await;
     let deadline = Instant::now() + Duration::from_secs(15);
-    while gateway_status(gw, "/second/x").await != 401 {
+    while common::gateway_status(gw, "/second/x").await != 401 {
         assert!(Instant::now() < deadline, "the change never arrived");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -454,11 +440,11 @@ async fn a_secondary_trusting_another_ca_refuses_the_primary() {
         o => panic!("expected the backup, got {o:?}"),
     }
     let gw = secondary.addr("gateway-http");
-    assert_eq!(gateway_status(gw, "/first/x").await, 401);
+    assert_eq!(common::gateway_status(gw, "/first/x").await, 401);
     mgmt.api("second").await;
     // Several polls' worth: nothing is applied.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(gateway_status(gw, "/second/x").await, 404);
+    assert_eq!(common::gateway_status(gw, "/second/x").await, 404);
     secondary.stop().await;
     primary.stop().await;
 }

@@ -247,6 +247,21 @@ impl Drop for TestApp {
 }
 
 /// Asserts an APIM gateway error body.
+/// The status of a keyless GET through a gateway's plain listener at
+/// `gw` (another process's, or a node started apart from a `TestApp`).
+pub async fn gateway_status(gw: SocketAddr, path: &str) -> u16 {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://{gw}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 pub async fn assert_gateway_error(resp: reqwest::Response, status: u16, message: &str) {
     assert_eq!(resp.status(), status);
     assert!(resp
