@@ -333,3 +333,48 @@ async fn if_match_on_a_missing_resource_creates_nothing() {
     assert_eq!(app.get("/apis/ghost").await.status(), 404);
     assert_eq!(revision(&app).await, 0);
 }
+
+/// Slowloris on the management and portal listeners (plain HTTP): a
+/// client that sends no request, or a request's headers too slowly, is
+/// closed after `header_read_timeout`; a prompt client is still served.
+#[tokio::test]
+async fn slow_or_silent_clients_are_closed_on_management_and_portal() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|s| {
+        s.management.header_read_timeout = Duration::from_millis(400);
+        s.portal.header_read_timeout = Duration::from_millis(400);
+    })
+    .await;
+    for name in ["management", "portal"] {
+        let addr = app.running_addr(name).unwrap();
+        for first in [&b""[..], b"GET /mgmt/apis HTTP/1.1\r\nHost: x\r\nX-Slow: "] {
+            let started = Instant::now();
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(first).await.unwrap();
+            let mut buf = Vec::new();
+            let r = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await;
+            assert!(r.is_ok(), "{name} {first:?}: the connection was held open");
+            let text = String::from_utf8_lossy(&buf);
+            assert!(
+                text.is_empty() || text.starts_with("HTTP/1.1 408"),
+                "{name} {first:?}: {text}"
+            );
+            assert!(
+                started.elapsed() >= Duration::from_millis(300),
+                "{name} {first:?}: closed before the timeout"
+            );
+        }
+    }
+    // Prompt clients are served.
+    let r = app
+        .client
+        .get(format!("{}/apis", app.mgmt))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.client.get(&app.portal).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -565,28 +565,15 @@ async fn run_primary(
     .await?;
     let router = mgmt::router(mgmt_state).merge(mgmt::metrics::router(scrape));
     let mut mgmt_shutdown = internal.clone();
-    if let Some(acceptor) = mgmt_tls {
-        tasks.push(tokio::spawn(crate::tls::accept::serve(
-            "management",
-            mgmt_listener,
-            acceptor,
-            router,
-            async move { mgmt_shutdown.wait().await },
-            grace,
-        )));
-    } else {
-        tasks.push(tokio::spawn(async move {
-            let served = axum::serve(
-                mgmt_listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { mgmt_shutdown.wait().await })
-            .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "management listener failed");
-            }
-        }));
-    }
+    tasks.push(tokio::spawn(crate::tls::accept::serve(
+        "management",
+        mgmt_listener,
+        mgmt_tls,
+        router,
+        settings.management.header_read_timeout,
+        async move { mgmt_shutdown.wait().await },
+        grace,
+    )));
 
     let expiry_store = store.clone();
     tasks.push(tokio::spawn(cert_expiry::watch(
@@ -628,27 +615,15 @@ async fn run_primary(
             analytics: analytics.as_ref().map(|(_, db)| db.clone()),
         });
         let mut portal_shutdown = internal.clone();
-        if let Some(acceptor) = portal_tls {
-            tasks.push(tokio::spawn(crate::tls::accept::serve(
-                "portal",
-                portal_listener,
-                acceptor,
-                crate::portal::router(state),
-                async move { portal_shutdown.wait().await },
-                grace,
-            )));
-        } else {
-            let app =
-                crate::portal::router(state).into_make_service_with_connect_info::<SocketAddr>();
-            tasks.push(tokio::spawn(async move {
-                let served = axum::serve(portal_listener, app)
-                    .with_graceful_shutdown(async move { portal_shutdown.wait().await })
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "portal listener failed");
-                }
-            }));
-        }
+        tasks.push(tokio::spawn(crate::tls::accept::serve(
+            "portal",
+            portal_listener,
+            portal_tls,
+            crate::portal::router(state),
+            settings.portal.header_read_timeout,
+            async move { portal_shutdown.wait().await },
+            grace,
+        )));
     }
 
     // Last, once nothing else can fail: the flush task holds the store.

@@ -164,6 +164,10 @@ pub struct Management {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert` (relative: under `node.data_dir`).
     pub tls_key: Option<PathBuf>,
+    /// Time a client gets to send a request's headers, and a new
+    /// connection its first request; then the connection is closed.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Management {
@@ -176,6 +180,7 @@ impl Default for Management {
             gateway_token_max_lifetime: Duration::from_secs(30 * 24 * 3600),
             tls_cert: None,
             tls_key: None,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -200,6 +205,10 @@ pub struct Portal {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert` (relative: under `node.data_dir`).
     pub tls_key: Option<PathBuf>,
+    /// Time a client gets to send a request's headers, and a new
+    /// connection its first request; then the connection is closed.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Portal {
@@ -212,6 +221,7 @@ impl Default for Portal {
             session_lifetime: Duration::from_secs(12 * 3600),
             tls_cert: None,
             tls_key: None,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -583,11 +593,17 @@ impl Settings {
                 ));
             }
         }
-        if self.gateway.header_read_timeout < Duration::from_millis(10) {
-            return Err(at(
-                find_key_in(text, "gateway", "header_read_timeout"),
-                "gateway.header_read_timeout must be at least 10ms".into(),
-            ));
+        for (table, value) in [
+            ("gateway", self.gateway.header_read_timeout),
+            ("management", self.management.header_read_timeout),
+            ("portal", self.portal.header_read_timeout),
+        ] {
+            if value < Duration::from_millis(10) {
+                return Err(at(
+                    find_key_in(text, table, "header_read_timeout"),
+                    format!("{table}.header_read_timeout must be at least 10ms"),
+                ));
+            }
         }
         if self.gateway.tls_cert.is_some() != self.gateway.tls_key.is_some() {
             let key = if self.gateway.tls_cert.is_some() {
@@ -1224,6 +1240,15 @@ mod tests {
             let e = Settings::parse("c.toml", &format!("[gateway]\n\n{bad}\n")).unwrap_err();
             assert_eq!(e.line, 3, "{bad}: {e}");
             assert!(e.message.contains(needle), "{bad}: {e}");
+        }
+        for table in ["management", "portal"] {
+            let text = format!("[{table}]\n\nheader_read_timeout = \"5ms\"\n");
+            let e = Settings::parse("c.toml", &text).unwrap_err();
+            assert_eq!(e.line, 3, "{e}");
+            assert!(
+                e.message.contains(&format!("{table}.header_read_timeout")),
+                "{e}"
+            );
         }
     }
 

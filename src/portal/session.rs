@@ -117,6 +117,9 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -
     c
 }
 
+/// Most keys the sign-in throttle remembers (see [`Throttle::failed`]).
+pub const THROTTLE_MAX_KEYS: usize = 100_000;
+
 /// Failed sign-in attempts per key (email, client address) in a sliding
 /// window. Not on the gateway's hot path; the lock is never held across
 /// an await.
@@ -148,18 +151,44 @@ impl Throttle {
         Some(self.window.saturating_sub(now.duration_since(oldest)))
     }
 
-    /// Counts a failed attempt for `key`.
+    /// Counts a failed attempt for `key`. Memory is bounded: a key keeps
+    /// at most `limit` attempts, and past [`THROTTLE_MAX_KEYS`] keys the
+    /// expired ones are forgotten, then, if that was not enough, those
+    /// whose last failure is oldest, down to three quarters of the cap
+    /// (so the sweep runs once per quarter-cap new keys, not per call).
     pub fn failed(&self, key: &str) {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 100_000 {
-            // Bound memory: forget keys whose window has passed.
+        if map.len() >= THROTTLE_MAX_KEYS && !map.contains_key(key) {
             map.retain(|_, l| {
                 l.last()
                     .is_some_and(|t| now.duration_since(*t) < self.window)
             });
+            let keep = THROTTLE_MAX_KEYS / 4 * 3;
+            if map.len() > keep {
+                let mut last: Vec<Instant> =
+                    map.values().filter_map(|l| l.last().copied()).collect();
+                let cut = map.len() - keep;
+                let (_, nth, _) = last.select_nth_unstable(cut - 1);
+                let threshold = *nth;
+                map.retain(|_, l| l.last().is_some_and(|t| *t > threshold));
+            }
         }
-        map.entry(key.to_string()).or_default().push(now);
+        let list = map.entry(key.to_string()).or_default();
+        list.retain(|t| now.duration_since(*t) < self.window);
+        if list.len() >= self.limit.max(1) as usize {
+            list.remove(0);
+        }
+        list.push(now);
+    }
+
+    /// Keys currently remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// Forgets `key` (after a successful sign-in).
@@ -205,6 +234,24 @@ mod tests {
         assert!(k.csrf_ok("abc", &t));
         assert!(!k.csrf_ok("abd", &t));
         assert!(!k.csrf_ok("", &k.csrf_token("")));
+    }
+
+    #[test]
+    fn throttle_memory_is_bounded() {
+        let t = Throttle::new(3, Duration::from_secs(600));
+        for _ in 0..10 {
+            t.failed("same");
+        }
+        assert!(t.blocked("same").is_some());
+        assert_eq!(t.failures.lock().unwrap()["same"].len(), 3);
+        for i in 0..THROTTLE_MAX_KEYS + 10 {
+            t.failed(&format!("k{i}"));
+            assert!(t.len() <= THROTTLE_MAX_KEYS, "at {i}");
+        }
+        assert!(t.len() >= THROTTLE_MAX_KEYS / 4 * 3);
+        // The newest keys are the ones kept.
+        let last = format!("k{}", THROTTLE_MAX_KEYS + 9);
+        assert!(t.failures.lock().unwrap().contains_key(&last));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The TLS accept loop shared by the gateway's HTTPS, management and
 //! portal listeners ([`accept_loop`]), and the management and portal
-//! listeners' service on it ([`serve`]): accepts TCP, answers a plain-HTTP request on the TLS port with a short
-//! 400 (instead of a handshake failure the client cannot read), runs the
-//! TLS handshake bounded by [`HANDSHAKE_TIMEOUT`] (failures are logged at
-//! debug and never stop the listener), then serves HTTP/1.1 or HTTP/2 (by
-//! ALPN) with an axum `Router`. Each request carries the connection's
+//! listeners' service on it, TLS or plain ([`serve`]): accepts TCP,
+//! answers a plain-HTTP request on a TLS port with a short 400 (instead
+//! of a handshake failure the client cannot read), runs the TLS handshake
+//! bounded by [`HANDSHAKE_TIMEOUT`] (failures are logged at debug and
+//! never stop the listener), then serves HTTP/1.1 or HTTP/2 (by ALPN)
+//! with an axum `Router`, bounding how long a client may take to send
+//! headers and its first request. Each request carries the connection's
 //! [`Transport`] and `ConnectInfo<SocketAddr>` as extensions.
 
 use axum::extract::ConnectInfo;
@@ -24,10 +26,6 @@ use tokio_rustls::TlsAcceptor;
 
 /// Time a client gets to send its first byte and complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long the management and portal TLS listeners wait, once a
-/// handshake is done, for the connection's first request.
-pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Drives `conn` (a connection being served) to its end, unless no request
 /// has arrived on it (`seen` still false) within `limit`: then it is
@@ -54,9 +52,6 @@ where
     }
 }
 
-/// Time a client gets to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How a request reached a listener: the peer's address and whether the
 /// connection is TLS. A request extension on the management and portal
 /// listeners served by [`serve`].
@@ -79,14 +74,15 @@ fn opens_tls(first: u8) -> bool {
     first == 0x16
 }
 
-/// The HTTP/1.1 + HTTP/2 (by ALPN) connection builder of the TLS
-/// listeners.
-pub fn http_builder() -> Arc<auto::Builder<TokioExecutor>> {
+/// The HTTP/1.1 + HTTP/2 (by ALPN) connection builder of the management
+/// and portal listeners: a request's headers are due within
+/// `header_read_timeout`.
+fn http_builder(header_read_timeout: Duration) -> Arc<auto::Builder<TokioExecutor>> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_read_timeout);
     Arc::new(builder)
 }
 
@@ -164,18 +160,23 @@ where
     None
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` completes, then
-/// drains in-flight requests for up to `grace`. `name` is the listener's
-/// name in logs (`management`, `portal`).
+/// Serves `router` on `listener` until `shutdown` completes, then drains
+/// in-flight requests for up to `grace`: over TLS when `acceptor` is set,
+/// plain HTTP otherwise. Either way a client gets `header_read_timeout`
+/// to send a request's headers, and as long (after the handshake) to
+/// start its first request, so idle or slow clients cannot hold
+/// connections open. `name` is the listener's name in logs
+/// (`management`, `portal`).
 pub async fn serve(
     name: &'static str,
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     router: axum::Router,
+    header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
-    let builder = http_builder();
+    let builder = http_builder(header_read_timeout);
     accept_loop(
         name,
         listener,
@@ -186,34 +187,74 @@ pub async fn serve(
             let builder = builder.clone();
             let router = router.clone();
             async move {
+                let Some(acceptor) = acceptor else {
+                    let transport = Transport { peer, tls: false };
+                    serve_connection(
+                        name,
+                        stream,
+                        transport,
+                        &builder,
+                        router,
+                        watcher,
+                        header_read_timeout,
+                    )
+                    .await;
+                    return;
+                };
                 let Some(tls) = handshake_with(name, peer, stream, |s| acceptor.accept(s)).await
                 else {
                     return;
                 };
                 let transport = Transport { peer, tls: true };
-                let seen = Arc::new(AtomicBool::new(false));
-                let seen_in_service = seen.clone();
-                let service = service_fn(move |mut req: hyper::Request<Incoming>| {
-                    seen_in_service.store(true, Ordering::Relaxed);
-                    req.extensions_mut().insert(transport);
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    let mut router = router.clone();
-                    // A `Router` is always ready: no `poll_ready` needed.
-                    tower_service::Service::call(&mut router, req)
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                let conn = watcher.watch(conn.into_owned());
-                match drive_unless_idle(conn, &seen, FIRST_REQUEST_TIMEOUT).await {
-                    None => tracing::debug!(listener = name, "client sent no request in time; closed"),
-                    Some(Err(e)) => {
-                        tracing::debug!(listener = name, error = %e, "connection ended with an error")
-                    }
-                    Some(Ok(())) => {}
-                }
+                serve_connection(
+                    name,
+                    tls,
+                    transport,
+                    &builder,
+                    router,
+                    watcher,
+                    header_read_timeout,
+                )
+                .await;
             }
         },
     )
     .await
+}
+
+/// Serves one accepted connection (`io`, TLS or plain) with `router` until
+/// it ends, or until `first_request` passes with no request.
+async fn serve_connection<I>(
+    name: &'static str,
+    io: I,
+    transport: Transport,
+    builder: &auto::Builder<TokioExecutor>,
+    router: axum::Router,
+    watcher: Watcher,
+    first_request: Duration,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let seen = Arc::new(AtomicBool::new(false));
+    let seen_in_service = seen.clone();
+    let peer = transport.peer;
+    let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+        seen_in_service.store(true, Ordering::Relaxed);
+        req.extensions_mut().insert(transport);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let mut router = router.clone();
+        // A `Router` is always ready: no `poll_ready` needed.
+        tower_service::Service::call(&mut router, req)
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = watcher.watch(conn.into_owned());
+    match drive_unless_idle(conn, &seen, first_request).await {
+        None => tracing::debug!(listener = name, "client sent no request in time; closed"),
+        Some(Err(e)) => {
+            tracing::debug!(listener = name, error = %e, "connection ended with an error")
+        }
+        Some(Ok(())) => {}
+    }
 }
 
 /// Looks at a connection's first byte: `Ok(true)` when it opens a TLS
