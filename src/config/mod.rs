@@ -806,9 +806,18 @@ impl Settings {
     }
 }
 
+/// Longest `[telemetry] log_level` accepted.
+pub const MAX_LOG_FILTER: usize = 512;
+
 /// Checks `[telemetry] log_level`: a valid filter whose bare words are
 /// levels (a bare `debg` would otherwise silently name a target).
 pub fn log_filter_check(spec: &str) -> Result<(), String> {
+    // Field filters compile to regular expressions: bound what one costs.
+    if spec.len() > MAX_LOG_FILTER {
+        return Err(format!(
+            "telemetry.log_level is longer than {MAX_LOG_FILTER} characters"
+        ));
+    }
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
     for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         if !directive.contains('=')
@@ -1171,6 +1180,27 @@ mod tests {
         assert!(e.to_string().starts_with("c.toml:2: "), "{e}");
         let e = Settings::parse("c.toml", "[telemetry]\naccess_log_query = \"yes\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    /// A fuzzed configuration (config_toml timeout) whose log_level held
+    /// field filters that took seconds to compile into regexes.
+    #[test]
+    fn fuzz_config_toml_slow_log_filter() {
+        let filter = format!(
+            "inf[otz{}{{z.zzt[[[[[[zn=4{}{}]z=zhe",
+            "z".repeat(40),
+            "l".repeat(60),
+            ".".repeat(400)
+        );
+        let text = format!("[telemetry]\nlog_level = {filter:?}\n");
+        let e = Settings::parse("c.toml", &text).unwrap_err();
+        assert!(e.message.contains("longer than 512"), "{e}");
+        // At the limit, the worst field filter still compiles quickly.
+        let filter = format!("a[{{f={}}}]", "[[[[z]]]]l.".repeat(45));
+        assert!(filter.len() <= MAX_LOG_FILTER);
+        let started = std::time::Instant::now();
+        let _ = log_filter_check(&filter);
+        println!("512-character field filter: {:?}", started.elapsed());
     }
 
     #[test]
