@@ -108,9 +108,12 @@ fn push_hex(s: &mut String, bytes: &[u8]) {
     }
 }
 
+/// `N` random bytes, never all zero, from the per-thread generator (ids
+/// are not secrets; no system call per request).
 fn random<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
-    if getrandom::fill(&mut b).is_err() || b == [0; N] {
+    crate::telemetry::otlp::fast_random_fill(&mut b);
+    if b == [0; N] {
         // Never all zero (invalid in trace context).
         b[N - 1] = 1;
     }

@@ -93,9 +93,11 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// A new random span id (never all zero): splitmix64 over a per-thread
-/// state seeded from the OS once (no system call per span).
-pub fn new_span_id() -> [u8; 8] {
+/// The next 64 random bits of this thread's splitmix64 generator, seeded
+/// from the OS once per thread: ids for requests, traces and spans, which
+/// must be unique and unguessable enough to not collide, not secret (no
+/// system call per request).
+pub fn fast_random_u64() -> u64 {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new({
@@ -111,11 +113,21 @@ pub fn new_span_id() -> [u8; 8] {
     });
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    if z == 0 {
-        z = 1;
+    z ^ (z >> 31)
+}
+
+/// Fills `buf` from [`fast_random_u64`].
+pub fn fast_random_fill(buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        let r = fast_random_u64().to_le_bytes();
+        chunk.copy_from_slice(&r[..chunk.len()]);
     }
-    z.to_be_bytes()
+}
+
+/// A new random span id (never all zero).
+pub fn new_span_id() -> [u8; 8] {
+    let z = fast_random_u64();
+    if z == 0 { 1u64 } else { z }.to_be_bytes()
 }
 
 /// Lowercase hex of `bytes`.
