@@ -35,11 +35,11 @@ fn benches(c: &mut Criterion) {
     proto.ctx.request.method = "GET".into();
     proto.ctx.request.original_url =
         Url::parse("http://gw.example/shop/items?page=2&sort=asc").expect("url");
-    proto.ctx.api = Some(ApiInfo {
+    proto.ctx.api = Some(std::sync::Arc::new(ApiInfo {
         id: "shop".into(),
         query_name: "subscription-key".into(),
         ..Default::default()
-    });
+    }));
     proto
         .ctx
         .request
@@ -115,11 +115,11 @@ fn redis_figures(doc: &turnpike::policy::builtin::Doc) {
             st.ctx.request.method = "GET".into();
             st.ctx.request.original_url =
                 Url::parse("http://gw.example/shop/items?page=2&sort=asc").expect("url");
-            st.ctx.api = Some(ApiInfo {
+            st.ctx.api = Some(std::sync::Arc::new(ApiInfo {
                 id: "shop".into(),
                 query_name: "subscription-key".into(),
                 ..Default::default()
-            });
+            }));
             st.ctx
                 .request
                 .message

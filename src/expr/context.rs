@@ -325,9 +325,12 @@ pub struct Ctx {
     pub request: Request,
     pub response: Option<Response>,
     pub variables: HashMap<String, Value>,
-    pub api: Option<ApiInfo>,
-    pub operation: Option<OperationInfo>,
-    pub product: Option<ProductInfo>,
+    /// Shared with the snapshot, which builds it once per API.
+    pub api: Option<std::sync::Arc<ApiInfo>>,
+    /// Shared with the snapshot, which builds it once per operation.
+    pub operation: Option<std::sync::Arc<OperationInfo>>,
+    /// Shared with the snapshot, which builds it once per product.
+    pub product: Option<std::sync::Arc<ProductInfo>>,
     pub subscription: Option<SubscriptionInfo>,
     pub user: Option<UserInfo>,
     pub deployment: Deployment,
@@ -681,7 +684,7 @@ impl Ctx {
         if let Some(a) = root.get("api") {
             let m = obj(a, "api", &["id", "name", "path", "serviceUrl", "version"])?;
             let service = text(m, "api", "serviceUrl")?;
-            ctx.api = Some(ApiInfo {
+            ctx.api = Some(std::sync::Arc::new(ApiInfo {
                 id: text(m, "api", "id")?,
                 name: text(m, "api", "name")?,
                 path: text(m, "api", "path")?,
@@ -697,26 +700,26 @@ impl Ctx {
                 query_name: "subscription-key".into(),
                 protocols: vec!["https".into()],
                 ..Default::default()
-            });
+            }));
         }
         if let Some(o) = root.get("operation") {
             let m = obj(o, "operation", &["id", "name", "method", "urlTemplate"])?;
-            ctx.operation = Some(OperationInfo {
+            ctx.operation = Some(std::sync::Arc::new(OperationInfo {
                 id: text(m, "operation", "id")?,
                 name: text(m, "operation", "name")?,
                 method: text(m, "operation", "method")?,
                 url_template: text(m, "operation", "urlTemplate")?,
-            });
+            }));
         }
         if let Some(p) = root.get("product") {
             let m = obj(p, "product", &["id", "name"])?;
-            ctx.product = Some(ProductInfo {
+            ctx.product = Some(std::sync::Arc::new(ProductInfo {
                 id: text(m, "product", "id")?,
                 name: text(m, "product", "name")?,
                 state: "published".into(),
                 subscription_required: true,
                 ..Default::default()
-            });
+            }));
         }
         if let Some(e) = root.get("lastError") {
             let m = obj(

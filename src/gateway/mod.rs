@@ -651,40 +651,9 @@ fn admit(
         .into_iter()
         .map(|(k, v)| (k, percent_decode(v)))
         .collect();
-    ctx.api = Some(crate::expr::context::ApiInfo {
-        id: api.id.to_string(),
-        name: api.display_name.to_string(),
-        path: api.path.to_string(),
-        protocols: [(api.http, "http"), (api.https, "https")]
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, p)| p.to_string())
-            .collect(),
-        service_url: api.service_url.as_ref().and_then(|u| {
-            crate::expr::context::Url::parse(&format!("{}://{}{}", u.scheme, u.authority, u.path))
-        }),
-        header_name: api.key_header.as_str().to_string(),
-        query_name: api.key_query.to_string(),
-        ..Default::default()
-    });
-    ctx.operation = Some(crate::expr::context::OperationInfo {
-        id: op.id.to_string(),
-        name: op.display_name.to_string(),
-        method: op.method.to_string(),
-        url_template: op.url_template.to_string(),
-    });
-    ctx.product = product.map(|p| {
-        let pe = &snapshot.products[p];
-        crate::expr::context::ProductInfo {
-            id: pe.id.to_string(),
-            name: pe.display_name.to_string(),
-            approval_required: pe.approval_required,
-            subscription_required: pe.subscription_required,
-            subscriptions_limit: pe.subscriptions_limit,
-            state: "published".into(),
-            groups: pe.groups.clone(),
-        }
-    });
+    ctx.api = Some(api.info.clone());
+    ctx.operation = Some(op.info.clone());
+    ctx.product = product.map(|p| snapshot.products[p].info.clone());
     ctx.user = user.map(|u| {
         let ue = &snapshot.users[u];
         crate::expr::context::UserInfo {

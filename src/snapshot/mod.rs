@@ -82,6 +82,8 @@ pub struct OperationEntry {
     pub policy: Option<Arc<Doc>>,
     /// The documented responses (examples for `mock-response`).
     pub responses: Arc<Vec<serde_json::Value>>,
+    /// `context.Operation`, built once here instead of per request.
+    pub info: Arc<crate::expr::context::OperationInfo>,
 }
 
 /// A compiled API.
@@ -104,6 +106,8 @@ pub struct ApiEntry {
     /// The open product (subscriptionRequired = false) containing this API.
     pub open_product: Option<usize>,
     pub policy: Option<Arc<Doc>>,
+    /// `context.Api`, built once here instead of per request.
+    pub info: Arc<crate::expr::context::ApiInfo>,
 }
 
 /// A compiled product.
@@ -117,6 +121,8 @@ pub struct ProductEntry {
     pub policy: Option<Arc<Doc>>,
     /// The groups that see the product, as (id, name): `context.Product.Groups`.
     pub groups: Vec<(String, String)>,
+    /// `context.Product`, built once here instead of per request.
+    pub info: Arc<crate::expr::context::ProductInfo>,
 }
 
 /// A user as the gateway sees it (`context.User`).
@@ -390,17 +396,28 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
     let mut product_index = HashMap::new();
     for (id, p) in &catalog.products {
         product_index.insert(id.as_str(), snap.products.len());
+        let groups: Vec<(String, String)> = catalog
+            .product_groups
+            .get(id)
+            .map(|set| set.iter().map(|g| group_pair(catalog, g)).collect())
+            .unwrap_or_default();
+        let info = Arc::new(crate::expr::context::ProductInfo {
+            id: id.clone(),
+            name: p.display_name.clone(),
+            approval_required: p.approval_required,
+            subscription_required: p.subscription_required,
+            subscriptions_limit: p.subscriptions_limit.map(|l| l as i64),
+            state: "published".into(),
+            groups: groups.clone(),
+        });
         snap.products.push(ProductEntry {
+            info,
             id: id.as_str().into(),
             display_name: p.display_name.as_str().into(),
             subscription_required: p.subscription_required,
             approval_required: p.approval_required,
             subscriptions_limit: p.subscriptions_limit.map(|l| l as i64),
-            groups: catalog
-                .product_groups
-                .get(id)
-                .map(|set| set.iter().map(|g| group_pair(catalog, g)).collect())
-                .unwrap_or_default(),
+            groups,
             policy: if compile_policies {
                 policy_of(
                     catalog,
@@ -463,6 +480,12 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
                     }
                     templates.push((op.method.clone(), t));
                     operations.push(OperationEntry {
+                        info: Arc::new(crate::expr::context::OperationInfo {
+                            id: op_id.clone(),
+                            name: op.display_name.clone(),
+                            method: op.method.clone(),
+                            url_template: op.url_template.clone(),
+                        }),
                         id: op_id.as_str().into(),
                         display_name: op.display_name.as_str().into(),
                         method: op.method.as_str().into(),
@@ -509,7 +532,27 @@ pub fn compile_with(catalog: &Catalog, options: &Options) -> Result<Snapshot, Ve
         }
         api_index.insert(id.as_str(), snap.apis.len());
         snap.by_path.insert(lower, snap.apis.len());
+        let info = Arc::new(crate::expr::context::ApiInfo {
+            id: id.clone(),
+            name: api.display_name.clone(),
+            path: api.path.clone(),
+            protocols: [(Protocol::Http, "http"), (Protocol::Https, "https")]
+                .iter()
+                .filter(|(p, _)| api.protocols.contains(p))
+                .map(|(_, p)| p.to_string())
+                .collect(),
+            service_url: service_url.as_ref().and_then(|u: &BaseUrl| {
+                crate::expr::context::Url::parse(&format!(
+                    "{}://{}{}",
+                    u.scheme, u.authority, u.path
+                ))
+            }),
+            header_name: key_header.as_str().to_string(),
+            query_name: api.subscription_key_parameter_names.query.clone(),
+            ..Default::default()
+        });
         snap.apis.push(ApiEntry {
+            info,
             id: id.as_str().into(),
             display_name: api.display_name.as_str().into(),
             path: api.path.as_str().into(),

@@ -585,11 +585,11 @@ mod tests {
         st.cache = Arc::new(crate::policy::cache::Cache::new(1 << 20));
         st.ctx.request.method = "GET".into();
         st.ctx.request.original_url = Url::parse(url).unwrap();
-        st.ctx.api = Some(ApiInfo {
+        st.ctx.api = Some(std::sync::Arc::new(ApiInfo {
             id: "echo".into(),
             query_name: "subscription-key".into(),
             ..Default::default()
-        });
+        }));
         st
     }
 
