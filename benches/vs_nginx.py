@@ -21,9 +21,12 @@ p50/p99 latency, the ratio of req/s to nginx, CPU microseconds per request
 Variants (VARIANTS, comma separated; default all):
   policies   wrk, HTTP/1.1, 1 KB, key + rate-limit-by-key + set-header
   plain      the same without key or policies
-  latency    p50/p99 at half of nginx's saturation rate (from `policies`,
-             or measured first) with h2load --h1 --rps, and the latency
-             each proxy adds over calling the backend directly
+  latency    the latency each proxy adds over calling the backend
+             directly: on one connection (no queueing, wrk -c1), and at a
+             fixed rate of half of nginx's saturation (from `policies`, or
+             measured first) and of turnpike's, with h2load --h1 --rps
+             (64 connections; its requests leave in bursts, so the
+             figures include queueing behind the burst)
   h2         h2load, HTTP/2 (h2c) clients, key + policies
   tls        wrk over TLS (TLS 1.3, keep-alive), key + policies
   big        100 KB responses, key + policies
@@ -357,11 +360,14 @@ def run_h2load(url, pid, rps_total=None, h1=False, duration=DURATION, log=None):
     m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
     done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
     codes = re.search(r"status codes: (\d+) 2xx", out)
+    failed = re.search(r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
     n = int(done.group(1)) if done else 0
+    ok = int(codes.group(1)) if codes else 0
+    errors = max(0, n - ok) + (sum(int(g) for g in failed.groups()) if failed else 0)
     res = {
         "rps": float(m.group(1)) if m else 0.0,
         "cpu_us": (after - before) / TICK * 1e6 / n if pid and n else float("nan"),
-        "errors": n - (int(codes.group(1)) if codes else 0),
+        "errors": errors,
         "socket": "",
         "p50": float("nan"),
         "p99": float("nan"),
@@ -399,6 +405,17 @@ def rounds(targets, runner):
 def med(values):
     values = [v for v in values if v == v]
     return statistics.median(values) if values else float("nan")
+
+
+def added_latency(res, label):
+    """Prints what each proxy adds to the direct call's median p50/p99."""
+    d50 = med([r["p50"] for r in res["direct"]])
+    d99 = med([r["p99"] for r in res["direct"]])
+    for name in ("nginx", "turnpike"):
+        p50 = med([r["p50"] for r in res[name]])
+        p99 = med([r["p99"] for r in res[name]])
+        print(f"added latency, {label}, {name}: "
+              f"p50 {(p50 - d50) * 1000:.0f} µs, p99 {(p99 - d99) * 1000:.0f} µs")
 
 
 def table(title, results, pids, reference="nginx"):
@@ -459,6 +476,7 @@ def main():
               f"{ROUNDS} rounds of {DURATION} s after {WARMUP} s warm-up; "
               f"{CONNS} connections", flush=True)
         nginx_rps = None
+        turnpike_rps = None
         for variant in VARIANTS:
             print(f"\n== {variant}", flush=True)
             if variant == "policies":
@@ -466,35 +484,47 @@ def main():
                               ("turnpike", tpk + "/api/x", tp.pid)] + base_targets("/api/x"), run_wrk)
                 rows = table("HTTP/1.1, 1 KB, key + rate-limit-by-key + set-header", res, pids)
                 nginx_rps = rows["nginx"]
+                turnpike_rps = rows["turnpike"]
             elif variant == "plain":
                 res = rounds([("direct", direct + "/x", None), ("nginx", ngx + "/plain/x", nginx.pid),
                               ("turnpike", tpk + "/plain/x", tp.pid)] + base_targets("/plain/x"), run_wrk)
                 table("HTTP/1.1, 1 KB, no key, no policies", res, pids)
             elif variant == "latency":
                 if nginx_rps is None:
-                    res = rounds([("nginx", ngx + "/api/x", nginx.pid)], run_wrk)
+                    res = rounds([("nginx", ngx + "/api/x", nginx.pid),
+                                  ("turnpike", tpk + "/api/x", tp.pid)], run_wrk)
                     nginx_rps = med([r["rps"] for r in res["nginx"]])
-                rate = nginx_rps / 2
-                print(f"  fixed rate: {rate:.0f} req/s (half of nginx's {nginx_rps:.0f})")
-                n = [0]
-
-                def fixed(url, pid, duration=DURATION):
-                    n[0] += 1
-                    log = work.path(f"h2load-{n[0]}.log")
-                    r = run_h2load(url, pid, rps_total=rate, h1=True, duration=duration, log=log)
-                    os.remove(log)
-                    return r
+                    turnpike_rps = med([r["rps"] for r in res["turnpike"]])
+                # The goal's point (half of nginx's saturation), and half of
+                # turnpike's own when that is lower (below it turnpike queues
+                # and the latency says nothing about the work per request).
+                rates = [("nginx", nginx_rps / 2)]
+                if turnpike_rps and turnpike_rps < nginx_rps:
+                    rates.append(("turnpike", turnpike_rps / 2))
+                # One connection, one request at a time: the latency a
+                # proxy adds to a request that never queues.
                 res = rounds([("direct", direct + "/x", None), ("nginx", ngx + "/api/x", nginx.pid),
-                              ("turnpike", tpk + "/api/x", tp.pid)], fixed)
-                table(f"HTTP/1.1 at {rate:.0f} req/s (half of nginx's saturation), "
-                      "key + policies", res, pids)
-                d99 = med([r["p99"] for r in res["direct"]])
-                d50 = med([r["p50"] for r in res["direct"]])
-                for name in ("nginx", "turnpike"):
-                    p99 = med([r["p99"] for r in res[name]])
-                    p50 = med([r["p50"] for r in res[name]])
-                    print(f"added latency, {name}: p50 {(p50 - d50) * 1000:.0f} µs, "
-                          f"p99 {(p99 - d99) * 1000:.0f} µs")
+                              ("turnpike", tpk + "/api/x", tp.pid)],
+                             lambda u, p, duration=DURATION: run_wrk(u, p, conns=1, duration=duration))
+                table("HTTP/1.1, one connection (no queueing), key + policies", res, pids)
+                added_latency(res, "one connection")
+                n = [0]
+                for whose, rate in rates:
+                    print(f"  fixed rate: {rate:.0f} req/s (half of {whose}'s saturation)")
+
+                    def fixed(url, pid, duration=DURATION, rate=rate):
+                        n[0] += 1
+                        log = work.path(f"h2load-{n[0]}.log")
+                        r = run_h2load(url, pid, rps_total=rate, h1=True, duration=duration,
+                                       log=log)
+                        os.remove(log)
+                        return r
+                    res = rounds([("direct", direct + "/x", None),
+                                  ("nginx", ngx + "/api/x", nginx.pid),
+                                  ("turnpike", tpk + "/api/x", tp.pid)], fixed)
+                    table(f"HTTP/1.1 at {rate:.0f} req/s (half of {whose}'s saturation), "
+                          "key + policies", res, pids)
+                    added_latency(res, f"at {rate:.0f} req/s")
             elif variant == "h2":
                 res = rounds([("nginx", f"http://127.0.0.1:{nports['h2']}/api/x", nginx.pid),
                               ("turnpike", tpk + "/api/x", tp.pid)],
