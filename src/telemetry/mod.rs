@@ -72,8 +72,13 @@ pub fn init_with(format: LogFormat, level: &str) {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_new(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a pipe, a file or the
+    // journal gets plain text (and `NO_COLOR` turns them off anyway).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(split_writer());
     match format {
         LogFormat::Pretty => {
