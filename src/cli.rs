@@ -520,14 +520,13 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, demo: bool) -> Exit
         settings.node.data_dir = dir;
     }
     crate::telemetry::init_with(settings.telemetry.log_format, &settings.telemetry.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(&settings.node).build() {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the runtime: {e}"), 1),
     };
+    let threads = settings.node.runtime_threads();
     runtime.block_on(async move {
+        tracing::info!(worker_threads = threads, "runtime started");
         let (trigger, shutdown) = crate::shutdown::channel();
         let watchdog = shutdown.clone();
         tokio::spawn(async move {
@@ -552,6 +551,22 @@ fn serve(config: Option<PathBuf>, data_dir: Option<PathBuf>, demo: bool) -> Exit
         running.wait().await;
         ExitCode::SUCCESS
     })
+}
+
+/// The runtime `serve` runs on: `[node] worker_threads` threads, or one per
+/// available core. With one thread the single-threaded scheduler is used:
+/// no work stealing, no cross-thread wake-ups (measured in BENCHMARKS.md).
+fn runtime_for(node: &crate::config::Node) -> tokio::runtime::Builder {
+    let threads = node.runtime_threads();
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    builder.enable_all();
+    builder
 }
 
 /// The `STATUS=` sent with `READY=1`: the listeners.

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_turnpike");
@@ -37,6 +37,8 @@ struct Served {
     child: Child,
     lines: Vec<String>,
     rx: mpsc::Receiver<String>,
+    /// What it logged (stderr), as it arrives.
+    logged: Arc<Mutex<Vec<String>>>,
 }
 
 impl Served {
@@ -52,9 +54,12 @@ impl Served {
         let stderr = child.stderr.take().unwrap();
         let label = format!("turnpike {}", args.first().unwrap_or(&""));
         let err_label = format!("{label} stderr");
+        let logged = Arc::new(Mutex::new(Vec::new()));
+        let logs = logged.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 common::logscan::record(&err_label, line.as_bytes());
+                logs.lock().unwrap().push(line);
             }
         });
         let (tx, rx) = mpsc::channel();
@@ -70,6 +75,7 @@ impl Served {
             child,
             lines: vec![],
             rx,
+            logged,
         };
         s.wait_for("listening management");
         s
@@ -278,6 +284,7 @@ fn example_config_documents_the_defaults() {
     assert_eq!(s.portal.enabled, d.portal.enabled);
     assert_eq!(s.node.region, d.node.region);
     assert_eq!(s.node.service_name, d.node.service_name);
+    assert_eq!(s.node.worker_threads, d.node.worker_threads);
     assert_eq!(s.node.data_dir, d.node.data_dir);
     assert_eq!(s.node.shutdown_timeout, d.node.shutdown_timeout);
     assert_eq!(s.cluster.poll_interval, d.cluster.poll_interval);
@@ -450,6 +457,74 @@ async fn demo_serves_a_200_with_the_printed_key() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// `[node] worker_threads = 1` runs the whole appliance on the
+/// single-threaded scheduler: the gateway proxies, a management write is
+/// acknowledged and served, the portal answers, blocking work (the demo's
+/// password hashing) still runs, and SIGTERM stops it cleanly.
+#[tokio::test]
+async fn one_worker_thread_serves_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[node]\nworker_threads = 1\n");
+    let config = config.to_str().unwrap();
+    let mut served = Served::start(dir.path(), &["serve", "--config", config, "--demo"]);
+    let gw = served.addr("gateway-http");
+    let mgmt = served.addr("management");
+    let portal = served.addr("portal");
+    let curl = served.wait_for("try: curl ");
+    let key = curl
+        .split("Ocp-Apim-Subscription-Key: ")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let url = curl.rsplit(' ').next().unwrap().to_string();
+    assert!(url.contains(&gw), "{url} is not on {gw}");
+    let started = served
+        .logged
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains("runtime started"))
+        .cloned()
+        .expect("the start-up log names the runtime's threads");
+    assert!(started.contains("worker_threads=1"), "{started}");
+    // Concurrent requests on the one thread all complete.
+    let calls = (0..32).map(|_| {
+        client()
+            .get(&url)
+            .header("Ocp-Apim-Subscription-Key", &key)
+            .send()
+    });
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    let r = client()
+        .put(format!("http://{mgmt}/mgmt/named-values/threads"))
+        .header("Authorization", format!("Bearer {}", common::ADMIN))
+        .json(&serde_json::json!({"displayName": "threads", "value": "one"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = client()
+        .get(format!("http://{mgmt}/mgmt/named-values/threads"))
+        .header("Authorization", format!("Bearer {}", common::ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .get(format!("http://{portal}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let status = served.terminate();
+    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test]

@@ -60,6 +60,25 @@ pub struct Node {
     /// directory, like `data_dir`. `TURNPIKE_MASTER_KEY` wins over it;
     /// with neither, `{data_dir}/master.key` is generated on first start.
     pub master_key_file: Option<PathBuf>,
+    /// Runtime threads serving requests. 0 (the default): one per core the
+    /// process may run on (its CPU affinity counts). With one, the runtime
+    /// runs everything on a single thread and skips cross-thread
+    /// scheduling, the fastest choice on one core.
+    pub worker_threads: usize,
+}
+
+/// The most `[node] worker_threads` accepts.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+impl Node {
+    /// The number of runtime threads to start: `worker_threads`, or one
+    /// per core available to the process when it is 0.
+    pub fn runtime_threads(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for Node {
@@ -71,6 +90,7 @@ impl Default for Node {
             data_dir: PathBuf::from("./data"),
             shutdown_timeout: Duration::from_secs(30),
             master_key_file: None,
+            worker_threads: 0,
         }
     }
 }
@@ -726,6 +746,14 @@ impl Settings {
             return Err(at(
                 find_key(text, "admin_key_file"),
                 "management.admin_key_file must name a file (or be left out)".into(),
+            ));
+        }
+        if self.node.worker_threads > MAX_WORKER_THREADS {
+            return Err(at(
+                find_key(text, "worker_threads"),
+                format!(
+                    "node.worker_threads must be at most {MAX_WORKER_THREADS} (0: one per core)"
+                ),
             ));
         }
         if self
@@ -1399,6 +1427,23 @@ mod tests {
         let e = Settings::parse("c.toml", "[node]\nmaster_key_file = 5\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
         let e = Settings::parse("c.toml", "[node]\nmaster_key = \"x\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn worker_threads_is_checked() {
+        let s = Settings::parse("c.toml", "[node]\nworker_threads = 1\n").unwrap();
+        assert_eq!(s.node.worker_threads, 1);
+        assert_eq!(s.node.runtime_threads(), 1);
+        let s = Settings::parse("c.toml", "").unwrap();
+        assert_eq!(s.node.worker_threads, 0);
+        assert!(s.node.runtime_threads() >= 1);
+        let e = Settings::parse("c.toml", "[node]\n\nworker_threads = 5000\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("at most 1024"), "{e}");
+        let e = Settings::parse("c.toml", "[node]\nworker_threads = -1\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = Settings::parse("c.toml", "[node]\nworker_threads = \"2\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
     }
 
