@@ -104,12 +104,14 @@ fn default_global() -> &'static Doc {
 }
 
 /// The document of a scope level for this request.
-fn doc_at(snap: &Snapshot, ctx: &RequestCtx, level: usize) -> Option<Arc<Doc>> {
+fn doc_at<'s>(snap: &'s Snapshot, ctx: &RequestCtx, level: usize) -> Option<&'s Doc> {
     match level {
-        0 => snap.global_policy.clone(),
-        1 => ctx.product.and_then(|p| snap.products[p].policy.clone()),
-        2 => snap.apis[ctx.api].policy.clone(),
-        _ => snap.apis[ctx.api].operations[ctx.operation].policy.clone(),
+        0 => snap.global_policy.as_deref(),
+        1 => ctx.product.and_then(|p| snap.products[p].policy.as_deref()),
+        2 => snap.apis[ctx.api].policy.as_deref(),
+        _ => snap.apis[ctx.api].operations[ctx.operation]
+            .policy
+            .as_deref(),
     }
 }
 
@@ -123,13 +125,18 @@ pub fn run<'a>(
 
 async fn run_inner(ctx: &mut RequestCtx, upstream: &Upstream) -> Response<Body> {
     let snap = ctx.snapshot.clone();
-    let docs: Vec<Arc<Doc>> = (0..4).filter_map(|l| doc_at(&snap, ctx, l)).collect();
-    if docs.iter().any(|d| d.reads_request_body) {
+    let (mut reads_request, mut reads_response) = (false, false);
+    for level in 0..4 {
+        if let Some(d) = doc_at(&snap, ctx, level) {
+            reads_request |= d.reads_request_body;
+            reads_response |= d.reads_response_body;
+        }
+    }
+    if reads_request {
         if let Err(e) = buffer_request(ctx).await {
             return finish_error(ctx, e, upstream).await;
         }
     }
-    let reads_response = docs.iter().any(|d| d.reads_response_body);
     if ctx.state.preflight {
         ctx.state.section = Section::Inbound;
         return match run_scope(ctx, &snap, upstream, Section::Inbound, 3, false).await {
@@ -193,31 +200,31 @@ async fn run_section(
 /// Runs `section` of the scope at `level`; `<base/>` descends to broader
 /// scopes. A missing document (or section) behaves as `<base/>`; at the
 /// global scope the default document stands in.
-fn run_scope<'a>(
-    ctx: &'a mut RequestCtx,
-    snap: &'a Snapshot,
-    upstream: &'a Upstream,
+///
+/// Scopes without the section are skipped in a loop, not by recursion,
+/// and this future is not boxed: `run_steps` boxes its own (which breaks
+/// the `<base/>` recursion), so a request allocates one future per scope
+/// that has policies, not two per scope level.
+async fn run_scope(
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    upstream: &Upstream,
     section: Section,
     level: usize,
     reads_response: bool,
-) -> StepFuture<'a> {
-    Box::pin(async move {
+) -> Result<Outcome, PolicyError> {
+    let mut level = level;
+    loop {
         let doc = doc_at(snap, ctx, level);
-        let steps: Option<&[Step]> = match &doc {
-            Some(d) => d.section(section),
-            None => None,
-        };
-        match steps {
-            Some(steps) => {
-                run_steps(ctx, snap, upstream, steps, section, level, reads_response).await
-            }
-            None if level == 0 => {
-                let steps = default_global().section(section).unwrap_or_default();
-                run_steps(ctx, snap, upstream, steps, section, 0, reads_response).await
-            }
-            None => run_scope(ctx, snap, upstream, section, level - 1, reads_response).await,
+        if let Some(steps) = doc.and_then(|d| d.section(section)) {
+            return run_steps(ctx, snap, upstream, steps, section, level, reads_response).await;
         }
-    })
+        if level == 0 {
+            let steps = default_global().section(section).unwrap_or_default();
+            return run_steps(ctx, snap, upstream, steps, section, 0, reads_response).await;
+        }
+        level -= 1;
+    }
 }
 
 pub(super) fn run_steps<'a>(
