@@ -237,6 +237,13 @@ pub(super) fn run_steps<'a>(
     reads_response: bool,
 ) -> StepFuture<'a> {
     Box::pin(async move {
+        // The awaits of the arms below are boxed: each is large (an HTTP
+        // exchange, a Redis round trip) and, inline, would make this
+        // future as large as the largest of them, copied whole into its
+        // box at every scope level of every section. Boxed, the common
+        // arms (steps without awaits, `<base/>`) stay cheap and only the
+        // request that takes an arm pays for its allocation.
+        //
         // Each step is first turned into an owned `Next`, then awaited:
         // holding a borrowed step across an await would make the future's
         // `Send` depend on a lifetime the checker cannot generalise.
@@ -254,22 +261,26 @@ pub(super) fn run_steps<'a>(
                 Next::Branch(b) => {
                     run_steps(ctx, snap, upstream, b, section, level, reads_response).await?
                 }
-                Next::Jwt(v, name, path, id) => super::oidc::validate(&mut ctx.state, upstream, v)
-                    .await
-                    .map_err(|mut e| {
-                        e.source = name.to_string();
-                        e.path = path.to_string();
-                        e.policy_id = id.as_deref().unwrap_or("").to_string();
-                        scoped(e, level, section)
-                    })?,
-                Next::Identity(m, name, path, id) => managed_identity(&mut ctx.state, upstream, &m)
-                    .await
-                    .map_err(|mut e| {
-                        e.source = name.to_string();
-                        e.path = path.to_string();
-                        e.policy_id = id.as_deref().unwrap_or("").to_string();
-                        scoped(e, level, section)
-                    })?,
+                Next::Jwt(v, name, path, id) => {
+                    Box::pin(super::oidc::validate(&mut ctx.state, upstream, v))
+                        .await
+                        .map_err(|mut e| {
+                            e.source = name.to_string();
+                            e.path = path.to_string();
+                            e.policy_id = id.as_deref().unwrap_or("").to_string();
+                            scoped(e, level, section)
+                        })?
+                }
+                Next::Identity(m, name, path, id) => {
+                    Box::pin(managed_identity(&mut ctx.state, upstream, &m))
+                        .await
+                        .map_err(|mut e| {
+                            e.source = name.to_string();
+                            e.path = path.to_string();
+                            e.policy_id = id.as_deref().unwrap_or("").to_string();
+                            scoped(e, level, section)
+                        })?
+                }
                 Next::Limited(permit, b) => {
                     // The permit is held while the contained policies run
                     // and dropped however they end.
@@ -280,16 +291,26 @@ pub(super) fn run_steps<'a>(
                 Next::Send(s, out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
                     let out = ctx.call_trace.apply(out);
-                    let result =
-                        super::callout::exchange(upstream, &tls, out, ctx.api().id.as_ref()).await;
+                    let result = Box::pin(super::callout::exchange(
+                        upstream,
+                        &tls,
+                        out,
+                        ctx.api().id.as_ref(),
+                    ))
+                    .await;
                     s.store(&mut ctx.state, result)
                         .map_err(|e| scoped(super::callout::locate(e, &steps[i]), level, section))?
                 }
                 Next::Dapr(d, out) => {
                     let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
                     let out = ctx.call_trace.apply(out);
-                    let result =
-                        super::callout::exchange(upstream, &tls, out, ctx.api().id.as_ref()).await;
+                    let result = Box::pin(super::callout::exchange(
+                        upstream,
+                        &tls,
+                        out,
+                        ctx.api().id.as_ref(),
+                    ))
+                    .await;
                     d.store(&mut ctx.state, result)
                         .map_err(|e| scoped(super::callout::locate(e, &steps[i]), level, section))?
                 }
@@ -329,7 +350,7 @@ pub(super) fn run_steps<'a>(
                 Next::Count(step, plan) => {
                     // Shared counters: the check is awaited (one round trip).
                     let counters = ctx.state.counters.clone();
-                    let decided = counting::decide(&counters, &plan).await;
+                    let decided = Box::pin(counting::decide(&counters, &plan)).await;
                     counting::finish(step, &mut ctx.state, &plan, &decided)
                         .map_err(|e| scoped(e, level, section))?
                 }
@@ -337,12 +358,12 @@ pub(super) fn run_steps<'a>(
                     // The external cache tier: awaited (bounded by the
                     // `[redis] timeout`; a failure is a miss).
                     let cache = ctx.state.cache.clone();
-                    let found = caching::run(&cache, op).await;
+                    let found = Box::pin(caching::run(&cache, op)).await;
                     caching::finish(step, &mut ctx.state, found)
                         .map_err(|e| scoped(e, level, section))?
                 }
                 Next::Forward(f, path, id) => {
-                    forward(ctx, upstream, &f, reads_response)
+                    Box::pin(forward(ctx, upstream, &f, reads_response))
                         .await
                         .map_err(|mut e| {
                             if e.source.is_empty() {
