@@ -227,15 +227,17 @@ fn parse_guid(s: &str) -> Option<u128> {
 
 /// Lowercase `8-4-4-4-12`.
 pub fn format_guid(g: u128) -> String {
-    let h = format!("{g:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    // Written into one allocation (every request without a request id
+    // of its own gets one; `format!` cost two allocations and the
+    // formatting machinery).
+    let b = g.to_be_bytes();
+    let mut s = String::with_capacity(36);
+    push_hex(&mut s, &b[0..4]);
+    for part in [&b[4..6], &b[6..8], &b[8..10], &b[10..16]] {
+        s.push('-');
+        push_hex(&mut s, part);
+    }
+    s
 }
 
 #[cfg(test)]
@@ -243,6 +245,21 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn guids_are_formatted_8_4_4_4_12() {
+        assert_eq!(
+            format_guid(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
+            "01234567-89ab-cdef-fedc-ba9876543210"
+        );
+        assert_eq!(format_guid(0), "00000000-0000-0000-0000-000000000000");
+        assert_eq!(
+            format_guid(u128::MAX),
+            "ffffffff-ffff-ffff-ffff-ffffffffffff"
+        );
+        let g = 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736;
+        assert_eq!(parse_guid(&format_guid(g)), Some(g));
+    }
 
     #[test]
     fn parses_the_spec_example() {
