@@ -32,6 +32,20 @@ fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
     path
 }
 
+/// The subscription key and the URL of the demo's `try: curl ...` line.
+fn key_and_url(curl: &str) -> (String, String) {
+    let key = curl
+        .split("Ocp-Apim-Subscription-Key: ")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let url = curl.rsplit(' ').next().unwrap().to_string();
+    (key, url)
+}
+
 /// A running `turnpike serve` and what it printed.
 struct Served {
     child: Child,
@@ -407,15 +421,7 @@ async fn demo_serves_a_200_with_the_printed_key() {
     assert_eq!(mode & 0o777, 0o600);
     let curl = served.wait_for("try: curl ");
     // The printed curl line carries the key and the URL: use exactly those.
-    let key = curl
-        .split("Ocp-Apim-Subscription-Key: ")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let url = curl.rsplit(' ').next().unwrap().to_string();
+    let (key, url) = key_and_url(&curl);
     assert!(url.contains(&gw), "{url} vs {gw}");
     let r = client()
         .get(&url)
@@ -473,15 +479,7 @@ async fn one_worker_thread_serves_everything() {
     let mgmt = served.addr("management");
     let portal = served.addr("portal");
     let curl = served.wait_for("try: curl ");
-    let key = curl
-        .split("Ocp-Apim-Subscription-Key: ")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
-    let url = curl.rsplit(' ').next().unwrap().to_string();
+    let (key, url) = key_and_url(&curl);
     assert!(url.contains(&gw), "{url} is not on {gw}");
     let started = served
         .logged

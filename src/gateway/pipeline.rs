@@ -264,22 +264,12 @@ pub(super) fn run_steps<'a>(
                 Next::Jwt(v, name, path, id) => {
                     Box::pin(super::oidc::validate(&mut ctx.state, upstream, v))
                         .await
-                        .map_err(|mut e| {
-                            e.source = name.to_string();
-                            e.path = path.to_string();
-                            e.policy_id = id.as_deref().unwrap_or("").to_string();
-                            scoped(e, level, section)
-                        })?
+                        .map_err(|e| at_step(e, &name, &path, id.as_deref(), level, section))?
                 }
                 Next::Identity(m, name, path, id) => {
                     Box::pin(managed_identity(&mut ctx.state, upstream, &m))
                         .await
-                        .map_err(|mut e| {
-                            e.source = name.to_string();
-                            e.path = path.to_string();
-                            e.policy_id = id.as_deref().unwrap_or("").to_string();
-                            scoped(e, level, section)
-                        })?
+                        .map_err(|e| at_step(e, &name, &path, id.as_deref(), level, section))?
                 }
                 Next::Limited(permit, b) => {
                     // The permit is held while the contained policies run
@@ -289,28 +279,12 @@ pub(super) fn run_steps<'a>(
                     o?
                 }
                 Next::Send(s, out) => {
-                    let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
-                    let out = ctx.call_trace.apply(out);
-                    let result = Box::pin(super::callout::exchange(
-                        upstream,
-                        &tls,
-                        out,
-                        ctx.api().id.as_ref(),
-                    ))
-                    .await;
+                    let result = Box::pin(call_out(ctx, snap, upstream, out)).await;
                     s.store(&mut ctx.state, result)
                         .map_err(|e| scoped(super::callout::locate(e, &steps[i]), level, section))?
                 }
                 Next::Dapr(d, out) => {
-                    let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
-                    let out = ctx.call_trace.apply(out);
-                    let result = Box::pin(super::callout::exchange(
-                        upstream,
-                        &tls,
-                        out,
-                        ctx.api().id.as_ref(),
-                    ))
-                    .await;
+                    let result = Box::pin(call_out(ctx, snap, upstream, out)).await;
                     d.store(&mut ctx.state, result)
                         .map_err(|e| scoped(super::callout::locate(e, &steps[i]), level, section))?
                 }
@@ -385,6 +359,39 @@ pub(super) fn run_steps<'a>(
         }
         Ok(Outcome::Continue)
     })
+}
+
+/// Sends a prepared `send-request` or Dapr call: this request's trace
+/// context on it, the snapshot's backend trust for TLS. The future holds
+/// no borrow of the request (which is not `Sync`).
+fn call_out<'a>(
+    ctx: &RequestCtx,
+    snap: &'a Snapshot,
+    upstream: &'a Upstream,
+    out: Outgoing,
+) -> impl Future<Output = Result<CtxResponse, PolicyError>> + Send + 'a {
+    let out = ctx.call_trace.apply(out);
+    let api = &snap.apis[ctx.api].id;
+    async move {
+        let tls = super::tls::TlsChoice::trusting(&snap.backend_trust);
+        super::callout::exchange(upstream, &tls, out, api.as_ref()).await
+    }
+}
+
+/// An error of an awaited step, located at that step (its policy name,
+/// path and id) and scope.
+fn at_step(
+    mut e: PolicyError,
+    name: &str,
+    path: &str,
+    id: Option<&str>,
+    level: usize,
+    section: Section,
+) -> PolicyError {
+    e.source = name.to_string();
+    e.path = path.to_string();
+    e.policy_id = id.unwrap_or("").to_string();
+    scoped(e, level, section)
 }
 
 /// What a step asks of the pipeline.
