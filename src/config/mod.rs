@@ -858,9 +858,22 @@ pub fn log_filter_check(spec: &str) -> Result<(), String> {
             ));
         }
     }
-    tracing_subscriber::EnvFilter::try_new(spec)
+    log_filter(spec)
         .map(|_| ())
         .map_err(|e| format!("telemetry.log_level: {e}"))
+}
+
+/// A log filter (`RUST_LOG` syntax) as the process builds it, from the
+/// configuration, `TURNPIKE_LOG` / `RUST_LOG` or a reload. Span field
+/// values match literally, never as regular expressions: compiling a
+/// field pattern into an automaton can take minutes for a few hundred
+/// characters (a fuzzed `log_level` of 401 bytes did), and that would
+/// hang start-up or a SIGHUP.
+pub fn log_filter(spec: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .with_regex(false)
+        .parse(spec)
+        .map_err(|e| e.to_string())
 }
 
 /// Checks the `[telemetry] otlp_*` keys: `Err((key, message))`. A
@@ -1229,6 +1242,56 @@ mod tests {
         let started = std::time::Instant::now();
         let _ = log_filter_check(&filter);
         println!("512-character field filter: {:?}", started.elapsed());
+    }
+
+    /// A fuzzed configuration (config_toml timeout) whose 390-character
+    /// log_level, under the length limit, held a span field pattern
+    /// that took minutes to compile as a regular expression. Field
+    /// values now match literally (their `Debug` form), never as
+    /// patterns: the fuzzed filter is checked like any other, and a
+    /// value with regex metacharacters matches only itself.
+    #[test]
+    fn fuzz_config_toml_field_pattern_is_literal() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let filter = format!(
+            "info[...``1```{{#n= e{}*{}{}{}@abl man{}$%rrq}}i{{s_s{}i=..%..",
+            "O".repeat(25),
+            "O".repeat(30),
+            ".".repeat(88),
+            "O".repeat(19),
+            "%".repeat(60),
+            ".".repeat(37)
+        );
+        assert!(filter.len() < MAX_LOG_FILTER);
+        let text = format!("[telemetry]\nlog_level = {filter:?}\n");
+        let _ = Settings::parse("c.toml", &text);
+
+        struct Count(Arc<AtomicUsize>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+            fn on_event(
+                &self,
+                _: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let seen = Arc::new(AtomicUsize::new(0));
+        let spec = r#"warn,[s{f="a.c"}]=debug"#;
+        let subscriber = tracing_subscriber::registry()
+            .with(log_filter(spec).unwrap())
+            .with(Count(seen.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            // The value is compared with the field's `Debug` form (hence
+            // the quotes): `abc` is not `a.c`, whatever `.` means to a
+            // regular expression.
+            tracing::warn_span!("s", f = "abc").in_scope(|| tracing::debug!("pattern"));
+            tracing::warn_span!("s", f = "a.c").in_scope(|| tracing::debug!("literal"));
+        });
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
     }
 
     #[test]

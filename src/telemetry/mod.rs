@@ -6,7 +6,7 @@
 //! target name, the build's version string, and the gateway's request
 //! counters. Fields first, then the message; never a secret.
 
-use crate::config::LogFormat;
+use crate::config::{log_filter, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 /// Target of the one event per gateway request.
@@ -69,8 +69,8 @@ pub fn env_log_filter() -> Option<String> {
 /// sets none. The filter stays reloadable ([`set_log_filter`]).
 pub fn init_with(format: LogFormat, level: &str) {
     let filter = env_log_filter()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .or_else(|| EnvFilter::try_new(level).ok())
+        .and_then(|f| log_filter(&f).ok())
+        .or_else(|| log_filter(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     // Colours only for a person at a terminal: a pipe, a file or the
     // journal gets plain text (and `NO_COLOR` turns them off anyway).
@@ -105,7 +105,7 @@ pub fn init_with(format: LogFormat, level: &str) {
 /// Replaces the log filter of the subscriber [`init_with`] installed
 /// (`RUST_LOG` syntax). An invalid filter changes nothing.
 pub fn set_log_filter(spec: &str) -> Result<(), String> {
-    let filter = EnvFilter::try_new(spec).map_err(|e| e.to_string())?;
+    let filter = log_filter(spec)?;
     let set = FILTER
         .get()
         .ok_or_else(|| "the log subscriber is not reloadable".to_string())?;
