@@ -869,10 +869,20 @@ pub fn log_filter_check(spec: &str) -> Result<(), String> {
 /// field pattern into an automaton can take minutes for a few hundred
 /// characters (a fuzzed `log_level` of 401 bytes did), and that would
 /// hang start-up or a SIGHUP.
+///
+/// Each directive is trimmed here first: tracing-subscriber's parser
+/// walks a directive's trimmed text but slices the untrimmed one with
+/// those offsets, which panics when leading white space comes before a
+/// multi-byte character (a fuzzed `log_level`).
 pub fn log_filter(spec: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    let directives: Vec<&str> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
     tracing_subscriber::EnvFilter::builder()
         .with_regex(false)
-        .parse(spec)
+        .parse(directives.join(","))
         .map_err(|e| e.to_string())
 }
 
@@ -1292,6 +1302,21 @@ mod tests {
             tracing::warn_span!("s", f = "a.c").in_scope(|| tracing::debug!("literal"));
         });
         assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+
+    /// A fuzzed configuration (config_toml crash): white space before a
+    /// multi-byte character in a directive panicked inside
+    /// tracing-subscriber's parser. Now a clear error, and the same
+    /// directive without the junk still parses.
+    #[test]
+    fn fuzz_config_toml_leading_space_multibyte() {
+        let text = "[telemetry]\nlog_level =\"         wx3e\u{d9}\u{da}WWWWWWWW=q..%.\t\"\n";
+        let e = Settings::parse("c.toml", text).unwrap_err();
+        assert!(e.message.contains("telemetry.log_level"), "{e}");
+        assert!(log_filter(" \u{e9}t\u{e9}=debug").is_ok());
+        assert!(log_filter("  info ,  turnpike::gateway=debug ").is_ok());
+        let text = "[telemetry]\nlog_level = \" warn, access=off \"\n";
+        assert!(Settings::parse("c.toml", text).is_ok());
     }
 
     #[test]
